@@ -1,0 +1,118 @@
+//! A cluster's four PEM documents, as istiod reads them from `cacerts`.
+
+use std::fmt;
+use std::path::Path;
+
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::files::{read_limited, write_files, FileWrite};
+
+/// `ca-cert.pem`: the cluster's intermediate CA certificate.
+pub const CA_CERT: &str = "ca-cert.pem";
+/// `ca-key.pem`: its private key.
+pub const CA_KEY: &str = "ca-key.pem";
+/// `cert-chain.pem`: `ca-cert.pem` followed by the certificates up to the root.
+pub const CERT_CHAIN: &str = "cert-chain.pem";
+/// `root-cert.pem`: the mesh's root certificate(s).
+pub const ROOT_CERT: &str = "root-cert.pem";
+/// `root-key.pem`: the root's private key (in the certs directory only).
+pub const ROOT_KEY: &str = "root-key.pem";
+/// `cacerts.yaml`: the `cacerts` Secret for the cluster.
+pub const SECRET_YAML: &str = "cacerts.yaml";
+
+/// The four PEM documents of a cluster's `cacerts` Secret.
+///
+/// `Debug` shows the certificates' sizes, never the key.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClusterBundle {
+    /// `ca-cert.pem`.
+    pub ca_cert: String,
+    /// `ca-key.pem`, zeroized on drop.
+    pub ca_key: Zeroizing<String>,
+    /// `cert-chain.pem`.
+    pub cert_chain: String,
+    /// `root-cert.pem`.
+    pub root_cert: String,
+}
+
+impl fmt::Debug for ClusterBundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterBundle")
+            .field("ca_cert", &format_args!("{} bytes", self.ca_cert.len()))
+            .field("ca_key", &"[secret key elided]")
+            .field("cert_chain", &format_args!("{} bytes", self.cert_chain.len()))
+            .field("root_cert", &format_args!("{} bytes", self.root_cert.len()))
+            .finish()
+    }
+}
+
+impl ClusterBundle {
+    /// A bundle from its four documents.
+    pub fn new(
+        ca_cert: String,
+        ca_key: Zeroizing<String>,
+        cert_chain: String,
+        root_cert: String,
+    ) -> Self {
+        ClusterBundle {
+            ca_cert,
+            ca_key,
+            cert_chain,
+            root_cert,
+        }
+    }
+
+    /// Reads the four files of a cluster directory (each at most 1 MiB,
+    /// UTF-8). Errors name the file.
+    pub fn read_dir(dir: &Path) -> Result<Self> {
+        let read = |name: &str| -> Result<String> {
+            let path = dir.join(name);
+            let bytes = read_limited(&path)?;
+            String::from_utf8(bytes).map_err(|_| Error::Pem {
+                what: path.display().to_string(),
+                problem: "not PEM: the file is not text".into(),
+            })
+        };
+        Ok(ClusterBundle {
+            ca_cert: read(CA_CERT)?,
+            ca_key: Zeroizing::new(read(CA_KEY)?),
+            cert_chain: read(CERT_CHAIN)?,
+            root_cert: read(ROOT_CERT)?,
+        })
+    }
+
+    /// The documents with their file names, the key marked secret.
+    pub fn documents(&self) -> [(&'static str, &[u8], bool); 4] {
+        [
+            (CA_CERT, self.ca_cert.as_bytes(), false),
+            (CA_KEY, self.ca_key.as_bytes(), true),
+            (CERT_CHAIN, self.cert_chain.as_bytes(), false),
+            (ROOT_CERT, self.root_cert.as_bytes(), false),
+        ]
+    }
+
+    /// Writes the four files, and `cacerts.yaml` when `secret_yaml` is
+    /// given (mode 0600: it holds the key), into `dir`, atomically. Without
+    /// `force`, nothing is written if any of them exists.
+    pub fn write_dir(&self, dir: &Path, secret_yaml: Option<&str>, force: bool) -> Result<()> {
+        let mut files: Vec<FileWrite<'_>> = self
+            .documents()
+            .into_iter()
+            .map(|(name, contents, secret)| FileWrite {
+                path: dir.join(name),
+                contents,
+                secret,
+            })
+            .collect();
+        if let Some(yaml) = secret_yaml {
+            files.push(FileWrite {
+                path: dir.join(SECRET_YAML),
+                contents: yaml.as_bytes(),
+                secret: true,
+            });
+        }
+        write_files(&files, force)
+    }
+}

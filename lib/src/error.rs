@@ -1,0 +1,160 @@
+//! The crate's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in meshca.
+///
+/// Variants carry the context an operator needs to act: which file, which
+/// certificate, what was expected.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading or writing a file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory concerned.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file that must exist is missing.
+    #[error("{path}: file not found{hint}")]
+    MissingFile {
+        /// The missing file.
+        path: PathBuf,
+        /// Extra advice (starts with "; " when non-empty).
+        hint: String,
+    },
+
+    /// A file exists where meshca would write, and `force` was not given.
+    #[error("{path} already exists (use --force to overwrite it)")]
+    AlreadyExists {
+        /// The existing file.
+        path: PathBuf,
+    },
+
+    /// A document is not PEM, or holds no block of the expected kind.
+    #[error("{what}: {problem}")]
+    Pem {
+        /// The file (or document name) concerned.
+        what: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+
+    /// An input is larger than meshca accepts.
+    #[error("{what}: {size} bytes is larger than the {limit}-byte limit")]
+    TooLarge {
+        /// The file (or document name) concerned.
+        what: String,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// A certificate could not be parsed.
+    #[error("{what}: not a valid X.509 certificate: {reason}")]
+    BadCertificate {
+        /// The file (or document name) concerned.
+        what: String,
+        /// Parser's explanation.
+        reason: String,
+    },
+
+    /// A private key could not be parsed or used.
+    #[error("{what}: {reason}")]
+    BadKey {
+        /// The file (or document name) concerned.
+        what: String,
+        /// What is wrong with the key.
+        reason: String,
+    },
+
+    /// A private key is encrypted; meshca needs it in the clear here.
+    #[error("{what}: the private key is encrypted; istiod and meshca need an unencrypted key here")]
+    EncryptedKey {
+        /// The file (or document name) concerned.
+        what: String,
+    },
+
+    /// A key does not belong to the certificate it is paired with.
+    #[error("{key} does not match {cert}")]
+    KeyMismatch {
+        /// The key file.
+        key: String,
+        /// The certificate file.
+        cert: String,
+    },
+
+    /// A key type meshca does not support (or istiod would reject).
+    #[error("{what}: unsupported key {found}; supported: {supported}")]
+    UnsupportedKey {
+        /// The file (or document name) concerned.
+        what: String,
+        /// The key found.
+        found: String,
+        /// The supported key types.
+        supported: &'static str,
+    },
+
+    /// A certificate meant to issue others is not usable as a CA.
+    #[error("{what}: cannot issue certificates: {reason}")]
+    NotACa {
+        /// The file (or document name) concerned.
+        what: String,
+        /// Why not.
+        reason: String,
+    },
+
+    /// An option or name has a value meshca refuses.
+    #[error("invalid {what} {value:?}: {reason}")]
+    InvalidArgument {
+        /// Which option or name.
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// Why it is refused.
+        reason: String,
+    },
+
+    /// A Kubernetes Secret document could not be read.
+    #[error("{what}: not a usable Secret: {reason}")]
+    BadSecret {
+        /// The file (or document name) concerned.
+        what: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Certificate generation or signing failed in the crypto layer.
+    #[error("{what}: {source}")]
+    Signing {
+        /// What was being made.
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: rcgen::Error,
+    },
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn signing(what: impl Into<String>, source: rcgen::Error) -> Self {
+        Error::Signing {
+            what: what.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,537 @@
+//! Building and signing the root CA, cluster intermediates and VM workload
+//! certificates.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
+    IsCa, Issuer, KeyUsagePurpose, SanType, SerialNumber,
+};
+use time::{Duration, OffsetDateTime};
+use x509_parser::certificate::X509Certificate;
+
+use crate::bundle::ClusterBundle;
+use crate::error::{Error, Result};
+use crate::key::PrivateKey;
+use crate::pemutil;
+use crate::profile::{
+    validate_days, validate_dns_name, validate_name, IntermediateParams, RootParams,
+    WorkloadParams,
+};
+
+/// Length of the random serial numbers meshca writes (RFC 5280 allows up
+/// to 20 octets; CA/B Forum asks for 64+ bits of entropy).
+pub const SERIAL_LEN: usize = 20;
+
+/// A certificate together with the key it certifies, able to sign others.
+///
+/// The type parameter-free design keeps root and intermediate apart by
+/// type ([`RootCa`], [`IntermediateCa`]) while sharing this signing core.
+struct Signer {
+    cert_der: Vec<u8>,
+    key: PrivateKey,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+}
+
+impl Signer {
+    /// Loads a CA from its certificate DER and key, checking they belong
+    /// together and that the certificate may sign others.
+    fn load(cert_what: &str, cert_der: Vec<u8>, key_what: &str, key: PrivateKey) -> Result<Self> {
+        let (not_before, not_after) = {
+            let cert = parse(cert_what, &cert_der)?;
+            if cert.public_key().raw != key.public_key_der().as_slice() {
+                return Err(Error::KeyMismatch {
+                    key: key_what.into(),
+                    cert: cert_what.into(),
+                });
+            }
+            check_can_sign(cert_what, &cert)?;
+            (
+                cert.validity().not_before.to_datetime(),
+                cert.validity().not_after.to_datetime(),
+            )
+        };
+        Ok(Signer {
+            cert_der,
+            key,
+            not_before,
+            not_after,
+        })
+    }
+
+    /// Signs `params` for `public` and checks the result: parses, names this
+    /// signer as issuer byte for byte (Go's crypto/x509 chains on raw
+    /// names), and carries a signature this signer's key verifies.
+    fn sign(&self, what: &str, params: &CertificateParams, public: &PrivateKey) -> Result<Vec<u8>> {
+        let issuer = Issuer::from_ca_cert_der(&self.cert_der.as_slice().into(), self.key.pair())
+            .map_err(|e| Error::signing(what, e))?;
+        let cert = params
+            .signed_by(public.pair(), &issuer)
+            .map_err(|e| Error::signing(what, e))?;
+        let der = cert.der().to_vec();
+        self.check_issued(what, &der)?;
+        Ok(der)
+    }
+
+    fn check_issued(&self, what: &str, der: &[u8]) -> Result<()> {
+        let issued = parse(what, der)?;
+        let issuer = parse("issuer certificate", &self.cert_der)?;
+        if issued.issuer().as_raw() != issuer.subject().as_raw() {
+            return Err(Error::BadCertificate {
+                what: what.into(),
+                reason: "issuer name does not match the CA subject byte for byte".into(),
+            });
+        }
+        issued
+            .verify_signature(Some(issuer.public_key()))
+            .map_err(|e| Error::BadCertificate {
+                what: what.into(),
+                reason: format!("signature does not verify: {e}"),
+            })
+    }
+
+    /// The validity of a certificate issued now for `days`, inside this
+    /// signer's own validity. Returns whether `notAfter` was clamped.
+    fn validity(
+        &self,
+        what: &str,
+        now: OffsetDateTime,
+        days: u32,
+        backdate: Duration,
+    ) -> Result<(OffsetDateTime, OffsetDateTime, bool)> {
+        if now >= self.not_after {
+            return Err(Error::NotACa {
+                what: what.into(),
+                reason: format!("the issuing CA expired on {}", fmt_time(self.not_after)),
+            });
+        }
+        let not_before = std::cmp::max(now - backdate, self.not_before);
+        let wanted = now + Duration::days(i64::from(days));
+        let clamped = wanted > self.not_after;
+        Ok((not_before, std::cmp::min(wanted, self.not_after), clamped))
+    }
+}
+
+fn fmt_time(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+pub(crate) fn parse<'a>(what: &str, der: &'a [u8]) -> Result<X509Certificate<'a>> {
+    x509_parser::parse_x509_certificate(der)
+        .map(|(_, c)| c)
+        .map_err(|e| Error::BadCertificate {
+            what: what.into(),
+            reason: e.to_string(),
+        })
+}
+
+fn check_can_sign(what: &str, cert: &X509Certificate<'_>) -> Result<()> {
+    let not_ca = |reason: &str| {
+        Err(Error::NotACa {
+            what: what.into(),
+            reason: reason.into(),
+        })
+    };
+    match cert.basic_constraints() {
+        Ok(Some(bc)) if bc.value.ca => {}
+        Ok(_) => return not_ca("basicConstraints does not say CA:TRUE"),
+        Err(e) => return not_ca(&format!("bad basicConstraints: {e}")),
+    }
+    match cert.key_usage() {
+        Ok(Some(ku)) if !ku.value.key_cert_sign() => not_ca("keyUsage lacks keyCertSign"),
+        Ok(_) => Ok(()),
+        Err(e) => not_ca(&format!("bad keyUsage: {e}")),
+    }
+}
+
+/// A random, positive serial number of [`SERIAL_LEN`] bytes.
+fn random_serial() -> Result<SerialNumber> {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut bytes = [0u8; SERIAL_LEN];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| Error::signing("serial number", rcgen::Error::KeyGenerationUnavailable))?;
+    // Positive (top bit clear) and full length (next bit set), so DER keeps
+    // all 20 bytes.
+    bytes[0] = (bytes[0] & 0x7f) | 0x40;
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+fn ca_key_usages() -> Vec<KeyUsagePurpose> {
+    vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+    ]
+}
+
+fn ia5(what: &'static str, s: &str) -> Result<rcgen::string::Ia5String> {
+    rcgen::string::Ia5String::try_from(s).map_err(|e| Error::InvalidArgument {
+        what,
+        value: s.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn check_text(what: &'static str, s: &str) -> Result<()> {
+    if s.trim().is_empty() || s.len() > 64 || s.chars().any(char::is_control) {
+        return Err(Error::InvalidArgument {
+            what,
+            value: s.to_owned(),
+            reason: "must be 1 to 64 printable characters".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The offline root CA: `root-cert.pem` and `root-key.pem`.
+pub struct RootCa {
+    signer: Signer,
+    /// Every certificate of `root-cert.pem` (several during root rotation).
+    root_certs_pem: String,
+}
+
+impl std::fmt::Debug for RootCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RootCa")
+            .field("not_after", &self.signer.not_after)
+            .field("key", &self.signer.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RootCa {
+    /// Makes a self-signed root with a freshly generated key.
+    pub fn generate(params: &RootParams, now: OffsetDateTime) -> Result<Self> {
+        let key = PrivateKey::generate(params.key_type)?;
+        Self::self_signed(params, key, now)
+    }
+
+    /// Makes a self-signed root with the given key (its type wins over
+    /// `params.key_type`).
+    pub fn self_signed(params: &RootParams, key: PrivateKey, now: OffsetDateTime) -> Result<Self> {
+        validate_days("root validity (days)", params.days)?;
+        check_text("root O", &params.org)?;
+        check_text("root CN", &params.cn)?;
+        let mut p = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, params.org.as_str());
+        dn.push(DnType::CommonName, params.cn.as_str());
+        p.distinguished_name = dn;
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = ca_key_usages();
+        p.not_before = now - params.backdate;
+        p.not_after = now + Duration::days(i64::from(params.days));
+        p.serial_number = Some(random_serial()?);
+        p.use_authority_key_identifier_extension = true;
+        let cert = p
+            .self_signed(key.pair())
+            .map_err(|e| Error::signing("root certificate", e))?;
+        let der = cert.der().to_vec();
+        let pem = pemutil::certificate_pem(&der);
+        let signer = Signer::load("root certificate", der, "root key", key)?;
+        Ok(RootCa {
+            signer,
+            root_certs_pem: pem,
+        })
+    }
+
+    /// Loads an existing root from the text of `root-cert.pem` and
+    /// `root-key.pem`, made by meshca, the openssl recipe or anyone else.
+    /// The key may be PKCS#8, PKCS#1 (RSA) or SEC1 (EC). When
+    /// `root-cert.pem` holds several roots, the one the key matches signs;
+    /// all of them are handed on to clusters as their `root-cert.pem`.
+    pub fn from_pem(
+        cert_what: &str,
+        cert_pem: &[u8],
+        key_what: &str,
+        key_pem: &[u8],
+    ) -> Result<Self> {
+        let key = PrivateKey::from_pem(key_what, key_pem)?;
+        let certs = pemutil::certificates(cert_what, cert_pem)?;
+        let spki = key.public_key_der();
+        let mut signing = None;
+        for der in &certs {
+            let cert = parse(cert_what, der)?;
+            if cert.public_key().raw == spki.as_slice() {
+                signing = Some(der.clone());
+                break;
+            }
+        }
+        let Some(der) = signing else {
+            return Err(Error::KeyMismatch {
+                key: key_what.into(),
+                cert: cert_what.into(),
+            });
+        };
+        {
+            let cert = parse(cert_what, &der)?;
+            if cert.subject().as_raw() != cert.issuer().as_raw() {
+                return Err(Error::NotACa {
+                    what: cert_what.into(),
+                    reason: "the certificate matching the key is not self-signed \
+                             (a root's subject and issuer are equal)"
+                        .into(),
+                });
+            }
+        }
+        let signer = Signer::load(cert_what, der, key_what, key)?;
+        let pems: Vec<String> = certs.iter().map(|d| pemutil::certificate_pem(d)).collect();
+        Ok(RootCa {
+            signer,
+            root_certs_pem: pems.concat(),
+        })
+    }
+
+    /// The signing root certificate, PEM.
+    pub fn cert_pem(&self) -> String {
+        pemutil::certificate_pem(&self.signer.cert_der)
+    }
+
+    /// The signing root certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.signer.cert_der
+    }
+
+    /// `root-cert.pem` as clusters get it: every root certificate, PEM.
+    pub fn roots_pem(&self) -> &str {
+        &self.root_certs_pem
+    }
+
+    /// The root's private key.
+    pub fn key(&self) -> &PrivateKey {
+        &self.signer.key
+    }
+
+    /// The root's `notAfter`.
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.signer.not_after
+    }
+
+    /// Issues a cluster's intermediate CA for `key` (its type wins over
+    /// `params.key_type`): subject `O=<org>, CN=<cn>, L=<cluster>`,
+    /// CA:TRUE pathlen:0, keyCertSign + cRLSign + digitalSignature, the
+    /// DNS SANs, an AKI equal to the root's SKI and a random serial.
+    ///
+    /// The intermediate never outlives the root: a `notAfter` past the
+    /// root's is clamped to it, and [`IssuedIntermediate::clamped`] says so.
+    pub fn issue_intermediate(
+        &self,
+        cluster: &str,
+        params: &IntermediateParams,
+        key: PrivateKey,
+        now: OffsetDateTime,
+    ) -> Result<IssuedIntermediate> {
+        validate_name("cluster name", cluster)?;
+        validate_days("intermediate validity (days)", params.days)?;
+        check_text("intermediate O", &params.org)?;
+        check_text("intermediate CN", &params.cn)?;
+        let what = format!("{cluster}/ca-cert.pem");
+        let (not_before, not_after, clamped) =
+            self.signer
+                .validity(&what, now, params.days, params.backdate)?;
+        let mut p = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, params.org.as_str());
+        dn.push(DnType::CommonName, params.cn.as_str());
+        dn.push(DnType::LocalityName, cluster);
+        p.distinguished_name = dn;
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        p.key_usages = ca_key_usages();
+        for name in &params.san_dns {
+            validate_dns_name(name)?;
+            p.subject_alt_names
+                .push(SanType::DnsName(ia5("DNS SAN", name)?));
+        }
+        p.not_before = not_before;
+        p.not_after = not_after;
+        p.serial_number = Some(random_serial()?);
+        p.use_authority_key_identifier_extension = true;
+        let der = self.signer.sign(&what, &p, &key)?;
+        let ca = IntermediateCa {
+            cluster: cluster.to_owned(),
+            signer: Signer::load(&what, der, &format!("{cluster}/ca-key.pem"), key)?,
+            chain_rest_pem: self.cert_pem(),
+            root_certs_pem: self.root_certs_pem.clone(),
+        };
+        Ok(IssuedIntermediate { ca, clamped })
+    }
+}
+
+/// An intermediate just issued by [`RootCa::issue_intermediate`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct IssuedIntermediate {
+    /// The intermediate CA.
+    pub ca: IntermediateCa,
+    /// Whether `notAfter` was cut back to the root's.
+    pub clamped: bool,
+}
+
+/// A cluster's intermediate CA, the signer behind istiod's `cacerts`.
+pub struct IntermediateCa {
+    cluster: String,
+    signer: Signer,
+    /// The certificates that follow `ca-cert.pem` in `cert-chain.pem`.
+    chain_rest_pem: String,
+    root_certs_pem: String,
+}
+
+impl std::fmt::Debug for IntermediateCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntermediateCa")
+            .field("cluster", &self.cluster)
+            .field("not_after", &self.signer.not_after)
+            .field("key", &self.signer.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IntermediateCa {
+    /// Loads a cluster's intermediate from its bundle (to issue workload
+    /// certificates with it). Checks that the key matches the certificate,
+    /// that it may sign, and that `cert-chain.pem` starts with it.
+    pub fn from_bundle(cluster: &str, bundle: &ClusterBundle) -> Result<Self> {
+        let cert_what = format!("{cluster}/ca-cert.pem");
+        let key_what = format!("{cluster}/ca-key.pem");
+        let chain_what = format!("{cluster}/cert-chain.pem");
+        let cert = pemutil::certificates(&cert_what, bundle.ca_cert.as_bytes())?;
+        let Some(cert_der) = cert.into_iter().next() else {
+            return Err(Error::Pem {
+                what: cert_what,
+                problem: "no certificate found".into(),
+            });
+        };
+        let key = PrivateKey::from_pem(&key_what, bundle.ca_key.as_bytes())?;
+        let chain = pemutil::certificates(&chain_what, bundle.cert_chain.as_bytes())?;
+        if chain.first() != Some(&cert_der) {
+            return Err(Error::BadCertificate {
+                what: chain_what,
+                reason: format!("does not start with {cert_what}"),
+            });
+        }
+        let rest: Vec<String> = chain
+            .iter()
+            .skip(1)
+            .map(|d| pemutil::certificate_pem(d))
+            .collect();
+        Ok(IntermediateCa {
+            cluster: cluster.to_owned(),
+            signer: Signer::load(&cert_what, cert_der, &key_what, key)?,
+            chain_rest_pem: rest.concat(),
+            root_certs_pem: bundle.root_cert.clone(),
+        })
+    }
+
+    /// The cluster (or namespace) this intermediate belongs to.
+    pub fn cluster(&self) -> &str {
+        &self.cluster
+    }
+
+    /// `ca-cert.pem`.
+    pub fn cert_pem(&self) -> String {
+        pemutil::certificate_pem(&self.signer.cert_der)
+    }
+
+    /// The intermediate's `notAfter`.
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.signer.not_after
+    }
+
+    /// `cert-chain.pem`: this certificate, then the rest of the chain up to
+    /// and including the root.
+    pub fn chain_pem(&self) -> String {
+        pemutil::concat(&[&self.cert_pem(), &self.chain_rest_pem])
+    }
+
+    /// The cluster's four PEM documents.
+    pub fn bundle(&self) -> ClusterBundle {
+        ClusterBundle {
+            ca_cert: self.cert_pem(),
+            ca_key: self.signer.key.to_pem(),
+            cert_chain: self.chain_pem(),
+            root_cert: self.root_certs_pem.clone(),
+        }
+    }
+
+    /// Issues a VM workload certificate for `namespace` (the recipe's
+    /// `<ns>-certs`): subject `O, CN, L=<namespace>`, CA:FALSE,
+    /// digitalSignature (+ keyEncipherment for RSA keys), serverAuth +
+    /// clientAuth, SAN URI `spiffe://<trust domain>/ns/<ns>/sa/<sa>`.
+    pub fn issue_workload(
+        &self,
+        namespace: &str,
+        params: &WorkloadParams,
+        key: PrivateKey,
+        now: OffsetDateTime,
+    ) -> Result<Workload> {
+        validate_name("namespace", namespace)?;
+        validate_days("workload validity (days)", params.days)?;
+        check_text("workload O", &params.org)?;
+        check_text("workload CN", &params.cn)?;
+        if params.service_account.is_empty()
+            || params.service_account.contains('/')
+            || params.service_account.chars().any(char::is_whitespace)
+        {
+            return Err(Error::InvalidArgument {
+                what: "service account",
+                value: params.service_account.clone(),
+                reason: "must be a non-empty name without '/' or spaces".into(),
+            });
+        }
+        validate_dns_name(&params.trust_domain).map_err(|_| Error::InvalidArgument {
+            what: "trust domain",
+            value: params.trust_domain.clone(),
+            reason: "must be a DNS name such as cluster.local".into(),
+        })?;
+        let what = format!("{namespace}/workload-cert.pem");
+        let (not_before, not_after, _) =
+            self.signer
+                .validity(&what, now, params.days, params.backdate)?;
+        let mut p = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::OrganizationName, params.org.as_str());
+        dn.push(DnType::CommonName, params.cn.as_str());
+        dn.push(DnType::LocalityName, namespace);
+        p.distinguished_name = dn;
+        p.is_ca = IsCa::ExplicitNoCa;
+        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        if key.key_type().is_rsa() {
+            p.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+        }
+        p.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        p.subject_alt_names = vec![SanType::URI(ia5(
+            "SPIFFE ID",
+            &params.spiffe_id(namespace),
+        )?)];
+        p.not_before = not_before;
+        p.not_after = not_after;
+        p.serial_number = Some(random_serial()?);
+        p.use_authority_key_identifier_extension = true;
+        let der = self.signer.sign(&what, &p, &key)?;
+        let cert = pemutil::certificate_pem(&der);
+        Ok(Workload {
+            chain: pemutil::concat(&[&cert, &self.chain_pem()]),
+            cert,
+            key,
+            root_cert: self.root_certs_pem.clone(),
+        })
+    }
+}
+
+/// A VM workload's certificate, key, chain and root.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Workload {
+    /// `workload-cert.pem`.
+    pub cert: String,
+    /// `key.pem`.
+    pub key: PrivateKey,
+    /// `workload-cert-chain.pem`: leaf, intermediate, root.
+    pub chain: String,
+    /// `root-cert.pem`.
+    pub root_cert: String,
+}

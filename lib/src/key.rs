@@ -1,0 +1,272 @@
+//! Private keys: generation, PEM in and out, zeroized on drop, never shown
+//! in `Debug`.
+
+use std::fmt;
+
+use rcgen::{KeyPair, PublicKeyData, RsaKeySize};
+use rustls_pki_types::PrivateKeyDer;
+use x509_parser::prelude::FromDer;
+use x509_parser::public_key::PublicKey;
+use x509_parser::x509::SubjectPublicKeyInfo;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::{Error, Result};
+use crate::pemutil;
+use crate::profile::{KeyType, KEY_TYPE_NAMES};
+
+/// The encoding a private key was read from (generated keys are PKCS#8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KeyFormat {
+    /// PKCS#8 `PRIVATE KEY` (what meshca and the recipe write).
+    Pkcs8,
+    /// PKCS#1 `RSA PRIVATE KEY` (`openssl genrsa -traditional`, older openssl).
+    Pkcs1,
+    /// SEC1 `EC PRIVATE KEY` (`openssl ecparam -genkey`).
+    Sec1,
+}
+
+impl KeyFormat {
+    fn pem_tag(self) -> &'static str {
+        match self {
+            KeyFormat::Pkcs8 => "PRIVATE KEY",
+            KeyFormat::Pkcs1 => "RSA PRIVATE KEY",
+            KeyFormat::Sec1 => "EC PRIVATE KEY",
+        }
+    }
+}
+
+/// A private key, zeroized when dropped.
+///
+/// `Debug` prints `[secret key elided]` in place of the key.
+pub struct PrivateKey {
+    pair: KeyPair,
+    key_type: KeyType,
+    format: KeyFormat,
+}
+
+impl fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKey")
+            .field("key_type", &self.key_type)
+            .field("format", &self.format)
+            .field("key", &"[secret key elided]")
+            .finish()
+    }
+}
+
+impl Drop for PrivateKey {
+    fn drop(&mut self) {
+        self.pair.zeroize();
+    }
+}
+
+impl PrivateKey {
+    /// Generates a fresh key of the given type.
+    ///
+    /// RSA keys come from aws-lc (the only backend of rcgen that generates
+    /// them); this is the slow part of meshca (about 0.4 s for RSA 4096),
+    /// so callers making several keys should do it on several threads.
+    pub fn generate(key_type: KeyType) -> Result<Self> {
+        let alg = key_type.signature_algorithm();
+        let pair = match key_type {
+            KeyType::Rsa2048 => KeyPair::generate_rsa_for(alg, RsaKeySize::_2048),
+            KeyType::Rsa3072 => KeyPair::generate_rsa_for(alg, RsaKeySize::_3072),
+            KeyType::Rsa4096 => KeyPair::generate_rsa_for(alg, RsaKeySize::_4096),
+            KeyType::EcdsaP256 | KeyType::EcdsaP384 => KeyPair::generate_for(alg),
+        }
+        .map_err(|e| Error::signing(format!("generating a {key_type} key"), e))?;
+        Ok(PrivateKey {
+            pair,
+            key_type,
+            format: KeyFormat::Pkcs8,
+        })
+    }
+
+    /// Reads the first private key of a PEM document: PKCS#8, PKCS#1 (RSA)
+    /// or SEC1 (EC), unencrypted. `what` names the document in errors
+    /// (usually its path).
+    pub fn from_pem(what: &str, pem_text: &[u8]) -> Result<Self> {
+        let blocks = pemutil::parse_blocks(what, pem_text)?;
+        let mut found = None;
+        for block in blocks {
+            let format = match block.tag() {
+                "PRIVATE KEY" => KeyFormat::Pkcs8,
+                "RSA PRIVATE KEY" => KeyFormat::Pkcs1,
+                "EC PRIVATE KEY" => KeyFormat::Sec1,
+                "ENCRYPTED PRIVATE KEY" => {
+                    return Err(Error::EncryptedKey { what: what.into() })
+                }
+                _ => continue,
+            };
+            if block.headers().get("Proc-Type").is_some() {
+                // Legacy openssl encryption: "Proc-Type: 4,ENCRYPTED".
+                return Err(Error::EncryptedKey { what: what.into() });
+            }
+            found = Some((format, Zeroizing::new(block.into_contents())));
+            break;
+        }
+        let Some((format, der)) = found else {
+            return Err(Error::Pem {
+                what: what.into(),
+                problem: "no private key found (expected a PEM block \"PRIVATE KEY\", \
+                          \"RSA PRIVATE KEY\" or \"EC PRIVATE KEY\")"
+                    .into(),
+            });
+        };
+        Self::from_der(what, format, &der)
+    }
+
+    /// Reads a DER private key in the given format.
+    pub fn from_der(what: &str, format: KeyFormat, der: &[u8]) -> Result<Self> {
+        let pair = KeyPair::try_from(der).map_err(|e| Error::BadKey {
+            what: what.into(),
+            reason: format!("cannot parse the private key: {e}"),
+        })?;
+        let spki = pair.subject_public_key_info();
+        let key_type = key_type_of_spki(what, &spki)?;
+        let pair = if key_type.signature_algorithm() == pair.algorithm() {
+            pair
+        } else {
+            KeyPair::from_der_and_sign_algo(
+                &rcgen_private_key_der(format, der),
+                key_type.signature_algorithm(),
+            )
+            .map_err(|e| Error::BadKey {
+                what: what.into(),
+                reason: format!("cannot use the private key: {e}"),
+            })?
+        };
+        Ok(PrivateKey {
+            pair,
+            key_type,
+            format,
+        })
+    }
+
+    /// The key's type.
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+
+    /// The encoding it was read from ([`KeyFormat::Pkcs8`] when generated).
+    pub fn format(&self) -> KeyFormat {
+        self.format
+    }
+
+    /// The DER SubjectPublicKeyInfo of the public half.
+    pub fn public_key_der(&self) -> Vec<u8> {
+        self.pair.subject_public_key_info()
+    }
+
+    /// The key as PEM, in the format it was read from (PKCS#8 when
+    /// generated), ending with a newline. Zeroized when dropped.
+    pub fn to_pem(&self) -> Zeroizing<String> {
+        let block = pem::Pem::new(self.format.pem_tag(), self.pair.serialized_der().to_vec());
+        let text = pemutil::encode(&block);
+        let mut contents = block.into_contents();
+        contents.zeroize();
+        text
+    }
+
+    pub(crate) fn pair(&self) -> &KeyPair {
+        &self.pair
+    }
+}
+
+fn rcgen_private_key_der(format: KeyFormat, der: &[u8]) -> PrivateKeyDer<'_> {
+    match format {
+        KeyFormat::Pkcs8 => PrivateKeyDer::Pkcs8(der.into()),
+        KeyFormat::Pkcs1 => PrivateKeyDer::Pkcs1(der.into()),
+        KeyFormat::Sec1 => PrivateKeyDer::Sec1(der.into()),
+    }
+}
+
+/// Determines the [`KeyType`] of a DER SubjectPublicKeyInfo, refusing what
+/// istiod would refuse.
+pub(crate) fn key_type_of_spki(what: &str, spki_der: &[u8]) -> Result<KeyType> {
+    let unsupported = |found: String| Error::UnsupportedKey {
+        what: what.into(),
+        found,
+        supported: KEY_TYPE_NAMES,
+    };
+    let (_, spki) = SubjectPublicKeyInfo::from_der(spki_der).map_err(|e| Error::BadKey {
+        what: what.into(),
+        reason: format!("cannot parse the public key: {e}"),
+    })?;
+    describe_spki(&spki).map_err(unsupported)
+}
+
+/// Names the key of a parsed SubjectPublicKeyInfo, or says why it is not
+/// one meshca supports.
+pub(crate) fn describe_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<KeyType, String> {
+    use x509_parser::oid_registry::{
+        OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION,
+    };
+    let alg = &spki.algorithm.algorithm;
+    if *alg == OID_PKCS1_RSAENCRYPTION {
+        let bits = match spki.parsed() {
+            Ok(PublicKey::RSA(rsa)) => rsa.key_size(),
+            _ => return Err("RSA key that cannot be parsed".into()),
+        };
+        return match bits {
+            2048 => Ok(KeyType::Rsa2048),
+            3072 => Ok(KeyType::Rsa3072),
+            4096 => Ok(KeyType::Rsa4096),
+            other => Err(format!("rsa-{other}")),
+        };
+    }
+    if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok());
+        return match curve {
+            Some(c) if c == OID_EC_P256 => Ok(KeyType::EcdsaP256),
+            Some(c) if c == OID_NIST_EC_P384 => Ok(KeyType::EcdsaP384),
+            Some(c) => Err(format!("ECDSA on curve {c}")),
+            None => Err("ECDSA key without a named curve".into()),
+        };
+    }
+    Err(format!("with algorithm {alg}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_key() {
+        let key = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        let shown = format!("{key:?}");
+        assert!(shown.contains("[secret key elided]"), "{shown}");
+        let pem = key.to_pem();
+        let body: String = pem.lines().nth(1).unwrap().chars().take(20).collect();
+        assert!(!shown.contains(&body));
+    }
+
+    #[test]
+    fn generated_keys_round_trip_through_pem() {
+        for kt in [KeyType::EcdsaP256, KeyType::EcdsaP384, KeyType::Rsa2048] {
+            let key = PrivateKey::generate(kt).unwrap();
+            let pem = key.to_pem();
+            assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+            assert!(pem.ends_with("-----END PRIVATE KEY-----\n"));
+            let back = PrivateKey::from_pem("k.pem", pem.as_bytes()).unwrap();
+            assert_eq!(back.key_type(), kt);
+            assert_eq!(back.public_key_der(), key.public_key_der());
+        }
+    }
+
+    #[test]
+    fn encrypted_and_missing_keys_are_named() {
+        let enc = b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let err = PrivateKey::from_pem("root-key.pem", enc).unwrap_err();
+        assert!(matches!(err, Error::EncryptedKey { .. }), "{err}");
+        assert!(err.to_string().starts_with("root-key.pem: "));
+        let cert_only = b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        let err = PrivateKey::from_pem("ca-key.pem", cert_only).unwrap_err();
+        assert!(err.to_string().contains("no private key found"), "{err}");
+    }
+}

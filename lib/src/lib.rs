@@ -1,0 +1,60 @@
+//! meshca: an offline PKI toolkit for the CA hierarchy of a multi-cluster
+//! service mesh (Istio's "plug in CA certificates").
+//!
+//! One root CA, kept offline, signs one intermediate CA per cluster; each
+//! cluster's istiod loads its intermediate from the `cacerts` Secret and
+//! signs workload certificates with it. Because every intermediate chains
+//! to the same root, workloads trust each other across clusters.
+//!
+//! Everything here works in memory; the only functions that touch the file
+//! system are the explicit readers and writers ([`CertsDir`],
+//! [`ClusterBundle::read_dir`], [`ClusterBundle::write_dir`]).
+//!
+//! ```
+//! use meshca::{cacerts_yaml, IntermediateParams, KeyType, PrivateKey, RootCa, RootParams,
+//!              SecretOptions};
+//!
+//! let now = time::OffsetDateTime::now_utc();
+//! let mut root_params = RootParams::default();
+//! root_params.key_type = KeyType::EcdsaP256; // the default is RSA 4096, as the recipe
+//! let root = RootCa::generate(&root_params, now)?;
+//!
+//! let key = PrivateKey::generate(KeyType::EcdsaP256)?;
+//! let issued = root.issue_intermediate("cluster1", &IntermediateParams::default(), key, now)?;
+//! let bundle = issued.ca.bundle();
+//! assert!(bundle.cert_chain.starts_with(&bundle.ca_cert));
+//! assert!(bundle.cert_chain.ends_with(&bundle.root_cert));
+//!
+//! let yaml = cacerts_yaml(&bundle, &SecretOptions::default())?;
+//! assert!(yaml.contains("name: cacerts"));
+//! # Ok::<(), meshca::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![warn(unreachable_pub)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod bundle;
+mod error;
+mod files;
+mod issue;
+mod key;
+mod mesh;
+mod pemutil;
+mod profile;
+mod secret;
+
+pub use bundle::{
+    ClusterBundle, CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT, ROOT_KEY, SECRET_YAML,
+};
+pub use error::{Error, Result};
+pub use files::{read_limited, refuse_existing, write_files, FileWrite};
+pub use issue::{IntermediateCa, IssuedIntermediate, RootCa, Workload, SERIAL_LEN};
+pub use key::{KeyFormat, PrivateKey};
+pub use mesh::{generate_keys, CertsDir, RootState};
+pub use pemutil::{certificate_pem, certificates, concat as concat_pem, MAX_PEM_BYTES};
+pub use profile::{
+    validate_name, IntermediateParams, KeyType, RootParams, WorkloadParams, DEFAULT_BACKDATE,
+    KEY_TYPE_NAMES,
+};
+pub use secret::{cacerts_yaml, SecretData, SecretOptions, SecretShape, MAX_SECRET_BYTES};

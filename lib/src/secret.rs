@@ -1,0 +1,273 @@
+//! The Kubernetes Secret istiod reads its CA from (`cacerts`).
+
+use std::collections::BTreeMap;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::bundle::{ClusterBundle, CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT};
+use crate::error::{Error, Result};
+
+/// The largest Secret document meshca reads (1 MiB, Kubernetes' own limit
+/// for a Secret).
+pub const MAX_SECRET_BYTES: usize = 1 << 20;
+
+/// The shape of the Secret istiod accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SecretShape {
+    /// `type: Opaque` with `ca-cert.pem`, `ca-key.pem`, `cert-chain.pem`,
+    /// `root-cert.pem`: what `kubectl create secret generic cacerts
+    /// --from-file=...` makes.
+    #[default]
+    Opaque,
+    /// `type: kubernetes.io/tls` with `tls.crt` (the CA certificate),
+    /// `tls.key` and `ca.crt` (the root), read by istiod since 1.15.
+    Tls,
+}
+
+/// Where the Secret goes and what shape it has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SecretOptions {
+    /// `metadata.name` (default `cacerts`, the name istiod looks for).
+    pub name: String,
+    /// `metadata.namespace` (default `istio-system`).
+    pub namespace: String,
+    /// The data layout.
+    pub shape: SecretShape,
+}
+
+impl Default for SecretOptions {
+    fn default() -> Self {
+        SecretOptions {
+            name: "cacerts".into(),
+            namespace: "istio-system".into(),
+            shape: SecretShape::Opaque,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SecretDoc {
+    api_version: String,
+    kind: String,
+    metadata: Metadata,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    type_: Option<String>,
+    #[serde(default)]
+    data: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    string_data: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Metadata {
+    #[serde(default)]
+    name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
+}
+
+impl Drop for SecretDoc {
+    fn drop(&mut self) {
+        for v in self.data.values_mut() {
+            v.zeroize();
+        }
+        if let Some(sd) = self.string_data.as_mut() {
+            for v in sd.values_mut() {
+                v.zeroize();
+            }
+        }
+    }
+}
+
+/// The `cacerts` Secret YAML for a cluster bundle, ready for
+/// `kubectl apply -f`. Zeroized when dropped: it holds the key.
+pub fn cacerts_yaml(bundle: &ClusterBundle, options: &SecretOptions) -> Result<Zeroizing<String>> {
+    crate::profile::validate_name("namespace", &options.namespace)?;
+    validate_secret_name(&options.name)?;
+    let (type_, entries): (&str, [(&str, &[u8]); 4]) = match options.shape {
+        SecretShape::Opaque => (
+            "Opaque",
+            [
+                (CA_CERT, bundle.ca_cert.as_bytes()),
+                (CA_KEY, bundle.ca_key.as_bytes()),
+                (CERT_CHAIN, bundle.cert_chain.as_bytes()),
+                (ROOT_CERT, bundle.root_cert.as_bytes()),
+            ],
+        ),
+        SecretShape::Tls => (
+            "kubernetes.io/tls",
+            [
+                ("tls.crt", bundle.ca_cert.as_bytes()),
+                ("tls.key", bundle.ca_key.as_bytes()),
+                ("ca.crt", bundle.root_cert.as_bytes()),
+                ("", b""),
+            ],
+        ),
+    };
+    let data = entries
+        .iter()
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| ((*k).to_owned(), B64.encode(v)))
+        .collect();
+    let doc = SecretDoc {
+        api_version: "v1".into(),
+        kind: "Secret".into(),
+        metadata: Metadata {
+            name: options.name.clone(),
+            namespace: Some(options.namespace.clone()),
+        },
+        type_: Some(type_.into()),
+        data,
+        string_data: None,
+    };
+    serde_yaml_ng::to_string(&doc)
+        .map(Zeroizing::new)
+        .map_err(|e| Error::BadSecret {
+            what: options.name.clone(),
+            reason: e.to_string(),
+        })
+}
+
+fn validate_secret_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|l| crate::profile::validate_name("x", l).is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidArgument {
+            what: "secret name",
+            value: name.to_owned(),
+            reason: "must be a DNS subdomain (lowercase letters, digits, '-', '.')".into(),
+        })
+    }
+}
+
+/// A Secret read back from YAML: its names, type and decoded data.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SecretData {
+    /// `metadata.name`.
+    pub name: String,
+    /// `metadata.namespace`, if set.
+    pub namespace: Option<String>,
+    /// `type`, if set.
+    pub type_: Option<String>,
+    /// Every entry of `data` (base64-decoded) and `stringData`, zeroized on drop.
+    pub data: BTreeMap<String, Zeroizing<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for SecretData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretData")
+            .field("name", &self.name)
+            .field("namespace", &self.namespace)
+            .field("type", &self.type_)
+            .field("keys", &self.data.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl SecretData {
+    /// Parses a Secret YAML document (as meshca writes it, or as `kubectl
+    /// get secret -o yaml` prints it). `what` names it in errors.
+    pub fn from_yaml(what: &str, text: &[u8]) -> Result<Self> {
+        if text.len() > MAX_SECRET_BYTES {
+            return Err(Error::TooLarge {
+                what: what.into(),
+                size: text.len(),
+                limit: MAX_SECRET_BYTES,
+            });
+        }
+        let bad = |reason: String| Error::BadSecret {
+            what: what.into(),
+            reason,
+        };
+        let doc: SecretDoc =
+            serde_yaml_ng::from_slice(text).map_err(|e| bad(format!("invalid YAML: {e}")))?;
+        if doc.kind != "Secret" || doc.api_version != "v1" {
+            return Err(bad(format!(
+                "expected apiVersion v1, kind Secret; found {} {}",
+                doc.api_version, doc.kind
+            )));
+        }
+        let mut data = BTreeMap::new();
+        for (k, v) in &doc.data {
+            let compact: Zeroizing<String> =
+                Zeroizing::new(v.chars().filter(|c| !c.is_whitespace()).collect());
+            let bytes = B64
+                .decode(compact.as_bytes())
+                .map_err(|e| bad(format!("data.{k} is not valid base64: {e}")))?;
+            data.insert(k.clone(), Zeroizing::new(bytes));
+        }
+        if let Some(sd) = &doc.string_data {
+            for (k, v) in sd {
+                data.insert(k.clone(), Zeroizing::new(v.as_bytes().to_vec()));
+            }
+        }
+        Ok(SecretData {
+            name: doc.metadata.name.clone(),
+            namespace: doc.metadata.namespace.clone(),
+            type_: doc.type_.clone(),
+            data,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bundle() -> ClusterBundle {
+        ClusterBundle::new(
+            "cert\n".into(),
+            Zeroizing::new("key\n".into()),
+            "chain\n".into(),
+            "root\n".into(),
+        )
+    }
+
+    #[test]
+    fn opaque_round_trips() {
+        let yaml = cacerts_yaml(&bundle(), &SecretOptions::default()).unwrap();
+        assert!(yaml.contains("type: Opaque"));
+        let back = SecretData::from_yaml("cacerts.yaml", yaml.as_bytes()).unwrap();
+        assert_eq!(back.name, "cacerts");
+        assert_eq!(back.namespace.as_deref(), Some("istio-system"));
+        let keys: Vec<_> = back.data.keys().map(String::as_str).collect();
+        assert_eq!(keys, [CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT]);
+        assert_eq!(back.data[CA_KEY].as_slice(), b"key\n");
+        assert!(!format!("{back:?}").contains("key\\n"));
+    }
+
+    #[test]
+    fn tls_shape_has_tls_keys() {
+        let opts = SecretOptions {
+            shape: SecretShape::Tls,
+            ..SecretOptions::default()
+        };
+        let yaml = cacerts_yaml(&bundle(), &opts).unwrap();
+        let back = SecretData::from_yaml("s.yaml", yaml.as_bytes()).unwrap();
+        assert_eq!(back.type_.as_deref(), Some("kubernetes.io/tls"));
+        let keys: Vec<_> = back.data.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["ca.crt", "tls.crt", "tls.key"]);
+    }
+
+    #[test]
+    fn bad_yaml_is_named() {
+        let err = SecretData::from_yaml("s.yaml", b"kind: ConfigMap\napiVersion: v1\nmetadata: {name: x}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("s.yaml: ") && err.contains("ConfigMap"), "{err}");
+        let err = SecretData::from_yaml("s.yaml", b"apiVersion: v1\nkind: Secret\nmetadata: {name: x}\ndata: {a: '!!!'}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("data.a"), "{err}");
+    }
+}
