@@ -438,6 +438,11 @@ impl IntermediateCa {
         self.signer.not_after
     }
 
+    /// The intermediate key's type.
+    pub fn key_type(&self) -> crate::KeyType {
+        self.signer.key.key_type()
+    }
+
     /// `cert-chain.pem`: this certificate, then the rest of the chain up to
     /// and including the root.
     pub fn chain_pem(&self) -> String {

@@ -1,0 +1,257 @@
+//! The command line, defined once with clap (help, completions and parsing
+//! all come from here).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use meshca::KeyType;
+
+fn key_type(s: &str) -> Result<KeyType, String> {
+    s.parse::<KeyType>().map_err(|e| match e {
+        meshca::Error::InvalidArgument { reason, .. } => reason,
+        other => other.to_string(),
+    })
+}
+
+/// Build and check the CA hierarchy of a multi-cluster Istio mesh, offline.
+///
+/// One root CA, kept offline, signs one intermediate CA per cluster. Each
+/// cluster directory gets ca-cert.pem, ca-key.pem, cert-chain.pem,
+/// root-cert.pem and cacerts.yaml (the `cacerts` Secret istiod loads).
+#[derive(Debug, Parser)]
+#[command(name = "meshca", version, propagate_version = true, max_term_width = 100)]
+#[command(after_long_help = "EXAMPLES:
+    # A root and two clusters' intermediates in ./certs, then install them:
+    meshca init --dir certs cluster1 cluster2
+    kubectl --context cluster1 apply -f certs/cluster1/cacerts.yaml
+
+EXIT STATUS:
+    0 success, 1 the command (or a check) failed, 2 bad arguments.")]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// The certs directory: the root at its top, one sub-directory per cluster.
+    #[arg(long, global = true, default_value = ".", value_name = "DIR")]
+    pub(crate) dir: PathBuf,
+    /// Print nothing but errors and warnings.
+    #[arg(long, short, global = true)]
+    pub(crate) quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Make the root (unless DIR has one) and an intermediate for every cluster.
+    #[command(after_long_help = "EXAMPLES:
+    # The recipe's hierarchy, RSA 4096 everywhere:
+    meshca init cluster1 cluster2
+
+    # ECDSA P-256 keys, in ./certs, a one-year intermediate:
+    meshca init --dir certs --key-type ecdsa-p256 --days 365 east west
+
+    # Add a cluster later: the existing root in DIR signs it.
+    meshca init --dir certs cluster3
+
+    # The recipe's variables work too:
+    ROOTCA_ORG=Example INTERMEDIATE_DAYS=365 meshca init cluster1")]
+    Init(InitArgs),
+
+    /// Make the root CA: DIR/root-cert.pem and DIR/root-key.pem.
+    #[command(after_long_help = "EXAMPLES:
+    meshca root --dir certs
+    meshca root --dir certs --key-type ecdsa-p384 --days 7300 --org Example --cn \"Example Root CA\"
+    ROOTCA_DAYS=7300 ROOTCA_KEYSZ=4096 meshca root")]
+    Root(RootArgs),
+
+    /// Make a cluster's intermediate CA, signed by the root in DIR.
+    #[command(after_long_help = "EXAMPLES:
+    meshca intermediate --dir certs cluster3
+    meshca intermediate --dir certs --key-type ecdsa-p256 --san-dns istiod.istio-system.svc cluster3
+    # The kubernetes.io/tls shape of the Secret (tls.crt, tls.key, ca.crt):
+    meshca intermediate --dir certs --tls-secret cluster4")]
+    Intermediate(IntermediateArgs),
+
+    /// Make a VM workload's certificate, as the recipe's `<namespace>-certs`.
+    #[command(after_long_help = "EXAMPLES:
+    # Intermediate in DIR/vm-ns (made if missing), workload files beside it:
+    meshca workload --dir certs vm-ns
+
+    # Issued by cluster1's intermediate instead, for service account `app`:
+    meshca workload --dir certs --cluster cluster1 --service-account app vm-ns")]
+    Workload(WorkloadArgs),
+
+    /// Print the `cacerts` Secret YAML of an existing cluster directory.
+    #[command(after_long_help = "EXAMPLES:
+    meshca secret --dir certs cluster1 | kubectl --context cluster1 apply -f -
+    meshca secret --dir certs --tls cluster1 > cacerts-tls.yaml")]
+    Secret(SecretArgs),
+
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_long_help = "EXAMPLES:
+    meshca completions bash > /etc/bash_completion.d/meshca
+    meshca completions zsh > \"${fpath[1]}/_meshca\"
+    meshca completions fish > ~/.config/fish/completions/meshca.fish")]
+    Completions(CompletionsArgs),
+}
+
+/// The intermediate CA's profile (the recipe's INTERMEDIATE_* variables).
+#[derive(Debug, Args)]
+pub(crate) struct IntermediateOpts {
+    /// Key type of the intermediates: rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384.
+    #[arg(long, env = "INTERMEDIATE_KEYSZ", value_parser = key_type, value_name = "TYPE")]
+    pub(crate) key_type: Option<KeyType>,
+    /// Validity of the intermediates in days (never past the root's end).
+    #[arg(long, env = "INTERMEDIATE_DAYS", default_value_t = 730, value_name = "N")]
+    pub(crate) days: u32,
+    /// Subject O of the intermediates.
+    #[arg(long, env = "INTERMEDIATE_ORG", default_value = "Istio")]
+    pub(crate) org: String,
+    /// Subject CN of the intermediates (L is the cluster name).
+    #[arg(long, env = "INTERMEDIATE_CN", default_value = "Intermediate CA")]
+    pub(crate) cn: String,
+    /// DNS SAN of the intermediates (repeatable; default istiod.<namespace>.svc).
+    #[arg(long, env = "INTERMEDIATE_SAN_DNS", value_delimiter = ',', value_name = "NAME")]
+    pub(crate) san_dns: Vec<String>,
+    /// Namespace of istiod and of the `cacerts` Secret.
+    #[arg(long, env = "ISTIO_NAMESPACE", default_value = "istio-system", value_name = "NS")]
+    pub(crate) namespace: String,
+    /// Write cacerts.yaml in the kubernetes.io/tls shape (tls.crt, tls.key, ca.crt).
+    #[arg(long)]
+    pub(crate) tls_secret: bool,
+}
+
+/// The root CA's profile (the recipe's ROOTCA_* variables).
+#[derive(Debug, Args)]
+pub(crate) struct RootOpts {
+    /// Key type of the root.
+    #[arg(long = "root-key-type", env = "ROOTCA_KEYSZ", value_parser = key_type, value_name = "TYPE")]
+    pub(crate) root_key_type: Option<KeyType>,
+    /// Validity of the root in days.
+    #[arg(long = "root-days", env = "ROOTCA_DAYS", default_value_t = 3650, value_name = "N")]
+    pub(crate) root_days: u32,
+    /// Subject O of the root.
+    #[arg(long = "root-org", env = "ROOTCA_ORG", default_value = "Istio")]
+    pub(crate) root_org: String,
+    /// Subject CN of the root.
+    #[arg(long = "root-cn", env = "ROOTCA_CN", default_value = "Root CA")]
+    pub(crate) root_cn: String,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// Cluster names (DNS labels): one intermediate CA each, in DIR/<cluster>.
+    #[arg(required = true, value_name = "CLUSTER")]
+    pub(crate) clusters: Vec<String>,
+    #[command(flatten)]
+    pub(crate) intermediate: IntermediateOpts,
+    #[command(flatten)]
+    pub(crate) root: RootOpts,
+    /// Overwrite existing cluster files (an existing root is always kept).
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RootArgs {
+    /// Key type: rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384.
+    #[arg(long, env = "ROOTCA_KEYSZ", value_parser = key_type, default_value = "rsa-4096", value_name = "TYPE")]
+    pub(crate) key_type: KeyType,
+    /// Validity in days.
+    #[arg(long, env = "ROOTCA_DAYS", default_value_t = 3650, value_name = "N")]
+    pub(crate) days: u32,
+    /// Subject O.
+    #[arg(long, env = "ROOTCA_ORG", default_value = "Istio")]
+    pub(crate) org: String,
+    /// Subject CN.
+    #[arg(long, env = "ROOTCA_CN", default_value = "Root CA")]
+    pub(crate) cn: String,
+    /// Overwrite an existing root (every cluster must then be re-issued).
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IntermediateArgs {
+    /// Cluster names (DNS labels).
+    #[arg(required = true, value_name = "CLUSTER")]
+    pub(crate) clusters: Vec<String>,
+    #[command(flatten)]
+    pub(crate) intermediate: IntermediateOpts,
+    /// Overwrite existing files of these clusters.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WorkloadArgs {
+    /// The workload's namespace (a DNS label); files go to DIR/<namespace>.
+    #[arg(value_name = "NAMESPACE")]
+    pub(crate) namespace: String,
+    /// Issue with DIR/<cluster>'s intermediate instead of DIR/<namespace>'s.
+    #[arg(long, value_name = "CLUSTER")]
+    pub(crate) cluster: Option<String>,
+    /// Key type of the workload key (and of a new intermediate).
+    #[arg(long, value_parser = key_type, default_value = "rsa-4096", value_name = "TYPE")]
+    pub(crate) key_type: KeyType,
+    /// Validity in days.
+    #[arg(long, env = "WORKLOAD_DAYS", default_value_t = 1, value_name = "N")]
+    pub(crate) days: u32,
+    /// Subject O.
+    #[arg(long, default_value = "Istio")]
+    pub(crate) org: String,
+    /// Subject CN.
+    #[arg(long, default_value = "Workload")]
+    pub(crate) cn: String,
+    /// SPIFFE trust domain of the workload's identity.
+    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
+    pub(crate) trust_domain: String,
+    /// Service account of the workload's identity.
+    #[arg(long, env = "SERVICE_ACCOUNT", default_value = "default", value_name = "SA")]
+    pub(crate) service_account: String,
+    /// Namespace of istiod (for a new intermediate's SAN and Secret).
+    #[arg(long = "istio-namespace", env = "ISTIO_NAMESPACE", default_value = "istio-system", value_name = "NS")]
+    pub(crate) istio_namespace: String,
+    /// Overwrite existing workload files.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SecretArgs {
+    /// The cluster directory DIR/<cluster>.
+    #[arg(value_name = "CLUSTER")]
+    pub(crate) cluster: String,
+    /// Namespace of the Secret.
+    #[arg(long, env = "ISTIO_NAMESPACE", default_value = "istio-system", value_name = "NS")]
+    pub(crate) namespace: String,
+    /// Name of the Secret.
+    #[arg(long, default_value = "cacerts")]
+    pub(crate) name: String,
+    /// The kubernetes.io/tls shape (tls.crt, tls.key, ca.crt) instead of Opaque.
+    #[arg(long)]
+    pub(crate) tls: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

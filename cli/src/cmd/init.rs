@@ -1,0 +1,78 @@
+//! `meshca init CLUSTER...`: the one-command path.
+
+use anyhow::Result;
+use meshca::{CertsDir, RootCa, RootParams, RootState};
+
+use crate::cli::{Global, InitArgs};
+use crate::output::{date, say};
+
+pub(crate) fn run(global: &Global, args: &InitArgs) -> Result<u8> {
+    super::check_clusters(&args.clusters)?;
+    let certs = CertsDir::new(&global.dir);
+    let existing = match certs.root_state()? {
+        RootState::Present => Some(certs.load_root()?),
+        _ => None,
+    };
+    if !args.force {
+        certs.refuse_existing_clusters(&args.clusters)?;
+    }
+    let cluster_type = args.intermediate.key_type.unwrap_or_default();
+    let root_type = args
+        .root
+        .root_key_type
+        .or(args.intermediate.key_type)
+        .unwrap_or_default();
+    let mut types = Vec::with_capacity(args.clusters.len() + 1);
+    if existing.is_none() {
+        types.push(root_type);
+    }
+    types.extend(std::iter::repeat_n(cluster_type, args.clusters.len()));
+    let mut keys = super::keys(&types, global.quiet)?;
+
+    let root = match existing {
+        Some(root) => {
+            say(
+                global.quiet,
+                format_args!("root: using {}", certs.root_cert_path().display()),
+            );
+            root
+        }
+        None => {
+            let mut params = RootParams::default();
+            params.org = args.root.root_org.clone();
+            params.cn = args.root.root_cn.clone();
+            params.days = args.root.root_days;
+            params.key_type = root_type;
+            let key = keys.remove(0);
+            let root = RootCa::self_signed(&params, key, time::OffsetDateTime::now_utc())?;
+            certs.write_root(&root, false)?;
+            say(
+                global.quiet,
+                format_args!(
+                    "root: wrote {} and {} ({root_type}, valid until {})",
+                    certs.root_cert_path().display(),
+                    certs.root_key_path().display(),
+                    date(root.not_after())
+                ),
+            );
+            root
+        }
+    };
+    super::issue_clusters(
+        &certs,
+        &root,
+        &args.clusters,
+        keys,
+        &args.intermediate,
+        args.force,
+        global.quiet,
+    )?;
+    say(
+        global.quiet,
+        format_args!(
+            "next: kubectl --context <cluster> apply -f {}",
+            certs.path().join("<cluster>").join(meshca::SECRET_YAML).display()
+        ),
+    );
+    Ok(crate::EXIT_OK)
+}
