@@ -19,7 +19,12 @@ fn key_type(s: &str) -> Result<KeyType, String> {
 /// cluster directory gets ca-cert.pem, ca-key.pem, cert-chain.pem,
 /// root-cert.pem and cacerts.yaml (the `cacerts` Secret istiod loads).
 #[derive(Debug, Parser)]
-#[command(name = "meshca", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "meshca",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 #[command(after_long_help = "EXAMPLES:
     # A root and two clusters' intermediates in ./certs, then install them:
     meshca init --dir certs cluster1 cluster2
@@ -107,7 +112,12 @@ pub(crate) struct IntermediateOpts {
     #[arg(long, env = "INTERMEDIATE_KEYSZ", value_parser = key_type, value_name = "TYPE")]
     pub(crate) key_type: Option<KeyType>,
     /// Validity of the intermediates in days (never past the root's end).
-    #[arg(long, env = "INTERMEDIATE_DAYS", default_value_t = 730, value_name = "N")]
+    #[arg(
+        long,
+        env = "INTERMEDIATE_DAYS",
+        default_value_t = 730,
+        value_name = "N"
+    )]
     pub(crate) days: u32,
     /// Subject O of the intermediates.
     #[arg(long, env = "INTERMEDIATE_ORG", default_value = "Istio")]
@@ -116,10 +126,20 @@ pub(crate) struct IntermediateOpts {
     #[arg(long, env = "INTERMEDIATE_CN", default_value = "Intermediate CA")]
     pub(crate) cn: String,
     /// DNS SAN of the intermediates (repeatable; default istiod.<namespace>.svc).
-    #[arg(long, env = "INTERMEDIATE_SAN_DNS", value_delimiter = ',', value_name = "NAME")]
+    #[arg(
+        long,
+        env = "INTERMEDIATE_SAN_DNS",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
     pub(crate) san_dns: Vec<String>,
     /// Namespace of istiod and of the `cacerts` Secret.
-    #[arg(long, env = "ISTIO_NAMESPACE", default_value = "istio-system", value_name = "NS")]
+    #[arg(
+        long,
+        env = "ISTIO_NAMESPACE",
+        default_value = "istio-system",
+        value_name = "NS"
+    )]
     pub(crate) namespace: String,
     /// Write cacerts.yaml in the kubernetes.io/tls shape (tls.crt, tls.key, ca.crt).
     #[arg(long)]
@@ -133,7 +153,12 @@ pub(crate) struct RootOpts {
     #[arg(long = "root-key-type", env = "ROOTCA_KEYSZ", value_parser = key_type, value_name = "TYPE")]
     pub(crate) root_key_type: Option<KeyType>,
     /// Validity of the root in days.
-    #[arg(long = "root-days", env = "ROOTCA_DAYS", default_value_t = 3650, value_name = "N")]
+    #[arg(
+        long = "root-days",
+        env = "ROOTCA_DAYS",
+        default_value_t = 3650,
+        value_name = "N"
+    )]
     pub(crate) root_days: u32,
     /// Subject O of the root.
     #[arg(long = "root-org", env = "ROOTCA_ORG", default_value = "Istio")]
@@ -212,10 +237,20 @@ pub(crate) struct WorkloadArgs {
     #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
     pub(crate) trust_domain: String,
     /// Service account of the workload's identity.
-    #[arg(long, env = "SERVICE_ACCOUNT", default_value = "default", value_name = "SA")]
+    #[arg(
+        long,
+        env = "SERVICE_ACCOUNT",
+        default_value = "default",
+        value_name = "SA"
+    )]
     pub(crate) service_account: String,
     /// Namespace of istiod (for a new intermediate's SAN and Secret).
-    #[arg(long = "istio-namespace", env = "ISTIO_NAMESPACE", default_value = "istio-system", value_name = "NS")]
+    #[arg(
+        long = "istio-namespace",
+        env = "ISTIO_NAMESPACE",
+        default_value = "istio-system",
+        value_name = "NS"
+    )]
     pub(crate) istio_namespace: String,
     /// Overwrite existing workload files.
     #[arg(long)]
@@ -228,7 +263,12 @@ pub(crate) struct SecretArgs {
     #[arg(value_name = "CLUSTER")]
     pub(crate) cluster: String,
     /// Namespace of the Secret.
-    #[arg(long, env = "ISTIO_NAMESPACE", default_value = "istio-system", value_name = "NS")]
+    #[arg(
+        long,
+        env = "ISTIO_NAMESPACE",
+        default_value = "istio-system",
+        value_name = "NS"
+    )]
     pub(crate) namespace: String,
     /// Name of the Secret.
     #[arg(long, default_value = "cacerts")]

@@ -42,7 +42,10 @@ impl fmt::Debug for ClusterBundle {
         f.debug_struct("ClusterBundle")
             .field("ca_cert", &format_args!("{} bytes", self.ca_cert.len()))
             .field("ca_key", &"[secret key elided]")
-            .field("cert_chain", &format_args!("{} bytes", self.cert_chain.len()))
+            .field(
+                "cert_chain",
+                &format_args!("{} bytes", self.cert_chain.len()),
+            )
             .field("root_cert", &format_args!("{} bytes", self.root_cert.len()))
             .finish()
     }

@@ -74,7 +74,9 @@ pub enum Error {
     },
 
     /// A private key is encrypted; meshca needs it in the clear here.
-    #[error("{what}: the private key is encrypted; istiod and meshca need an unencrypted key here")]
+    #[error(
+        "{what}: the private key is encrypted; istiod and meshca need an unencrypted key here"
+    )]
     EncryptedKey {
         /// The file (or document name) concerned.
         what: String,

@@ -108,9 +108,7 @@ pub fn write_files(files: &[FileWrite<'_>], force: bool) -> Result<()> {
         };
         persisted.map_err(|e| {
             if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                Error::AlreadyExists {
-                    path: path.clone(),
-                }
+                Error::AlreadyExists { path: path.clone() }
             } else {
                 Error::io(path.clone(), e.error)
             }
@@ -154,18 +152,38 @@ mod tests {
         let b = dir.path().join("b.pem");
         fs::write(&b, "old").unwrap();
         let files = [
-            FileWrite { path: a.clone(), contents: b"new-a", secret: false },
-            FileWrite { path: b.clone(), contents: b"new-b", secret: true },
+            FileWrite {
+                path: a.clone(),
+                contents: b"new-a",
+                secret: false,
+            },
+            FileWrite {
+                path: b.clone(),
+                contents: b"new-b",
+                secret: true,
+            },
         ];
         let err = write_files(&files, false).unwrap_err();
-        assert!(matches!(err, Error::AlreadyExists { ref path } if *path == b), "{err}");
-        assert!(!a.exists(), "a file was written although the set was refused");
+        assert!(
+            matches!(err, Error::AlreadyExists { ref path } if *path == b),
+            "{err}"
+        );
+        assert!(
+            !a.exists(),
+            "a file was written although the set was refused"
+        );
         assert_eq!(fs::read_to_string(&b).unwrap(), "old");
         write_files(&files, true).unwrap();
         assert_eq!(fs::read_to_string(&b).unwrap(), "new-b");
         let leftovers: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
-            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".tmp")
+            })
             .collect();
         assert!(leftovers.is_empty());
     }
@@ -179,14 +197,28 @@ mod tests {
         let c = dir.path().join("sub/c.pem");
         write_files(
             &[
-                FileWrite { path: k.clone(), contents: b"k", secret: true },
-                FileWrite { path: c.clone(), contents: b"c", secret: false },
+                FileWrite {
+                    path: k.clone(),
+                    contents: b"k",
+                    secret: true,
+                },
+                FileWrite {
+                    path: c.clone(),
+                    contents: b"c",
+                    secret: false,
+                },
             ],
             false,
         )
         .unwrap();
-        assert_eq!(fs::metadata(&k).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(fs::metadata(&c).unwrap().permissions().mode() & 0o777, 0o644);
+        assert_eq!(
+            fs::metadata(&k).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(&c).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
     }
 
     #[test]
@@ -194,7 +226,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.pem");
         let err = read_limited(&missing).unwrap_err().to_string();
-        assert!(err.contains("nope.pem") && err.contains("not found"), "{err}");
+        assert!(
+            err.contains("nope.pem") && err.contains("not found"),
+            "{err}"
+        );
         let err = read_limited(dir.path()).unwrap_err().to_string();
         assert!(err.contains("directory"), "{err}");
     }

@@ -2,8 +2,8 @@
 //! certificates.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyUsagePurpose, SanType, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 use x509_parser::certificate::X509Certificate;
@@ -13,8 +13,7 @@ use crate::error::{Error, Result};
 use crate::key::PrivateKey;
 use crate::pemutil;
 use crate::profile::{
-    validate_days, validate_dns_name, validate_name, IntermediateParams, RootParams,
-    WorkloadParams,
+    validate_days, validate_dns_name, validate_name, IntermediateParams, RootParams, WorkloadParams,
 };
 
 /// Length of the random serial numbers meshca writes (RFC 5280 allows up

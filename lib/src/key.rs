@@ -94,9 +94,7 @@ impl PrivateKey {
                 "PRIVATE KEY" => KeyFormat::Pkcs8,
                 "RSA PRIVATE KEY" => KeyFormat::Pkcs1,
                 "EC PRIVATE KEY" => KeyFormat::Sec1,
-                "ENCRYPTED PRIVATE KEY" => {
-                    return Err(Error::EncryptedKey { what: what.into() })
-                }
+                "ENCRYPTED PRIVATE KEY" => return Err(Error::EncryptedKey { what: what.into() }),
                 _ => continue,
             };
             if block.headers().get("Proc-Type").is_some() {
@@ -261,7 +259,8 @@ mod tests {
 
     #[test]
     fn encrypted_and_missing_keys_are_named() {
-        let enc = b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        let enc =
+            b"-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
         let err = PrivateKey::from_pem("root-key.pem", enc).unwrap_err();
         assert!(matches!(err, Error::EncryptedKey { .. }), "{err}");
         assert!(err.to_string().starts_with("root-key.pem: "));

@@ -44,9 +44,7 @@ mod pemutil;
 mod profile;
 mod secret;
 
-pub use bundle::{
-    ClusterBundle, CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT, ROOT_KEY, SECRET_YAML,
-};
+pub use bundle::{ClusterBundle, CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT, ROOT_KEY, SECRET_YAML};
 pub use error::{Error, Result};
 pub use files::{read_limited, refuse_existing, write_files, FileWrite};
 pub use issue::{IntermediateCa, IssuedIntermediate, RootCa, Workload, SERIAL_LEN};

@@ -242,6 +242,9 @@ mod tests {
         assert_eq!(certs.root_state().unwrap(), RootState::Absent);
         std::fs::write(certs.root_cert_path(), "x").unwrap();
         let err = certs.root_state().unwrap_err().to_string();
-        assert!(err.contains("root-key.pem") && err.contains("not found"), "{err}");
+        assert!(
+            err.contains("root-key.pem") && err.contains("not found"),
+            "{err}"
+        );
     }
 }

@@ -99,11 +99,20 @@ mod tests {
 
     #[test]
     fn refuses_empty_der_and_huge_input() {
-        assert!(parse_blocks("a.pem", b"  \n").unwrap_err().to_string().contains("empty"));
+        assert!(parse_blocks("a.pem", b"  \n")
+            .unwrap_err()
+            .to_string()
+            .contains("empty"));
         let der = [0x30, 0x82, 0x01, 0x00, 0x01];
-        assert!(parse_blocks("a.pem", &der).unwrap_err().to_string().contains("DER"));
+        assert!(parse_blocks("a.pem", &der)
+            .unwrap_err()
+            .to_string()
+            .contains("DER"));
         let big = vec![b'A'; MAX_PEM_BYTES + 1];
-        assert!(matches!(parse_blocks("a.pem", &big), Err(Error::TooLarge { .. })));
+        assert!(matches!(
+            parse_blocks("a.pem", &big),
+            Err(Error::TooLarge { .. })
+        ));
     }
 
     #[test]

@@ -304,7 +304,10 @@ mod tests {
         assert_eq!("4096".parse::<KeyType>().unwrap(), KeyType::Rsa4096);
         assert_eq!("2048".parse::<KeyType>().unwrap(), KeyType::Rsa2048);
         let err = "rsa-1024".parse::<KeyType>().unwrap_err().to_string();
-        assert!(err.contains("rsa-1024") && err.contains(KEY_TYPE_NAMES), "{err}");
+        assert!(
+            err.contains("rsa-1024") && err.contains(KEY_TYPE_NAMES),
+            "{err}"
+        );
     }
 
     #[test]
@@ -312,8 +315,21 @@ mod tests {
         for good in ["cluster1", "a", "east-1", &"x".repeat(63)] {
             validate_name("cluster name", good).unwrap();
         }
-        for bad in ["", "Cluster1", "../etc", "a/b", "-a", "a-", "a.b", &"x".repeat(64), "a b"] {
-            assert!(validate_name("cluster name", bad).is_err(), "{bad:?} accepted");
+        for bad in [
+            "",
+            "Cluster1",
+            "../etc",
+            "a/b",
+            "-a",
+            "a-",
+            "a.b",
+            &"x".repeat(64),
+            "a b",
+        ] {
+            assert!(
+                validate_name("cluster name", bad).is_err(),
+                "{bad:?} accepted"
+            );
         }
     }
 

@@ -137,7 +137,9 @@ pub fn cacerts_yaml(bundle: &ClusterBundle, options: &SecretOptions) -> Result<Z
 fn validate_secret_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 253
-        && name.split('.').all(|l| crate::profile::validate_name("x", l).is_ok());
+        && name
+            .split('.')
+            .all(|l| crate::profile::validate_name("x", l).is_ok());
     if ok {
         Ok(())
     } else {
@@ -261,13 +263,22 @@ mod tests {
 
     #[test]
     fn bad_yaml_is_named() {
-        let err = SecretData::from_yaml("s.yaml", b"kind: ConfigMap\napiVersion: v1\nmetadata: {name: x}\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("s.yaml: ") && err.contains("ConfigMap"), "{err}");
-        let err = SecretData::from_yaml("s.yaml", b"apiVersion: v1\nkind: Secret\nmetadata: {name: x}\ndata: {a: '!!!'}\n")
-            .unwrap_err()
-            .to_string();
+        let err = SecretData::from_yaml(
+            "s.yaml",
+            b"kind: ConfigMap\napiVersion: v1\nmetadata: {name: x}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("s.yaml: ") && err.contains("ConfigMap"),
+            "{err}"
+        );
+        let err = SecretData::from_yaml(
+            "s.yaml",
+            b"apiVersion: v1\nkind: Secret\nmetadata: {name: x}\ndata: {a: '!!!'}\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("data.a"), "{err}");
     }
 }

@@ -71,7 +71,11 @@ pub(crate) fn run(global: &Global, args: &InitArgs) -> Result<u8> {
         global.quiet,
         format_args!(
             "next: kubectl --context <cluster> apply -f {}",
-            certs.path().join("<cluster>").join(meshca::SECRET_YAML).display()
+            certs
+                .path()
+                .join("<cluster>")
+                .join(meshca::SECRET_YAML)
+                .display()
         ),
     );
     Ok(crate::EXIT_OK)

@@ -9,7 +9,10 @@ use crate::output::{date, say};
 pub(crate) fn run(global: &Global, args: &RootArgs) -> Result<u8> {
     let certs = CertsDir::new(&global.dir);
     if !args.force {
-        refuse_existing([certs.root_cert_path().as_path(), certs.root_key_path().as_path()])?;
+        refuse_existing([
+            certs.root_cert_path().as_path(),
+            certs.root_key_path().as_path(),
+        ])?;
     }
     let mut params = RootParams::default();
     params.org = args.org.clone();
