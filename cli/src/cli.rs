@@ -97,6 +97,36 @@ pub(crate) enum Command {
     meshca secret --dir certs --tls cluster1 > cacerts-tls.yaml")]
     Secret(SecretArgs),
 
+    /// Check cluster bundles and certs directories as istiod will, and more.
+    #[command(after_long_help = "EXIT STATUS:
+    0  every check passed (warnings allowed)
+    1  a check failed (an error was found)
+    2  the command could not run (bad arguments, a path that is neither a
+       cluster directory nor a certs directory)
+
+FINDING CODES (stable; --json carries them):
+    see the README's \"verify\" section for the list and what each means.
+
+EXAMPLES:
+    # A whole mesh: the root, every cluster, and cross-cluster checks:
+    meshca verify certs
+
+    # One cluster, in JSON, warning 90 days before expiry:
+    meshca verify --json --warn-days 90 certs/cluster1
+
+    # Will it still be valid next year?
+    meshca verify --at 2027-11-24T00:00:00Z certs")]
+    Verify(VerifyArgs),
+
+    /// Show what PEM files hold: certificates, keys (never the key itself), CRLs.
+    #[command(after_long_help = "EXIT STATUS:
+    0 every file was read, 2 a file is missing or is not valid PEM.
+
+EXAMPLES:
+    meshca inspect certs/cluster1/cert-chain.pem
+    meshca inspect --json certs/root-cert.pem | jq '.[0].items[0].not_after'")]
+    Inspect(InspectArgs),
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_long_help = "EXAMPLES:
     meshca completions bash > /etc/bash_completion.d/meshca
@@ -276,6 +306,40 @@ pub(crate) struct SecretArgs {
     /// The kubernetes.io/tls shape (tls.crt, tls.key, ca.crt) instead of Opaque.
     #[arg(long)]
     pub(crate) tls: bool,
+}
+
+fn rfc3339(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("expected an RFC 3339 time such as 2027-01-31T00:00:00Z: {e}"))
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// Cluster directories or certs directories.
+    #[arg(required = true, value_name = "PATH")]
+    pub(crate) paths: Vec<PathBuf>,
+    /// Print the report as JSON (schema meshca.verify/v1).
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Warn about certificates that expire within N days.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub(crate) warn_days: u32,
+    /// Check validity at this time (RFC 3339) instead of now.
+    #[arg(long, value_parser = rfc3339, value_name = "TIME")]
+    pub(crate) at: Option<time::OffsetDateTime>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InspectArgs {
+    /// PEM files.
+    #[arg(required = true, value_name = "FILE")]
+    pub(crate) files: Vec<PathBuf>,
+    /// Print JSON: a list of {file, items} (or {file, error}).
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Count days left from this time (RFC 3339) instead of now.
+    #[arg(long, value_parser = rfc3339, value_name = "TIME")]
+    pub(crate) at: Option<time::OffsetDateTime>,
 }
 
 #[derive(Debug, Args)]

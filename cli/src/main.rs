@@ -34,6 +34,8 @@ fn main() -> ExitCode {
         Command::Intermediate(args) => cmd::intermediate::run(&cli.global, args),
         Command::Workload(args) => cmd::workload::run(&cli.global, args),
         Command::Secret(args) => cmd::secret::run(&cli.global, args),
+        Command::Verify(args) => cmd::verify::run(args),
+        Command::Inspect(args) => cmd::inspect::run(args),
         Command::Completions(args) => cmd::completions::run(args),
     };
     match result {
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
             }
             let code = match err.downcast_ref::<meshca::Error>() {
                 Some(meshca::Error::InvalidArgument { .. }) => EXIT_USAGE,
+                _ if matches!(cli.command, Command::Verify(_) | Command::Inspect(_)) => EXIT_USAGE,
                 _ => EXIT_FAILED,
             };
             ExitCode::from(code)

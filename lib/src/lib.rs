@@ -37,16 +37,19 @@
 mod bundle;
 mod error;
 mod files;
+mod inspect;
 mod issue;
 mod key;
 mod mesh;
 mod pemutil;
 mod profile;
 mod secret;
+mod verify;
 
 pub use bundle::{ClusterBundle, CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT, ROOT_KEY, SECRET_YAML};
 pub use error::{Error, Result};
 pub use files::{read_limited, refuse_existing, write_files, FileWrite};
+pub use inspect::{inspect_pem, CertSummary, CrlSummary, Item, KeySummary};
 pub use issue::{IntermediateCa, IssuedIntermediate, RootCa, Workload, SERIAL_LEN};
 pub use key::{KeyFormat, PrivateKey};
 pub use mesh::{generate_keys, CertsDir, RootState};
@@ -56,3 +59,7 @@ pub use profile::{
     KEY_TYPE_NAMES,
 };
 pub use secret::{cacerts_yaml, SecretData, SecretOptions, SecretShape, MAX_SECRET_BYTES};
+pub use verify::{
+    verify_bundle, verify_certs_dir, verify_cluster_dir, verify_paths, BundleFiles, Code, Finding,
+    Group, GroupKind, Report, Severity, VerifyOptions, CA_CRL,
+};

@@ -2,9 +2,11 @@
 
 pub(crate) mod completions;
 pub(crate) mod init;
+pub(crate) mod inspect;
 pub(crate) mod intermediate;
 pub(crate) mod root;
 pub(crate) mod secret;
+pub(crate) mod verify;
 pub(crate) mod workload;
 
 use anyhow::Result;
