@@ -63,3 +63,8 @@ pub use verify::{
     verify_bundle, verify_certs_dir, verify_cluster_dir, verify_paths, BundleFiles, Code, Finding,
     Group, GroupKind, Report, Severity, VerifyOptions, CA_CRL,
 };
+
+// The README's Rust examples are compiled and run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
