@@ -177,18 +177,15 @@ fn summarize_cert(c: &X509Certificate<'_>, der: &[u8], at: OffsetDateTime) -> Ce
                         GeneralName::DNSName(d) => format!("DNS:{d}"),
                         GeneralName::URI(u) => format!("URI:{u}"),
                         GeneralName::RFC822Name(e) => format!("email:{e}"),
-                        GeneralName::IPAddress(ip) => match ip.len() {
-                            4 => format!(
-                                "IP:{}",
-                                std::net::Ipv4Addr::from([ip[0], ip[1], ip[2], ip[3]])
-                            ),
-                            16 => {
-                                let mut b = [0u8; 16];
-                                b.copy_from_slice(ip);
-                                format!("IP:{}", std::net::Ipv6Addr::from(b))
+                        GeneralName::IPAddress(ip) => {
+                            if let Ok(v4) = <[u8; 4]>::try_from(*ip) {
+                                format!("IP:{}", std::net::Ipv4Addr::from(v4))
+                            } else if let Ok(v6) = <[u8; 16]>::try_from(*ip) {
+                                format!("IP:{}", std::net::Ipv6Addr::from(v6))
+                            } else {
+                                format!("IP:{}", hex(ip))
                             }
-                            _ => format!("IP:{}", hex(ip)),
-                        },
+                        }
                         other => format!("{other}"),
                     });
                 }
