@@ -127,6 +127,30 @@ EXAMPLES:
     meshca inspect --json certs/root-cert.pem | jq '.[0].items[0].not_after'")]
     Inspect(InspectArgs),
 
+    /// Revoke a cluster's intermediate CA in the root's CRL (DIR/root-crl.pem).
+    #[command(
+        after_long_help = "Every cluster that already has a ca-crl.pem gets the new root CRL
+(and its cacerts.yaml is refreshed): re-apply those Secrets.
+
+EXAMPLES:
+    meshca revoke --dir certs --reason key-compromise cluster2
+    meshca revoke --dir certs --reason cessation-of-operation old-cluster"
+    )]
+    Revoke(RevokeArgs),
+
+    /// Write DIR/CLUSTER/ca-crl.pem: a CRL from every CA of the cluster's chain.
+    #[command(
+        after_long_help = "istiod (1.27+, PILOT_ENABLE_CA_CRL) reads ca-crl.pem and then needs a CRL
+signed by every CA of cert-chain.pem: the root's (DIR/root-crl.pem, made
+here if missing) and the intermediate's own. The cluster's cacerts.yaml is
+refreshed to carry it; later `intermediate` runs add CRLs to new clusters.
+
+EXAMPLES:
+    meshca crl --dir certs cluster1 cluster2
+    meshca crl --dir certs --next-update-days 30 cluster1"
+    )]
+    Crl(CrlArgs),
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_long_help = "EXAMPLES:
     meshca completions bash > /etc/bash_completion.d/meshca
@@ -340,6 +364,37 @@ pub(crate) struct InspectArgs {
     /// Count days left from this time (RFC 3339) instead of now.
     #[arg(long, value_parser = rfc3339, value_name = "TIME")]
     pub(crate) at: Option<time::OffsetDateTime>,
+}
+
+fn reason(s: &str) -> Result<meshca::Reason, String> {
+    s.parse().map_err(|e| match e {
+        meshca::Error::InvalidArgument { reason, .. } => reason,
+        other => other.to_string(),
+    })
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RevokeArgs {
+    /// The cluster whose intermediate is revoked.
+    #[arg(value_name = "CLUSTER")]
+    pub(crate) cluster: String,
+    /// Why: unspecified, key-compromise, ca-compromise, affiliation-changed,
+    /// superseded, cessation-of-operation.
+    #[arg(long, value_parser = reason, default_value = "unspecified")]
+    pub(crate) reason: meshca::Reason,
+    /// nextUpdate of the new root CRL, in days.
+    #[arg(long, default_value_t = meshca::DEFAULT_CRL_DAYS, value_name = "N")]
+    pub(crate) next_update_days: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CrlArgs {
+    /// Clusters to write ca-crl.pem for.
+    #[arg(required = true, value_name = "CLUSTER")]
+    pub(crate) clusters: Vec<String>,
+    /// nextUpdate of the CRLs made, in days.
+    #[arg(long, default_value_t = meshca::DEFAULT_CRL_DAYS, value_name = "N")]
+    pub(crate) next_update_days: u32,
 }
 
 #[derive(Debug, Args)]

@@ -34,6 +34,8 @@ fn main() -> ExitCode {
         Command::Intermediate(args) => cmd::intermediate::run(&cli.global, args),
         Command::Workload(args) => cmd::workload::run(&cli.global, args),
         Command::Secret(args) => cmd::secret::run(&cli.global, args),
+        Command::Revoke(args) => cmd::revoke::run(&cli.global, args),
+        Command::Crl(args) => cmd::crl::run(&cli.global, args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Completions(args) => cmd::completions::run(args),

@@ -18,6 +18,8 @@ pub const CERT_CHAIN: &str = "cert-chain.pem";
 pub const ROOT_CERT: &str = "root-cert.pem";
 /// `root-key.pem`: the root's private key (in the certs directory only).
 pub const ROOT_KEY: &str = "root-key.pem";
+/// `ca-crl.pem`: the CRLs of the chain's CAs (Istio 1.27+, optional).
+pub const CA_CRL: &str = "ca-crl.pem";
 /// `cacerts.yaml`: the `cacerts` Secret for the cluster.
 pub const SECRET_YAML: &str = "cacerts.yaml";
 
@@ -35,6 +37,8 @@ pub struct ClusterBundle {
     pub cert_chain: String,
     /// `root-cert.pem`.
     pub root_cert: String,
+    /// `ca-crl.pem`, when the cluster uses CRLs (Istio 1.27+).
+    pub ca_crl: Option<String>,
 }
 
 impl fmt::Debug for ClusterBundle {
@@ -47,6 +51,7 @@ impl fmt::Debug for ClusterBundle {
                 &format_args!("{} bytes", self.cert_chain.len()),
             )
             .field("root_cert", &format_args!("{} bytes", self.root_cert.len()))
+            .field("ca_crl", &self.ca_crl.as_ref().map(String::len))
             .finish()
     }
 }
@@ -64,7 +69,14 @@ impl ClusterBundle {
             ca_key,
             cert_chain,
             root_cert,
+            ca_crl: None,
         }
+    }
+
+    /// The same bundle with `ca-crl.pem`.
+    pub fn with_crl(mut self, ca_crl: Option<String>) -> Self {
+        self.ca_crl = ca_crl;
+        self
     }
 
     /// Reads the four files of a cluster directory (each at most 1 MiB,
@@ -83,17 +95,26 @@ impl ClusterBundle {
             ca_key: Zeroizing::new(read(CA_KEY)?),
             cert_chain: read(CERT_CHAIN)?,
             root_cert: read(ROOT_CERT)?,
+            ca_crl: if dir.join(CA_CRL).exists() {
+                Some(read(CA_CRL)?)
+            } else {
+                None
+            },
         })
     }
 
     /// The documents with their file names, the key marked secret.
-    pub fn documents(&self) -> [(&'static str, &[u8], bool); 4] {
-        [
+    pub fn documents(&self) -> Vec<(&'static str, &[u8], bool)> {
+        let mut docs = vec![
             (CA_CERT, self.ca_cert.as_bytes(), false),
             (CA_KEY, self.ca_key.as_bytes(), true),
             (CERT_CHAIN, self.cert_chain.as_bytes(), false),
             (ROOT_CERT, self.root_cert.as_bytes(), false),
-        ]
+        ];
+        if let Some(crl) = &self.ca_crl {
+            docs.push((CA_CRL, crl.as_bytes(), false));
+        }
+        docs
     }
 
     /// Writes the four files, and `cacerts.yaml` when `secret_yaml` is

@@ -307,6 +307,27 @@ impl RootCa {
         self.signer.not_after
     }
 
+    /// Signs the root's CRL: the entries of `previous` (the root's last
+    /// CRL, PEM, if any) plus `add`, numbered one above `previous`. Fails
+    /// when the root's keyUsage lacks cRLSign (the recipe's roots).
+    pub fn crl(
+        &self,
+        previous: Option<&[u8]>,
+        add: &[crate::crl::Revocation],
+        now: OffsetDateTime,
+        next_update_days: u32,
+    ) -> Result<String> {
+        crate::crl::sign_crl(
+            "root CRL",
+            &self.signer.cert_der,
+            &self.signer.key,
+            previous,
+            add,
+            now,
+            next_update_days,
+        )
+    }
+
     /// Issues a cluster's intermediate CA for `key` (its type wins over
     /// `params.key_type`): subject `O=<org>, CN=<cn>, L=<cluster>`,
     /// CA:TRUE pathlen:0, keyCertSign + cRLSign + digitalSignature, the
@@ -437,6 +458,32 @@ impl IntermediateCa {
         self.signer.not_after
     }
 
+    /// The intermediate's serial number (DER content bytes).
+    pub fn serial(&self) -> Vec<u8> {
+        parse("ca-cert.pem", &self.signer.cert_der)
+            .map(|c| c.raw_serial().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Signs this intermediate's own (empty) CRL, numbered one above the
+    /// CRL it signed in `previous` (a `ca-crl.pem`, if any).
+    pub fn own_crl(
+        &self,
+        previous: Option<&[u8]>,
+        now: OffsetDateTime,
+        next_update_days: u32,
+    ) -> Result<String> {
+        crate::crl::sign_crl(
+            &format!("{}/ca-crl.pem", self.cluster),
+            &self.signer.cert_der,
+            &self.signer.key,
+            previous,
+            &[],
+            now,
+            next_update_days,
+        )
+    }
+
     /// The intermediate key's type.
     pub fn key_type(&self) -> crate::KeyType {
         self.signer.key.key_type()
@@ -450,12 +497,12 @@ impl IntermediateCa {
 
     /// The cluster's four PEM documents.
     pub fn bundle(&self) -> ClusterBundle {
-        ClusterBundle {
-            ca_cert: self.cert_pem(),
-            ca_key: self.signer.key.to_pem(),
-            cert_chain: self.chain_pem(),
-            root_cert: self.root_certs_pem.clone(),
-        }
+        ClusterBundle::new(
+            self.cert_pem(),
+            self.signer.key.to_pem(),
+            self.chain_pem(),
+            self.root_certs_pem.clone(),
+        )
     }
 
     /// Issues a VM workload certificate for `namespace` (the recipe's

@@ -43,6 +43,7 @@
 )]
 
 mod bundle;
+mod crl;
 mod error;
 mod files;
 mod inspect;
@@ -54,7 +55,10 @@ mod profile;
 mod secret;
 mod verify;
 
-pub use bundle::{ClusterBundle, CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT, ROOT_KEY, SECRET_YAML};
+pub use bundle::{
+    ClusterBundle, CA_CERT, CA_CRL, CA_KEY, CERT_CHAIN, ROOT_CERT, ROOT_KEY, SECRET_YAML,
+};
+pub use crl::{Reason, Revocation, DEFAULT_CRL_DAYS, REASON_NAMES, ROOT_CRL};
 pub use error::{Error, Result};
 pub use files::{read_limited, refuse_existing, write_files, FileWrite};
 pub use inspect::{inspect_pem, CertSummary, CrlSummary, Item, KeySummary};
@@ -69,7 +73,7 @@ pub use profile::{
 pub use secret::{cacerts_yaml, SecretData, SecretOptions, SecretShape, MAX_SECRET_BYTES};
 pub use verify::{
     verify_bundle, verify_certs_dir, verify_cluster_dir, verify_paths, BundleFiles, Code, Finding,
-    Group, GroupKind, Report, Severity, VerifyOptions, CA_CRL,
+    Group, GroupKind, Report, Severity, VerifyOptions,
 };
 
 // The README's Rust examples are compiled and run as doc-tests.

@@ -128,6 +128,7 @@ impl CertsDir {
     pub fn cluster_files(&self, cluster: &str) -> Result<Vec<PathBuf>> {
         let dir = self.cluster_dir(cluster)?;
         let bundle_names = [
+            crate::bundle::CA_CRL,
             crate::bundle::CA_CERT,
             crate::bundle::CA_KEY,
             crate::bundle::CERT_CHAIN,
@@ -146,15 +147,164 @@ impl CertsDir {
         Ok(())
     }
 
+    /// `DIR/root-crl.pem`.
+    pub fn root_crl_path(&self) -> PathBuf {
+        self.path.join(crate::crl::ROOT_CRL)
+    }
+
+    /// The root's current CRL (`DIR/root-crl.pem`), if there is one.
+    pub fn read_root_crl(&self) -> Result<Option<Vec<u8>>> {
+        let path = self.root_crl_path();
+        if path.exists() {
+            read_limited(&path).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Writes `DIR/root-crl.pem` (replacing the previous one, atomically).
+    pub fn write_root_crl(&self, pem: &str) -> Result<()> {
+        write_files(
+            &[FileWrite {
+                path: self.root_crl_path(),
+                contents: pem.as_bytes(),
+                secret: false,
+            }],
+            true,
+        )
+    }
+
+    /// Revokes `cluster`'s intermediate in the root's CRL (`DIR/root-crl.pem`,
+    /// created if absent, its number one higher), then puts the new root CRL
+    /// into the `ca-crl.pem` (and `cacerts.yaml`) of every cluster that has
+    /// one. Needs only the cluster's `ca-cert.pem`: a compromised cluster's
+    /// key may be gone. Returns the clusters updated.
+    pub fn revoke(
+        &self,
+        root: &RootCa,
+        cluster: &str,
+        reason: crate::crl::Reason,
+        now: time::OffsetDateTime,
+        next_update_days: u32,
+    ) -> Result<Vec<String>> {
+        let cert_path = self.cluster_dir(cluster)?.join(crate::bundle::CA_CERT);
+        let what = cert_path.display().to_string();
+        let (serial, issuer) = crate::crl::serial_and_issuer(&what, &read_limited(&cert_path)?)?;
+        let root_subject = crate::issue::parse("root", root.cert_der())?
+            .subject()
+            .as_raw()
+            .to_vec();
+        if issuer != root_subject {
+            return Err(Error::NotACa {
+                what: self.root_cert_path().display().to_string(),
+                reason: format!(
+                    "{what} was not issued by this root; revoke it with its own issuer"
+                ),
+            });
+        }
+        let previous = self.read_root_crl()?;
+        let crl = root.crl(
+            previous.as_deref(),
+            &[crate::crl::Revocation::new(serial, now, reason)],
+            now,
+            next_update_days,
+        )?;
+        self.write_root_crl(&crl)?;
+        self.spread_root_crl(root, &crl)
+    }
+
+    /// Puts `root_crl` into every cluster's existing `ca-crl.pem` in place of
+    /// the root's old CRL, and refreshes their `cacerts.yaml`.
+    pub fn spread_root_crl(&self, root: &RootCa, root_crl: &str) -> Result<Vec<String>> {
+        let mut updated = Vec::new();
+        for cluster in self.clusters()? {
+            let path = self.cluster_dir(&cluster)?.join(crate::bundle::CA_CRL);
+            if !path.exists() {
+                continue;
+            }
+            let old = read_limited(&path)?;
+            let new = crate::crl::replace_crl_of(
+                &path.display().to_string(),
+                &old,
+                root.cert_der(),
+                root_crl,
+            )?;
+            write_files(
+                &[FileWrite {
+                    path,
+                    contents: new.as_bytes(),
+                    secret: false,
+                }],
+                true,
+            )?;
+            self.refresh_secret(&cluster)?;
+            updated.push(cluster);
+        }
+        Ok(updated)
+    }
+
+    /// Rewrites `DIR/<cluster>/cacerts.yaml` from the cluster's files,
+    /// keeping its name, namespace and shape. Returns false when the
+    /// cluster has no `cacerts.yaml`.
+    pub fn refresh_secret(&self, cluster: &str) -> Result<bool> {
+        let path = self.cluster_dir(cluster)?.join(SECRET_YAML);
+        if !path.exists() {
+            return Ok(false);
+        }
+        let old = crate::secret::SecretData::from_yaml(
+            &path.display().to_string(),
+            &zeroize::Zeroizing::new(read_limited(&path)?),
+        )?;
+        let mut options = SecretOptions::default();
+        options.name = old.name.clone();
+        if let Some(ns) = &old.namespace {
+            options.namespace = ns.clone();
+        }
+        if old.type_.as_deref() == Some("kubernetes.io/tls") {
+            options.shape = crate::secret::SecretShape::Tls;
+        }
+        let bundle = self.read_cluster(cluster)?;
+        let yaml = cacerts_yaml(&bundle, &options)?;
+        write_files(
+            &[FileWrite {
+                path,
+                contents: yaml.as_bytes(),
+                secret: true,
+            }],
+            true,
+        )?;
+        Ok(true)
+    }
+
+    /// The cluster directories under DIR (those holding `ca-cert.pem`), sorted.
+    pub fn clusters(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let entries = std::fs::read_dir(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.is_dir() && p.join(crate::bundle::CA_CERT).exists() {
+                if let Some(name) = p.file_name().and_then(|n| n.to_str()) {
+                    if validate_name("cluster name", name).is_ok() {
+                        out.push(name.to_owned());
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// Writes a cluster's bundle and its `cacerts.yaml` into `DIR/<cluster>`.
+    /// `ca_crl` becomes `ca-crl.pem` (and enters the Secret) when given.
     pub fn write_cluster(
         &self,
         ca: &IntermediateCa,
         secret: &SecretOptions,
+        ca_crl: Option<String>,
         force: bool,
     ) -> Result<ClusterBundle> {
         let dir = self.cluster_dir(ca.cluster())?;
-        let bundle = ca.bundle();
+        let bundle = ca.bundle().with_crl(ca_crl);
         let yaml = cacerts_yaml(&bundle, secret)?;
         bundle.write_dir(&dir, Some(&yaml), force)?;
         Ok(bundle)

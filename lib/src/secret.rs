@@ -7,7 +7,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::bundle::{ClusterBundle, CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT};
+use crate::bundle::{ClusterBundle, CA_CERT, CA_CRL, CA_KEY, CERT_CHAIN, ROOT_CERT};
 use crate::error::{Error, Result};
 
 /// The largest Secret document meshca reads (1 MiB, Kubernetes' own limit
@@ -110,11 +110,14 @@ pub fn cacerts_yaml(bundle: &ClusterBundle, options: &SecretOptions) -> Result<Z
             ],
         ),
     };
-    let data = entries
+    let mut data: BTreeMap<String, String> = entries
         .iter()
         .filter(|(k, _)| !k.is_empty())
         .map(|(k, v)| ((*k).to_owned(), B64.encode(v)))
         .collect();
+    if let Some(crl) = &bundle.ca_crl {
+        data.insert(CA_CRL.to_owned(), B64.encode(crl.as_bytes()));
+    }
     let doc = SecretDoc {
         api_version: "v1".into(),
         kind: "Secret".into(),

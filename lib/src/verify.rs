@@ -18,14 +18,11 @@ use x509_parser::public_key::PublicKey;
 use x509_parser::revocation_list::CertificateRevocationList;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-use crate::bundle::{CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT, ROOT_KEY, SECRET_YAML};
+use crate::bundle::{CA_CERT, CA_CRL, CA_KEY, CERT_CHAIN, ROOT_CERT, ROOT_KEY, SECRET_YAML};
 use crate::error::{Error, Result};
 use crate::key::PrivateKey;
 use crate::pemutil;
 use crate::secret::SecretData;
-
-/// `ca-crl.pem`: the CRLs istiod reads since 1.27 (`PILOT_ENABLE_CA_CRL`).
-pub const CA_CRL: &str = "ca-crl.pem";
 
 /// How bad a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -1289,7 +1286,7 @@ fn check_secret(label: &str, files: &BundleFiles, yaml: &[u8], out: &mut Vec<Fin
         }
     };
     let tls = secret.type_.as_deref() == Some("kubernetes.io/tls");
-    let expected: Vec<(&str, &str, Option<&[u8]>)> = if tls {
+    let mut expected: Vec<(&str, &str, Option<&[u8]>)> = if tls {
         vec![
             ("tls.crt", CA_CERT, files.ca_cert.as_deref()),
             (
@@ -1311,6 +1308,9 @@ fn check_secret(label: &str, files: &BundleFiles, yaml: &[u8], out: &mut Vec<Fin
             (ROOT_CERT, ROOT_CERT, files.root_cert.as_deref()),
         ]
     };
+    if files.ca_crl.is_some() {
+        expected.push((CA_CRL, CA_CRL, files.ca_crl.as_deref()));
+    }
     for (key, fname, contents) in expected {
         match (secret.data.get(key), contents) {
             (None, _) => out.push(err(

@@ -1,9 +1,11 @@
 //! One module per command.
 
 pub(crate) mod completions;
+pub(crate) mod crl;
 pub(crate) mod init;
 pub(crate) mod inspect;
 pub(crate) mod intermediate;
+pub(crate) mod revoke;
 pub(crate) mod root;
 pub(crate) mod secret;
 pub(crate) mod verify;
@@ -82,6 +84,7 @@ pub(crate) fn issue_clusters(
     let params = intermediate_params(opts);
     let secret = secret_options(&opts.namespace, opts.tls_secret);
     let now = time::OffsetDateTime::now_utc();
+    let root_crl = certs.read_root_crl()?;
     for (cluster, key) in clusters.iter().zip(keys) {
         let issued = root.issue_intermediate(cluster, &params, key, now)?;
         if issued.clamped {
@@ -91,7 +94,17 @@ pub(crate) fn issue_clusters(
                 params.days
             ));
         }
-        certs.write_cluster(&issued.ca, &secret, force)?;
+        let ca_crl = match &root_crl {
+            Some(root_crl) => Some(cluster_crl(
+                root_crl,
+                &issued.ca,
+                None,
+                now,
+                meshca::DEFAULT_CRL_DAYS,
+            )?),
+            None => None,
+        };
+        certs.write_cluster(&issued.ca, &secret, ca_crl, force)?;
         let dir = certs.cluster_dir(cluster)?;
         say(
             quiet,
@@ -105,4 +118,24 @@ pub(crate) fn issue_clusters(
         );
     }
     Ok(())
+}
+
+/// `ca-crl.pem` for a cluster: the root's CRL, then the intermediate's own
+/// (numbered above the one in `previous`, the cluster's old `ca-crl.pem`).
+pub(crate) fn cluster_crl(
+    root_crl: &[u8],
+    ca: &meshca::IntermediateCa,
+    previous: Option<&[u8]>,
+    now: time::OffsetDateTime,
+    days: u32,
+) -> Result<String> {
+    let own = ca.own_crl(previous, now, days)?;
+    let root = String::from_utf8_lossy(root_crl);
+    Ok(meshca::concat_pem(&[&root, &own]))
+}
+
+/// Loads the root from DIR (the passphrase prompt lives here once root keys
+/// can be encrypted).
+pub(crate) fn load_root(certs: &CertsDir, _global: &crate::cli::Global) -> Result<RootCa> {
+    Ok(certs.load_root()?)
 }

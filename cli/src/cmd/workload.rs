@@ -43,6 +43,7 @@ pub(crate) fn run(global: &Global, args: &WorkloadArgs) -> Result<u8> {
         certs.write_cluster(
             &issued.ca,
             &super::secret_options(&args.istio_namespace, false),
+            None,
             args.force,
         )?;
         say(
