@@ -255,8 +255,10 @@ impl CertsDir {
             &path.display().to_string(),
             &zeroize::Zeroizing::new(read_limited(&path)?),
         )?;
-        let mut options = SecretOptions::default();
-        options.name = old.name.clone();
+        let mut options = SecretOptions {
+            name: old.name.clone(),
+            ..SecretOptions::default()
+        };
         if let Some(ns) = &old.namespace {
             options.namespace = ns.clone();
         }
