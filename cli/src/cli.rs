@@ -48,6 +48,15 @@ pub(crate) struct Global {
     /// Print nothing but errors and warnings.
     #[arg(long, short, global = true)]
     pub(crate) quiet: bool,
+    /// Read the root key's passphrase from this file (first line) instead
+    /// of asking on the terminal.
+    #[arg(
+        long,
+        global = true,
+        env = "MESHCA_PASSPHRASE_FILE",
+        value_name = "FILE"
+    )]
+    pub(crate) passphrase_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,7 +80,10 @@ pub(crate) enum Command {
     #[command(after_long_help = "EXAMPLES:
     meshca root --dir certs
     meshca root --dir certs --key-type ecdsa-p384 --days 7300 --org Example --cn \"Example Root CA\"
-    ROOTCA_DAYS=7300 ROOTCA_KEYSZ=4096 meshca root")]
+    ROOTCA_DAYS=7300 ROOTCA_KEYSZ=4096 meshca root
+    # Keep the root key encrypted at rest:
+    meshca root --dir certs --encrypt
+    meshca intermediate --dir certs --passphrase-file /run/secrets/root-pass cluster3")]
     Root(RootArgs),
 
     /// Make a cluster's intermediate CA, signed by the root in DIR.
@@ -79,7 +91,10 @@ pub(crate) enum Command {
     meshca intermediate --dir certs cluster3
     meshca intermediate --dir certs --key-type ecdsa-p256 --san-dns istiod.istio-system.svc cluster3
     # The kubernetes.io/tls shape of the Secret (tls.crt, tls.key, ca.crt):
-    meshca intermediate --dir certs --tls-secret cluster4")]
+    meshca intermediate --dir certs --tls-secret cluster4
+    # A mesh started with istiod's self-signed CA gains a cluster, same root:
+    kubectl get secret istio-ca-secret -n istio-system -o yaml > istio-ca-secret.yaml
+    meshca intermediate --dir certs --root-from-secret istio-ca-secret.yaml cluster2")]
     Intermediate(IntermediateArgs),
 
     /// Make a VM workload's certificate, as the recipe's `<namespace>-certs`.
@@ -198,6 +213,11 @@ pub(crate) struct IntermediateOpts {
     /// Write cacerts.yaml in the kubernetes.io/tls shape (tls.crt, tls.key, ca.crt).
     #[arg(long)]
     pub(crate) tls_secret: bool,
+    /// Sign with the CA of a saved Secret instead of DIR's root: istiod's own
+    /// self-signed CA (`kubectl get secret istio-ca-secret -n istio-system -o
+    /// yaml`) or a kubernetes.io/tls Secret. DIR/root-cert.pem is written if absent.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) root_from_secret: Option<PathBuf>,
 }
 
 /// The root CA's profile (the recipe's ROOTCA_* variables).
@@ -234,6 +254,9 @@ pub(crate) struct InitArgs {
     /// Overwrite existing cluster files (an existing root is always kept).
     #[arg(long)]
     pub(crate) force: bool,
+    /// Write a new root-key.pem encrypted (PKCS#8, scrypt + AES-256-CBC).
+    #[arg(long)]
+    pub(crate) encrypt_root: bool,
 }
 
 #[derive(Debug, Args)]
@@ -253,6 +276,11 @@ pub(crate) struct RootArgs {
     /// Overwrite an existing root (every cluster must then be re-issued).
     #[arg(long)]
     pub(crate) force: bool,
+    /// Write root-key.pem encrypted (PKCS#8, scrypt + AES-256-CBC; `openssl
+    /// pkcs8` reads it). The passphrase comes from --passphrase-file or a
+    /// prompt; every command that signs with the root then asks for it.
+    #[arg(long)]
+    pub(crate) encrypt: bool,
 }
 
 #[derive(Debug, Args)]

@@ -20,7 +20,19 @@ pub(crate) const EXIT_FAILED: u8 = 1;
 /// Exit code: the command could not run (bad arguments, unreadable input).
 pub(crate) const EXIT_USAGE: u8 = 2;
 
+/// No core dumps, no ptrace by other processes of the same user: the
+/// process may hold private keys.
+fn protect_process() {
+    let none = rustix::process::Rlimit {
+        current: Some(0),
+        maximum: Some(0),
+    };
+    let _ = rustix::process::setrlimit(rustix::process::Resource::Core, none);
+    let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
+}
+
 fn main() -> ExitCode {
+    protect_process();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -49,7 +61,9 @@ fn main() -> ExitCode {
                 let _ = writeln!(stderr, "  caused by: {cause}");
             }
             let code = match err.downcast_ref::<meshca::Error>() {
-                Some(meshca::Error::InvalidArgument { .. }) => EXIT_USAGE,
+                Some(meshca::Error::InvalidArgument { .. } | meshca::Error::Passphrase { .. }) => {
+                    EXIT_USAGE
+                }
                 _ if matches!(cli.command, Command::Verify(_) | Command::Inspect(_)) => EXIT_USAGE,
                 _ => EXIT_FAILED,
             };

@@ -122,6 +122,13 @@ pub enum Error {
         reason: String,
     },
 
+    /// A passphrase could not be had, or is unusable.
+    #[error("{reason}")]
+    Passphrase {
+        /// What went wrong (names the key file).
+        reason: String,
+    },
+
     /// A Kubernetes Secret document could not be read.
     #[error("{what}: not a usable Secret: {reason}")]
     BadSecret {

@@ -247,6 +247,70 @@ impl RootCa {
         key_pem: &[u8],
     ) -> Result<Self> {
         let key = PrivateKey::from_pem(key_what, key_pem)?;
+        Self::from_cert_and_key(cert_what, cert_pem, key_what, key)
+    }
+
+    /// Like [`RootCa::from_pem`], but an encrypted `root-key.pem` is
+    /// decrypted with the passphrase `passphrase` returns (asked only then).
+    pub fn from_pem_with_passphrase(
+        cert_what: &str,
+        cert_pem: &[u8],
+        key_what: &str,
+        key_pem: &[u8],
+        passphrase: &dyn Fn() -> Result<zeroize::Zeroizing<String>>,
+    ) -> Result<Self> {
+        let key = PrivateKey::from_pem_with_passphrase(key_what, key_pem, passphrase)?;
+        Self::from_cert_and_key(cert_what, cert_pem, key_what, key)
+    }
+
+    /// Loads a root from a Kubernetes Secret YAML: `istio-ca-secret` as
+    /// `kubectl get secret istio-ca-secret -n istio-system -o yaml` saves it
+    /// (keys `ca-cert.pem`, `ca-key.pem`: istiod's self-signed CA), or a
+    /// `kubernetes.io/tls` Secret (`tls.crt`, `tls.key`). `what` names the
+    /// file in errors.
+    pub fn from_secret_yaml(
+        what: &str,
+        yaml: &[u8],
+        passphrase: &dyn Fn() -> Result<zeroize::Zeroizing<String>>,
+    ) -> Result<Self> {
+        let secret = crate::secret::SecretData::from_yaml(what, yaml)?;
+        let pick = |names: [&'static str; 2]| {
+            names.iter().find_map(|n| {
+                secret
+                    .data
+                    .get(*n)
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (*n, v))
+            })
+        };
+        let (cert_key, cert) = pick(["ca-cert.pem", "tls.crt"]).ok_or_else(|| Error::BadSecret {
+            what: what.into(),
+            reason: "no data.ca-cert.pem or data.tls.crt (expected istio-ca-secret or a kubernetes.io/tls Secret)".into(),
+        })?;
+        let (key_key, key) = pick(["ca-key.pem", "tls.key"]).ok_or_else(|| Error::BadSecret {
+            what: what.into(),
+            reason: "no data.ca-key.pem or data.tls.key".into(),
+        })?;
+        let key = PrivateKey::from_pem_with_passphrase(
+            &format!("{what} data.{key_key}"),
+            key,
+            passphrase,
+        )?;
+        Self::from_cert_and_key(
+            &format!("{what} data.{cert_key}"),
+            cert,
+            &format!("{what} data.{key_key}"),
+            key,
+        )
+    }
+
+    /// Pairs the certificates of `root-cert.pem` with a loaded key.
+    pub fn from_cert_and_key(
+        cert_what: &str,
+        cert_pem: &[u8],
+        key_what: &str,
+        key: PrivateKey,
+    ) -> Result<Self> {
         let certs = pemutil::certificates(cert_what, cert_pem)?;
         let spki = key.public_key_der();
         let mut signing = None;

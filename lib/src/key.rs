@@ -115,6 +115,80 @@ impl PrivateKey {
         Self::from_der(what, format, &der)
     }
 
+    /// Like [`PrivateKey::from_pem`], but an encrypted PKCS#8 key
+    /// (`ENCRYPTED PRIVATE KEY`, PBES2 as written by
+    /// [`PrivateKey::to_encrypted_pem`] or `openssl pkcs8 -topk8 -v2`) is
+    /// decrypted with the passphrase `passphrase` returns; it is only asked
+    /// for when the key is encrypted.
+    pub fn from_pem_with_passphrase(
+        what: &str,
+        pem_text: &[u8],
+        passphrase: &dyn Fn() -> Result<Zeroizing<String>>,
+    ) -> Result<Self> {
+        let blocks = pemutil::parse_blocks(what, pem_text)?;
+        let Some(block) = blocks.iter().find(|b| b.tag() == "ENCRYPTED PRIVATE KEY") else {
+            return Self::from_pem(what, pem_text);
+        };
+        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(block.contents()).map_err(|e| {
+            Error::BadKey {
+                what: what.into(),
+                reason: format!("cannot parse the encrypted key: {e}"),
+            }
+        })?;
+        let pass = passphrase()?;
+        let doc = info.decrypt(pass.as_bytes()).map_err(|_| Error::BadKey {
+            what: what.into(),
+            reason: "wrong passphrase (or a damaged or unsupported encrypted key)".into(),
+        })?;
+        Self::from_der(what, KeyFormat::Pkcs8, doc.as_bytes())
+    }
+
+    /// The key as encrypted PKCS#8 PEM (`ENCRYPTED PRIVATE KEY`): PBES2 with
+    /// scrypt (N=2^14, r=8, p=1, the parameters `openssl pkcs8 -scrypt`
+    /// uses, within OpenSSL's default memory limit) and AES-256-CBC, so
+    /// `openssl pkcs8 -in FILE` reads it. Only PKCS#8 keys (all keys
+    /// meshca generates) can be encrypted.
+    pub fn to_encrypted_pem(&self, passphrase: &[u8]) -> Result<Zeroizing<String>> {
+        use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+        if self.format != KeyFormat::Pkcs8 {
+            return Err(Error::BadKey {
+                what: "private key".into(),
+                reason: "only PKCS#8 keys can be encrypted".into(),
+            });
+        }
+        if passphrase.is_empty() {
+            return Err(Error::InvalidArgument {
+                what: "passphrase",
+                value: String::new(),
+                reason: "must not be empty".into(),
+            });
+        }
+        let bad = |reason: String| Error::BadKey {
+            what: "private key".into(),
+            reason,
+        };
+        let mut salt = [0u8; 16];
+        let mut iv = [0u8; 16];
+        let rng = SystemRandom::new();
+        rng.fill(&mut salt)
+            .and_then(|()| rng.fill(&mut iv))
+            .map_err(|_| bad("the system random generator failed".into()))?;
+        let scrypt = pkcs8::pkcs5::scrypt::Params::new(14, 8, 1, 32)
+            .map_err(|e| bad(format!("scrypt parameters: {e}")))?;
+        let params = pkcs8::pkcs5::pbes2::Parameters::scrypt_aes256cbc(scrypt, &salt, &iv)
+            .map_err(|e| bad(format!("PBES2 parameters: {e}")))?;
+        let info = pkcs8::PrivateKeyInfo::try_from(self.pair.serialized_der())
+            .map_err(|e| bad(format!("not PKCS#8: {e}")))?;
+        let doc = info
+            .encrypt_with_params(params, passphrase)
+            .map_err(|e| bad(format!("encryption failed: {e}")))?;
+        let block = pem::Pem::new("ENCRYPTED PRIVATE KEY", doc.as_bytes().to_vec());
+        let text = pemutil::encode(&block);
+        let mut contents = block.into_contents();
+        contents.zeroize();
+        Ok(text)
+    }
+
     /// Reads a DER private key in the given format.
     pub fn from_der(what: &str, format: KeyFormat, der: &[u8]) -> Result<Self> {
         let pair = KeyPair::try_from(der).map_err(|e| Error::BadKey {
@@ -255,6 +329,23 @@ mod tests {
             assert_eq!(back.key_type(), kt);
             assert_eq!(back.public_key_der(), key.public_key_der());
         }
+    }
+
+    #[test]
+    fn encrypted_keys_round_trip_and_wrong_passphrases_fail() {
+        let key = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        let enc = key.to_encrypted_pem(b"correct horse").unwrap();
+        assert!(enc.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----\n"));
+        let good = || Ok(Zeroizing::new("correct horse".to_owned()));
+        let back = PrivateKey::from_pem_with_passphrase("k.pem", enc.as_bytes(), &good).unwrap();
+        assert_eq!(back.public_key_der(), key.public_key_der());
+        let bad = || Ok(Zeroizing::new("wrong".to_owned()));
+        let err = PrivateKey::from_pem_with_passphrase("k.pem", enc.as_bytes(), &bad).unwrap_err();
+        assert!(err.to_string().contains("wrong passphrase"), "{err}");
+        // Plain keys never ask.
+        let never = || -> Result<Zeroizing<String>> { panic!("asked for a passphrase") };
+        let plain = key.to_pem();
+        PrivateKey::from_pem_with_passphrase("k.pem", plain.as_bytes(), &never).unwrap();
     }
 
     #[test]

@@ -79,8 +79,22 @@ impl CertsDir {
         }
     }
 
-    /// Loads the root from `root-cert.pem` and `root-key.pem`.
+    /// Loads the root from `root-cert.pem` and `root-key.pem`; an encrypted
+    /// key is an error (see [`CertsDir::load_root_with_passphrase`]).
     pub fn load_root(&self) -> Result<RootCa> {
+        self.load_root_with_passphrase(&|| {
+            Err(Error::EncryptedKey {
+                what: self.root_key_path().display().to_string(),
+            })
+        })
+    }
+
+    /// Loads the root; an encrypted `root-key.pem` is decrypted with the
+    /// passphrase `passphrase` returns (asked only when it is encrypted).
+    pub fn load_root_with_passphrase(
+        &self,
+        passphrase: &dyn Fn() -> Result<zeroize::Zeroizing<String>>,
+    ) -> Result<RootCa> {
         let cert_path = self.root_cert_path();
         let key_path = self.root_key_path();
         let hint = "; create the root first with `meshca root` (or `meshca init`)".to_owned();
@@ -95,18 +109,33 @@ impl CertsDir {
         };
         let cert = read(&cert_path)?;
         let key = zeroize::Zeroizing::new(read(&key_path)?);
-        RootCa::from_pem(
+        RootCa::from_pem_with_passphrase(
             &cert_path.display().to_string(),
             &cert,
             &key_path.display().to_string(),
             &key,
+            passphrase,
         )
     }
 
     /// Writes `root-key.pem` (0600) and `root-cert.pem`, atomically, never
     /// over existing files without `force`.
     pub fn write_root(&self, root: &RootCa, force: bool) -> Result<()> {
-        let key = root.key().to_pem();
+        self.write_root_with(root, None, force)
+    }
+
+    /// Like [`CertsDir::write_root`]; with a passphrase, `root-key.pem` is
+    /// written as encrypted PKCS#8 (see [`PrivateKey::to_encrypted_pem`]).
+    pub fn write_root_with(
+        &self,
+        root: &RootCa,
+        passphrase: Option<&[u8]>,
+        force: bool,
+    ) -> Result<()> {
+        let key = match passphrase {
+            Some(p) => root.key().to_encrypted_pem(p)?,
+            None => root.key().to_pem(),
+        };
         write_files(
             &[
                 FileWrite {

@@ -9,13 +9,27 @@ use crate::output::{date, say};
 pub(crate) fn run(global: &Global, args: &InitArgs) -> Result<u8> {
     super::check_clusters(&args.clusters)?;
     let certs = CertsDir::new(&global.dir);
-    let existing = match certs.root_state()? {
-        RootState::Present => Some(certs.load_root()?),
-        _ => None,
+    let existing = if args.intermediate.root_from_secret.is_some() {
+        Some(super::root_for(&certs, global, &args.intermediate)?)
+    } else {
+        match certs.root_state()? {
+            RootState::Present => Some(super::load_root(&certs, global)?),
+            _ => None,
+        }
     };
     if !args.force {
         certs.refuse_existing_clusters(&args.clusters)?;
     }
+    // Ask for a new root's passphrase before the slow key generation.
+    let pass = if existing.is_none() && args.encrypt_root {
+        Some(super::read_passphrase(
+            &certs.root_key_path().display().to_string(),
+            global.passphrase_file.as_deref(),
+            true,
+        )?)
+    } else {
+        None
+    };
     let cluster_type = args.intermediate.key_type.unwrap_or_default();
     let root_type = args
         .root
@@ -31,10 +45,11 @@ pub(crate) fn run(global: &Global, args: &InitArgs) -> Result<u8> {
 
     let root = match existing {
         Some(root) => {
-            say(
-                global.quiet,
-                format_args!("root: using {}", certs.root_cert_path().display()),
-            );
+            let source = match &args.intermediate.root_from_secret {
+                Some(p) => format!("the CA of {}", p.display()),
+                None => certs.root_cert_path().display().to_string(),
+            };
+            say(global.quiet, format_args!("root: using {source}"));
             root
         }
         None => {
@@ -45,7 +60,7 @@ pub(crate) fn run(global: &Global, args: &InitArgs) -> Result<u8> {
             params.key_type = root_type;
             let key = keys.remove(0);
             let root = RootCa::self_signed(&params, key, time::OffsetDateTime::now_utc())?;
-            certs.write_root(&root, false)?;
+            certs.write_root_with(&root, pass.as_ref().map(|p| p.as_bytes()), false)?;
             say(
                 global.quiet,
                 format_args!(

@@ -8,7 +8,7 @@ use crate::cli::{Global, IntermediateArgs};
 pub(crate) fn run(global: &Global, args: &IntermediateArgs) -> Result<u8> {
     super::check_clusters(&args.clusters)?;
     let certs = CertsDir::new(&global.dir);
-    let root = certs.load_root()?;
+    let root = super::root_for(&certs, global, &args.intermediate)?;
     if !args.force {
         certs.refuse_existing_clusters(&args.clusters)?;
     }

@@ -134,8 +134,90 @@ pub(crate) fn cluster_crl(
     Ok(meshca::concat_pem(&[&root, &own]))
 }
 
-/// Loads the root from DIR (the passphrase prompt lives here once root keys
-/// can be encrypted).
-pub(crate) fn load_root(certs: &CertsDir, _global: &crate::cli::Global) -> Result<RootCa> {
-    Ok(certs.load_root()?)
+/// Loads the root from DIR, asking for the passphrase of an encrypted key
+/// (from --passphrase-file, or on the terminal).
+pub(crate) fn load_root(certs: &CertsDir, global: &crate::cli::Global) -> Result<RootCa> {
+    let what = certs.root_key_path().display().to_string();
+    let file = global.passphrase_file.clone();
+    Ok(certs.load_root_with_passphrase(&|| read_passphrase(&what, file.as_deref(), false))?)
+}
+
+/// A passphrase from a file (its first line) or the terminal (no echo;
+/// asked twice when `confirm`).
+pub(crate) fn read_passphrase(
+    what: &str,
+    file: Option<&std::path::Path>,
+    confirm: bool,
+) -> meshca::Result<zeroize::Zeroizing<String>> {
+    use std::io::IsTerminal;
+    let invalid = |reason: String| meshca::Error::Passphrase { reason };
+    if let Some(path) = file {
+        let bytes = zeroize::Zeroizing::new(meshca::read_limited(path)?);
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| invalid(format!("{} is not UTF-8 text", path.display())))?;
+        let line = zeroize::Zeroizing::new(text.lines().next().unwrap_or_default().to_owned());
+        if line.is_empty() {
+            return Err(invalid(format!("{} is empty", path.display())));
+        }
+        return Ok(line);
+    }
+    if !std::io::stdin().is_terminal() && !std::io::stderr().is_terminal() {
+        return Err(invalid(format!(
+            "{what} needs a passphrase: give --passphrase-file FILE (no terminal to ask on)"
+        )));
+    }
+    let first = zeroize::Zeroizing::new(
+        rpassword::prompt_password(format!("Passphrase for {what}: ")).map_err(|e| {
+            meshca::Error::Io {
+                path: "/dev/tty".into(),
+                source: e,
+            }
+        })?,
+    );
+    if first.is_empty() {
+        return Err(invalid(format!("{what}: the passphrase must not be empty")));
+    }
+    if confirm {
+        let second = zeroize::Zeroizing::new(
+            rpassword::prompt_password("Repeat the passphrase: ").map_err(|e| {
+                meshca::Error::Io {
+                    path: "/dev/tty".into(),
+                    source: e,
+                }
+            })?,
+        );
+        if *first != *second {
+            return Err(invalid(format!("{what}: the two passphrases differ")));
+        }
+    }
+    Ok(first)
+}
+
+/// The signing root: from `--root-from-secret` (and then DIR/root-cert.pem
+/// is written if absent), else DIR's own.
+pub(crate) fn root_for(
+    certs: &CertsDir,
+    global: &crate::cli::Global,
+    opts: &IntermediateOpts,
+) -> Result<RootCa> {
+    let Some(path) = &opts.root_from_secret else {
+        return load_root(certs, global);
+    };
+    let what = path.display().to_string();
+    let yaml = zeroize::Zeroizing::new(meshca::read_limited(path)?);
+    let file = global.passphrase_file.clone();
+    let root = RootCa::from_secret_yaml(&what, &yaml, &|| {
+        read_passphrase(&what, file.as_deref(), false)
+    })?;
+    if !certs.root_cert_path().exists() {
+        meshca::write_files(
+            &[meshca::FileWrite {
+                path: certs.root_cert_path(),
+                contents: root.roots_pem().as_bytes(),
+                secret: false,
+            }],
+            false,
+        )?;
+    }
+    Ok(root)
 }

@@ -33,7 +33,7 @@ pub(crate) fn run(global: &Global, args: &WorkloadArgs) -> Result<u8> {
         unreachable_missing(issuer_name)?
     } else {
         // The recipe makes the namespace's intermediate first.
-        let root = certs.load_root()?;
+        let root = super::load_root(&certs, global)?;
         let mut params = IntermediateParams::default();
         params.key_type = args.key_type;
         params.san_dns = vec![format!("istiod.{}.svc", args.istio_namespace)];
