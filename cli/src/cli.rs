@@ -133,6 +133,26 @@ EXAMPLES:
     meshca verify --at 2027-11-24T00:00:00Z certs")]
     Verify(VerifyArgs),
 
+    /// Write the stages of moving every cluster from DIR's root to a new root.
+    #[command(
+        after_long_help = "With ISTIO_MULTIROOT_MESH=true istiod accepts a root-cert.pem that is a
+superset or subset of the previous one. Apply the stages in order, every
+cluster at a stage before any moves to the next:
+  stage-1  root-cert.pem = old + new roots; intermediates unchanged
+  stage-2  new intermediates signed by the new root; root-cert.pem = old + new
+  stage-3  root-cert.pem = new root only
+Each stage directory is a certs directory: `meshca verify --previous
+OUT/stage-1 OUT/stage-2` checks a stage and the step to it.
+
+EXAMPLES:
+    meshca root --dir new-root --key-type ecdsa-p256
+    meshca rotate --dir certs --new-root new-root --out rotation
+    meshca verify --previous certs rotation/stage-1
+    meshca verify --previous rotation/stage-1 rotation/stage-2
+    kubectl --context cluster1 apply -f rotation/stage-1/cluster1/cacerts.yaml"
+    )]
+    Rotate(RotateArgs),
+
     /// Show what PEM files hold: certificates, keys (never the key itself), CRLs.
     #[command(after_long_help = "EXIT STATUS:
     0 every file was read, 2 a file is missing or is not valid PEM.
@@ -379,6 +399,29 @@ pub(crate) struct VerifyArgs {
     /// Check validity at this time (RFC 3339) instead of now.
     #[arg(long, value_parser = rfc3339, value_name = "TIME")]
     pub(crate) at: Option<time::OffsetDateTime>,
+    /// Also check the step from this earlier rotation stage (a certs
+    /// directory) to each PATH: roots superset/subset, cross-stage trust.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) previous: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RotateArgs {
+    /// The new root's certs directory (root-cert.pem, root-key.pem), e.g.
+    /// made with `meshca root --dir NEW`.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) new_root: PathBuf,
+    /// Where to write stage-1, stage-2 and stage-3.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Clusters to move (default: every cluster under --dir).
+    #[arg(value_name = "CLUSTER")]
+    pub(crate) clusters: Vec<String>,
+    #[command(flatten)]
+    pub(crate) intermediate: IntermediateOpts,
+    /// Overwrite existing files under --out.
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 #[derive(Debug, Args)]

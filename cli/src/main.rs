@@ -48,6 +48,7 @@ fn main() -> ExitCode {
         Command::Secret(args) => cmd::secret::run(&cli.global, args),
         Command::Revoke(args) => cmd::revoke::run(&cli.global, args),
         Command::Crl(args) => cmd::crl::run(&cli.global, args),
+        Command::Rotate(args) => cmd::rotate::run(&cli.global, args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Completions(args) => cmd::completions::run(args),

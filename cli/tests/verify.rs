@@ -702,3 +702,45 @@ fn inspect_bad_input_is_a_clear_error_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stdout(&out).contains("O=Istio, CN=Root CA"));
 }
+
+/// The openssl-made fixtures of `testdata/broken.sh`: each broken case must
+/// give exactly its one finding (code, severity, file), each good case none.
+#[test]
+fn openssl_made_broken_bundles_give_exactly_their_finding() {
+    let dir = Dir::new();
+    let out = std::process::Command::new(util::require_tool("bash"))
+        .arg(util::testdata().join("broken.sh"))
+        .arg(dir.join("cases"))
+        .output()
+        .expect("run broken.sh");
+    util::assert_success("testdata/broken.sh", &out);
+    let tsv = fs::read_to_string(util::testdata().join("broken-cases.tsv")).unwrap();
+    let mut checked = 0;
+    for line in tsv.lines().skip(1).filter(|l| !l.trim().is_empty()) {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [case, severity, code, file] = cols[..] else {
+            panic!("bad tsv line {line:?}");
+        };
+        let (exit, report) = verify_json(&dir, &[&format!("cases/{case}")]);
+        let expected = (
+            severity.to_owned(),
+            code.to_owned(),
+            format!("cases/{case}/{file}"),
+        );
+        assert_eq!(findings(&report), vec![expected], "case {case}: {report:#}");
+        assert_eq!(exit, if severity == "error" { 1 } else { 0 }, "case {case}");
+        checked += 1;
+    }
+    assert!(checked >= 25, "only {checked} cases in broken-cases.tsv");
+    for good in [
+        "good",
+        "good-three-level",
+        "good-multi-root",
+        "good-crl",
+        "good-recipe",
+    ] {
+        let (exit, report) = verify_json(&dir, &[&format!("cases/{good}")]);
+        assert_eq!(exit, 0, "{good}: {report:#}");
+        assert!(findings(&report).is_empty(), "{good}: {report:#}");
+    }
+}

@@ -272,6 +272,101 @@ impl CertsDir {
         Ok(updated)
     }
 
+    /// The Secret options of a cluster's existing `cacerts.yaml` (name,
+    /// namespace, shape), or the defaults when it has none.
+    pub fn secret_options_of(&self, cluster: &str) -> Result<SecretOptions> {
+        let path = self.cluster_dir(cluster)?.join(SECRET_YAML);
+        let mut options = SecretOptions::default();
+        if !path.exists() {
+            return Ok(options);
+        }
+        let old = crate::secret::SecretData::from_yaml(
+            &path.display().to_string(),
+            &zeroize::Zeroizing::new(read_limited(&path)?),
+        )?;
+        options.name = old.name.clone();
+        if let Some(ns) = &old.namespace {
+            options.namespace = ns.clone();
+        }
+        if old.type_.as_deref() == Some("kubernetes.io/tls") {
+            options.shape = crate::secret::SecretShape::Tls;
+        }
+        Ok(options)
+    }
+
+    /// Writes the three stages of moving `clusters` from this directory's
+    /// root (A) to `new_root` (B), as certs directories `out/stage-1`,
+    /// `out/stage-2`, `out/stage-3` (Istio's multi-root mesh,
+    /// `ISTIO_MULTIROOT_MESH=true`):
+    ///
+    /// 1. every cluster's `root-cert.pem` = A+B; intermediates unchanged (from A);
+    /// 2. new intermediates from B (`keys`, one per cluster, `params`);
+    ///    `root-cert.pem` still A+B;
+    /// 3. `root-cert.pem` = B only.
+    ///
+    /// Each stage's roots are a superset or subset of the previous stage's,
+    /// and clusters at neighbouring stages trust each other.
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_rotation(
+        &self,
+        new_root: &RootCa,
+        out: &Path,
+        clusters: &[String],
+        params: &crate::profile::IntermediateParams,
+        keys: Vec<PrivateKey>,
+        now: time::OffsetDateTime,
+        force: bool,
+    ) -> Result<Vec<PathBuf>> {
+        let old_roots =
+            String::from_utf8_lossy(&read_limited(&self.root_cert_path())?).into_owned();
+        let new_roots = new_root.roots_pem().to_owned();
+        let both = crate::pemutil::concat(&[&old_roots, &new_roots]);
+        let stages: Vec<PathBuf> = (1..=3).map(|n| out.join(format!("stage-{n}"))).collect();
+        let (Some(s1), Some(s2), Some(s3)) = (stages.first(), stages.get(1), stages.get(2)) else {
+            return Ok(stages);
+        };
+        let write_roots = |dir: &Path, roots: &str| {
+            write_files(
+                &[FileWrite {
+                    path: dir.join(ROOT_CERT),
+                    contents: roots.as_bytes(),
+                    secret: false,
+                }],
+                force,
+            )
+        };
+        if !force {
+            for dir in &stages {
+                refuse_existing([dir.join(ROOT_CERT).as_path()])?;
+            }
+        }
+        write_roots(s1, &both)?;
+        write_roots(s2, &both)?;
+        write_roots(s3, &new_roots)?;
+        for (cluster, key) in clusters.iter().zip(keys) {
+            let old = self.read_cluster(cluster)?;
+            let secret = self.secret_options_of(cluster)?;
+            // Stage 1: trust B as well; the A-issued intermediate stays.
+            let mut b1 = old.clone();
+            b1.root_cert = both.clone();
+            b1.ca_crl = None;
+            let yaml = cacerts_yaml(&b1, &secret)?;
+            b1.write_dir(&s1.join(cluster), Some(&yaml), force)?;
+            // Stage 2: a new intermediate from B.
+            let issued = new_root.issue_intermediate(cluster, params, key, now)?;
+            let mut b2 = issued.ca.bundle();
+            b2.root_cert = both.clone();
+            let yaml = cacerts_yaml(&b2, &secret)?;
+            b2.write_dir(&s2.join(cluster), Some(&yaml), force)?;
+            // Stage 3: B only.
+            let mut b3 = b2.clone();
+            b3.root_cert = new_roots.clone();
+            let yaml = cacerts_yaml(&b3, &secret)?;
+            b3.write_dir(&s3.join(cluster), Some(&yaml), force)?;
+        }
+        Ok(stages)
+    }
+
     /// Rewrites `DIR/<cluster>/cacerts.yaml` from the cluster's files,
     /// keeping its name, namespace and shape. Returns false when the
     /// cluster has no `cacerts.yaml`.

@@ -158,6 +158,10 @@ codes! {
     RootSetDiffers = "root-set-differs",
     /// A certs directory without clusters.
     NoClusters = "no-clusters",
+    /// Between two rotation stages, a cluster's roots are neither a superset nor a subset of the previous ones.
+    RootStep = "root-step",
+    /// Between two rotation stages, a cluster's CA is not trusted by the other stage's roots.
+    CrossStageTrust = "cross-stage-trust",
 }
 
 impl fmt::Display for Code {
@@ -195,6 +199,8 @@ pub enum GroupKind {
     Cluster,
     /// The certs directory as a whole (its root, cross-cluster checks).
     Mesh,
+    /// The step from one rotation stage to the next.
+    Step,
 }
 
 /// The findings about one cluster, or about the mesh as a whole.
@@ -1139,6 +1145,16 @@ pub fn verify_bundle(
     if let Some(crl) = files.ca_crl.as_deref() {
         check_crls(label, chain, crl, opts, &mut out);
     }
+    // A key istiod cannot use is reported once, on the certificate; the
+    // crypto library's refusal to load the same key adds nothing.
+    if out
+        .iter()
+        .any(|f| f.file == ca_file && matches!(f.code, Code::WeakKey | Code::UnsupportedKey))
+    {
+        out.retain(|f| {
+            !(f.file == key_file && matches!(f.code, Code::KeyUnparsable | Code::UnsupportedKey))
+        });
+    }
     if let Some(yaml) = files.cacerts_yaml.as_deref() {
         check_secret(label, files, yaml, &mut out);
     }
@@ -1581,4 +1597,96 @@ pub fn verify_paths(paths: &[PathBuf], opts: &VerifyOptions) -> Result<Report> {
         }
     }
     Ok(Report::new(groups, opts))
+}
+
+/// Checks the step between two certs directories, `previous` then
+/// `current` (stages of a root rotation): for every cluster present in both,
+/// its `root-cert.pem` must be a superset or a subset of the previous one
+/// (istiod's rule with `ISTIO_MULTIROOT_MESH=true`), and every cluster's CA
+/// at one stage must chain to the roots of every cluster at the other, so
+/// workloads keep trusting each other while clusters move one by one.
+pub fn verify_step(previous: &Path, current: &Path, opts: &VerifyOptions) -> Result<Group> {
+    let mut out = Vec::new();
+    let list = |dir: &Path| -> Result<Vec<String>> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir() && is_cluster_dir(&e.path()))
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .collect();
+        v.sort();
+        Ok(v)
+    };
+    let read = |p: PathBuf| crate::files::read_limited(&p).ok();
+    let roots_of = |dir: &Path, name: &str, out: &mut Vec<Finding>| -> Vec<Vec<u8>> {
+        let label = label_for(&dir.join(name));
+        let mut scratch = Vec::new();
+        let certs = load_certs(
+            &join(&label, ROOT_CERT),
+            read(dir.join(name).join(ROOT_CERT)).as_deref(),
+            &mut scratch,
+        );
+        if certs.is_none() {
+            out.extend(scratch);
+        }
+        let mut v: Vec<Vec<u8>> = certs
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| l.der)
+            .collect();
+        v.sort();
+        v
+    };
+    let old_clusters = list(previous)?;
+    let new_clusters = list(current)?;
+    for name in new_clusters.iter().filter(|n| old_clusters.contains(n)) {
+        let old = roots_of(previous, name, &mut out);
+        let new = roots_of(current, name, &mut out);
+        let sub = new.iter().all(|r| old.contains(r));
+        let sup = old.iter().all(|r| new.contains(r));
+        if !sub && !sup {
+            let file = join(&label_for(&current.join(name)), ROOT_CERT);
+            out.push(err(
+                Code::RootStep,
+                &file,
+                format!(
+                    "{file} is neither a superset nor a subset of {}: istiod refuses such a root change",
+                    join(&label_for(&previous.join(name)), ROOT_CERT)
+                ),
+            ));
+        }
+    }
+    // Cross trust between the two stages, both ways.
+    for (a_dir, a_list, b_dir, b_list) in [
+        (previous, &old_clusters, current, &new_clusters),
+        (current, &new_clusters, previous, &old_clusters),
+    ] {
+        for a in a_list {
+            let a_label = label_for(&a_dir.join(a));
+            for b in b_list {
+                let b_label = label_for(&b_dir.join(b));
+                let mut files = BundleFiles::default();
+                files.ca_cert = read(a_dir.join(a).join(CA_CERT));
+                files.cert_chain = read(a_dir.join(a).join(CERT_CHAIN));
+                files.root_cert = read(b_dir.join(b).join(ROOT_CERT));
+                let findings = verify_bundle(&a_label, None, &files, opts);
+                if findings
+                    .iter()
+                    .any(|f| matches!(f.code, Code::UntrustedChain | Code::BadSignature))
+                {
+                    out.push(err(
+                        Code::CrossStageTrust,
+                        &join(&a_label, CA_CERT),
+                        format!(
+                            "{} does not chain to {}: workloads of {a_label} and {b_label} would stop trusting each other",
+                            join(&a_label, CA_CERT),
+                            join(&b_label, ROOT_CERT)
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let name = format!("{} -> {}", label_for(previous), label_for(current));
+    Ok(Group::new(&name, &label_for(current), GroupKind::Step, out))
 }

@@ -7,6 +7,7 @@ pub(crate) mod inspect;
 pub(crate) mod intermediate;
 pub(crate) mod revoke;
 pub(crate) mod root;
+pub(crate) mod rotate;
 pub(crate) mod secret;
 pub(crate) mod verify;
 pub(crate) mod workload;

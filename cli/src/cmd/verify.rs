@@ -10,7 +10,14 @@ use crate::cli::VerifyArgs;
 pub(crate) fn run(args: &VerifyArgs) -> Result<u8> {
     let mut options = VerifyOptions::at(args.at.unwrap_or_else(time::OffsetDateTime::now_utc));
     options.warn_days = args.warn_days;
-    let report = verify_paths(&args.paths, &options)?;
+    let mut report = verify_paths(&args.paths, &options)?;
+    if let Some(previous) = &args.previous {
+        let mut groups = report.groups.clone();
+        for path in &args.paths {
+            groups.push(meshca::verify_step(previous, path, &options)?);
+        }
+        report = Report::new(groups, &options);
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
