@@ -1665,10 +1665,12 @@ pub fn verify_step(previous: &Path, current: &Path, opts: &VerifyOptions) -> Res
             let a_label = label_for(&a_dir.join(a));
             for b in b_list {
                 let b_label = label_for(&b_dir.join(b));
-                let mut files = BundleFiles::default();
-                files.ca_cert = read(a_dir.join(a).join(CA_CERT));
-                files.cert_chain = read(a_dir.join(a).join(CERT_CHAIN));
-                files.root_cert = read(b_dir.join(b).join(ROOT_CERT));
+                let files = BundleFiles {
+                    ca_cert: read(a_dir.join(a).join(CA_CERT)),
+                    cert_chain: read(a_dir.join(a).join(CERT_CHAIN)),
+                    root_cert: read(b_dir.join(b).join(ROOT_CERT)),
+                    ..BundleFiles::default()
+                };
                 let findings = verify_bundle(&a_label, None, &files, opts);
                 if findings
                     .iter()
