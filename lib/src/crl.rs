@@ -265,7 +265,7 @@ pub(crate) fn replace_crl_of(
 ) -> Result<String> {
     let issuer = crate::issue::parse("issuer certificate", issuer_der)?;
     let mut out = vec![new_crl.to_owned()];
-    for block in pemutil::parse_blocks(what, ca_crl)? {
+    for block in pemutil::parse_blocks(what, ca_crl)?.iter() {
         if block.tag() == "X509 CRL" {
             if let Ok((_, crl)) = CertificateRevocationList::from_der(block.contents()) {
                 if crl.issuer().as_raw() == issuer.subject().as_raw() {
@@ -273,7 +273,7 @@ pub(crate) fn replace_crl_of(
                 }
             }
         }
-        out.push(pemutil::encode(&block).to_string());
+        out.push(pemutil::encode(block).to_string());
     }
     let refs: Vec<&str> = out.iter().map(String::as_str).collect();
     Ok(pemutil::concat(&refs))

@@ -89,7 +89,7 @@ impl PrivateKey {
     pub fn from_pem(what: &str, pem_text: &[u8]) -> Result<Self> {
         let blocks = pemutil::parse_blocks(what, pem_text)?;
         let mut found = None;
-        for block in blocks {
+        for block in blocks.iter() {
             let format = match block.tag() {
                 "PRIVATE KEY" => KeyFormat::Pkcs8,
                 "RSA PRIVATE KEY" => KeyFormat::Pkcs1,
@@ -101,7 +101,7 @@ impl PrivateKey {
                 // Legacy openssl encryption: "Proc-Type: 4,ENCRYPTED".
                 return Err(Error::EncryptedKey { what: what.into() });
             }
-            found = Some((format, Zeroizing::new(block.into_contents())));
+            found = Some((format, Zeroizing::new(block.contents().to_vec())));
             break;
         }
         let Some((format, der)) = found else {

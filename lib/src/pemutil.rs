@@ -6,8 +6,35 @@ use crate::error::{Error, Result};
 /// kilobytes; anything this large is a mistake or an attack.
 pub const MAX_PEM_BYTES: usize = 1 << 20;
 
+/// The PEM blocks of a document. Their decoded contents (which may be
+/// private keys) are zeroized when this is dropped.
+pub(crate) struct Blocks(Vec<pem::Pem>);
+
+impl std::fmt::Debug for Blocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tags: Vec<&str> = self.0.iter().map(pem::Pem::tag).collect();
+        f.debug_tuple("Blocks").field(&tags).finish()
+    }
+}
+
+impl std::ops::Deref for Blocks {
+    type Target = [pem::Pem];
+    fn deref(&self) -> &[pem::Pem] {
+        &self.0
+    }
+}
+
+impl Drop for Blocks {
+    fn drop(&mut self) {
+        for block in self.0.drain(..) {
+            let mut contents = block.into_contents();
+            zeroize::Zeroize::zeroize(&mut contents);
+        }
+    }
+}
+
 /// Parses every PEM block of a document, refusing oversized or non-PEM input.
-pub(crate) fn parse_blocks(what: &str, bytes: &[u8]) -> Result<Vec<pem::Pem>> {
+pub(crate) fn parse_blocks(what: &str, bytes: &[u8]) -> Result<Blocks> {
     if bytes.len() > MAX_PEM_BYTES {
         return Err(Error::TooLarge {
             what: what.into(),
@@ -37,7 +64,7 @@ pub(crate) fn parse_blocks(what: &str, bytes: &[u8]) -> Result<Vec<pem::Pem>> {
             problem: problem.into(),
         });
     }
-    Ok(blocks)
+    Ok(Blocks(blocks))
 }
 
 /// Encodes one block with LF line endings; the result ends with a newline.
@@ -57,11 +84,11 @@ pub fn certificate_pem(der: &[u8]) -> String {
 pub fn certificates(what: &str, bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
     let blocks = parse_blocks(what, bytes)?;
     let mut out = Vec::new();
-    for (i, block) in blocks.into_iter().enumerate() {
+    for (i, block) in blocks.iter().enumerate() {
         if block.tag() != "CERTIFICATE" {
             continue;
         }
-        let der = block.into_contents();
+        let der = block.contents().to_vec();
         if let Err(e) = x509_parser::parse_x509_certificate(&der) {
             return Err(Error::BadCertificate {
                 what: format!("{what} (PEM block {})", i + 1),

@@ -488,7 +488,7 @@ fn load_certs(file: &str, bytes: Option<&[u8]>, out: &mut Vec<Finding>) -> Optio
     let total = blocks.iter().filter(|b| b.tag() == "CERTIFICATE").count();
     let mut certs = Vec::new();
     let mut index = 0;
-    for block in &blocks {
+    for block in blocks.iter() {
         if block.tag() != "CERTIFICATE" {
             if block.tag().contains("PRIVATE KEY") {
                 out.push(err(
@@ -1180,9 +1180,9 @@ fn check_crls(
     };
     check_pem_format(&file, bytes, out);
     let ders: Vec<Vec<u8>> = blocks
-        .into_iter()
+        .iter()
         .filter(|b| b.tag() == "X509 CRL")
-        .map(pem::Pem::into_contents)
+        .map(|b| b.contents().to_vec())
         .collect();
     if ders.is_empty() {
         out.push(err(
@@ -1209,6 +1209,13 @@ fn check_crls(
         .filter(|(_, c)| c.is_ca())
         .collect();
     let mut covered = vec![false; cas.len()];
+    // Chain certificates by (issuer, serial): one lookup per revoked entry.
+    let parsed_chain: Vec<(&Loaded, X509Certificate<'_>)> =
+        chain.iter().filter_map(|l| parse(&l.der).map(|c| (l, c))).collect();
+    let by_issuer_serial: std::collections::HashMap<(&[u8], &[u8]), &Loaded> = parsed_chain
+        .iter()
+        .map(|(l, c)| ((c.issuer().as_raw(), c.raw_serial()), *l))
+        .collect();
     for (i, crl) in crls.iter().enumerate() {
         let signer = cas.iter().position(|(_, c)| {
             c.subject().as_raw() == crl.issuer().as_raw()
@@ -1259,18 +1266,12 @@ fn check_crls(
             }
         }
         for revoked in crl.iter_revoked_certificates() {
-            for l in chain {
-                if let Some(c) = parse(&l.der) {
-                    if c.issuer().as_raw() == crl.issuer().as_raw()
-                        && c.raw_serial() == revoked.raw_serial()
-                    {
-                        out.push(err(
-                            Code::Revoked,
-                            &file,
-                            format!("{} is revoked by the CRL of {}", l.name, crl.issuer()),
-                        ));
-                    }
-                }
+            if let Some(l) = by_issuer_serial.get(&(crl.issuer().as_raw(), revoked.raw_serial())) {
+                out.push(err(
+                    Code::Revoked,
+                    &file,
+                    format!("{} is revoked by the CRL of {}", l.name, crl.issuer()),
+                ));
             }
         }
     }

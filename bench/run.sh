@@ -1,0 +1,339 @@
+#!/usr/bin/env bash
+# bench/run.sh - build meshca (release) and time it against the openssl recipe
+# (testdata/recipe.sh, Istio's Makefile.selfsigned.mk) on this machine.
+#
+#   bench/run.sh                     # 5 runs per case
+#   BENCH_RUNS=10 bench/run.sh       # more runs
+#
+# Prints a Markdown report on stdout. See bench/README.md.
+set -euo pipefail
+
+ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+RECIPE=$ROOT/testdata/recipe.sh
+
+BENCH_RUNS=${BENCH_RUNS:-5}
+BENCH_STARTUP_RUNS=${BENCH_STARTUP_RUNS:-50}
+[[ $BENCH_RUNS =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: BENCH_RUNS must be a positive integer (got '$BENCH_RUNS')" >&2; exit 2; }
+[[ $BENCH_STARTUP_RUNS =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: BENCH_STARTUP_RUNS must be a positive integer (got '$BENCH_STARTUP_RUNS')" >&2; exit 2; }
+((BENCH_RUNS >= 5)) || echo "run.sh: warning: BENCH_RUNS=$BENCH_RUNS (< 5), medians will be noisy" >&2
+
+# Both tools read the Makefile's variables (meshca: INTERMEDIATE_KEYSZ is
+# --key-type, ROOTCA_KEYSZ is --root-key-type, ...). Benchmark the defaults.
+unset ROOTCA_DAYS ROOTCA_KEYSZ ROOTCA_ORG ROOTCA_CN \
+	INTERMEDIATE_DAYS INTERMEDIATE_KEYSZ INTERMEDIATE_ORG INTERMEDIATE_CN INTERMEDIATE_SAN_DNS \
+	WORKLOAD_DAYS WORKLOAD_CN SERVICE_ACCOUNT ISTIO_NAMESPACE MESHCA_PASSPHRASE_FILE
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+
+command -v openssl >/dev/null || { echo "run.sh: openssl not found" >&2; exit 2; }
+[[ -x $RECIPE ]] || { echo "run.sh: $RECIPE not found or not executable" >&2; exit 2; }
+
+#------------------------------------------------------------------------
+# build
+log "cargo build --release --locked -p meshca-cli"
+(cd "$ROOT" && cargo build --release --locked -p meshca-cli) >&2
+MESHCA=${CARGO_TARGET_DIR:-$ROOT/target}/release/meshca
+[[ $MESHCA == /* ]] || MESHCA=$ROOT/$MESHCA
+[[ -x $MESHCA ]] || { echo "run.sh: built binary not found at $MESHCA" >&2; exit 1; }
+
+#------------------------------------------------------------------------
+# scratch space
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/meshca-bench.XXXXXX")
+cleanup() { rm -rf -- "$TMP"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+#------------------------------------------------------------------------
+# timing helpers
+
+# now: wall clock in seconds with microseconds. bash 5 has $EPOCHREALTIME
+# (no fork); otherwise fall back to date.
+if [[ -n ${EPOCHREALTIME:-} ]]; then
+	now() { REPLY=${EPOCHREALTIME/,/.}; }
+else
+	now() { REPLY=$(date +%s.%N); }
+fi
+
+# Samples (seconds) per key, space separated.
+declare -A SAMPLES=()
+# Key -> first error message.
+declare -A FAILED=()
+ANY_FAILED=0
+
+# timed KEY CMD...: run CMD once in a subshell (stdout discarded, stderr kept),
+# append its wall time to SAMPLES[KEY]. On failure record the error instead.
+timed() {
+	local key=$1 t0 t1 rc=0
+	shift
+	local errf=$TMP/stderr.$key
+	now; t0=$REPLY
+	("$@") >/dev/null 2>"$errf" || rc=$?
+	now; t1=$REPLY
+	if ((rc != 0)); then
+		if [[ -z ${FAILED[$key]:-} ]]; then
+			FAILED[$key]="exit $rc: $(head -c 2000 "$errf" | tr '\n' ' ')"
+			log "FAILED ($key): ${FAILED[$key]}"
+		fi
+		ANY_FAILED=1
+		return 0
+	fi
+	SAMPLES[$key]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.6f", b-a}') "
+}
+
+# stats KEY: sets MED MIN MAX (seconds) and N from SAMPLES[KEY]; returns 1 if none.
+stats() {
+	local s=${SAMPLES[$1]:-}
+	[[ -n ${s// /} ]] || return 1
+	read -r N MED MIN MAX < <(printf '%s\n' $s | sort -g | awk '
+		{ v[NR] = $1 }
+		END {
+			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			printf "%d %.6f %.6f %.6f\n", NR, m, v[1], v[NR]
+		}')
+}
+
+# fmt SECONDS SCALE DECIMALS
+fmt() { awk -v x="$1" -v s="$2" -v d="$3" 'BEGIN{printf "%.*f", d, x * s}'; }
+# le A B: exit 0 if A <= B (floats)
+le() { awk -v a="$1" -v b="$2" 'BEGIN{exit !(a <= b)}'; }
+
+# clusters N: c1 .. cN
+clusters() { local i; for ((i = 1; i <= $1; i++)); do printf 'c%d ' "$i"; done; }
+
+# fresh: a new, not yet existing output directory under $TMP (in $REPLY);
+# the previous one is removed first so runs do not pile up on disk.
+RUN_SEQ=0
+LAST_OUT=
+fresh() {
+	[[ -n $LAST_OUT ]] && rm -rf -- "$LAST_OUT"
+	RUN_SEQ=$((RUN_SEQ + 1))
+	LAST_OUT=$TMP/out.$RUN_SEQ
+	REPLY=$LAST_OUT
+}
+
+# check_tree DIR N: the cluster files exist for c1..cN (sanity check after a run).
+check_tree() {
+	local d=$1 n=$2 i f
+	for ((i = 1; i <= n; i++)); do
+		for f in ca-key.pem ca-cert.pem cert-chain.pem root-cert.pem; do
+			[[ -s $d/c$i/$f ]] || { echo "missing $d/c$i/$f"; return 1; }
+		done
+	done
+	[[ -s $d/root-cert.pem && -s $d/root-key.pem ]] || { echo "missing $d/root-*.pem"; return 1; }
+}
+
+#------------------------------------------------------------------------
+# the commands being compared
+
+read -r -a C10 <<<"$(clusters 10)"
+read -r -a C100 <<<"$(clusters 100)"
+
+# (a) root + 10 clusters, RSA-4096
+a_meshca() { "$MESHCA" init -q --dir "$1" "${C10[@]}"; }
+a_recipe() { "$RECIPE" -q "$1" "${C10[@]}"; }
+# (a') the same with every openssl step strictly one after another, like
+# plain `make` (no -j): recipe.sh generates all keys of one call in parallel,
+# so call it once for the root alone and then once per cluster; each call
+# reuses the root and generates exactly one key.
+# (errexit does not apply inside `timed`'s `(...) || rc=$?`, hence the `|| return`.)
+a_recipe_seq() {
+	local c
+	"$RECIPE" -q "$1" || return
+	for c in "${C10[@]}"; do "$RECIPE" -q "$1" "$c" || return; done
+}
+# (b) root + 100 clusters, ECDSA P-256
+b_meshca() { "$MESHCA" init -q --key-type ecdsa-p256 --dir "$1" "${C100[@]}"; }
+b_recipe() { "$RECIPE" -q --key-type ecdsa-p256 "$1" "${C100[@]}"; }
+# (c) verify a 100-cluster certs directory
+c_meshca() { "$MESHCA" verify "$1"; }
+c_openssl() {
+	local c
+	for c in "${C100[@]}"; do
+		openssl verify -CAfile "$1/$c/root-cert.pem" -untrusted "$1/$c/cert-chain.pem" "$1/$c/ca-cert.pem" || return 1
+	done
+}
+
+# gen_case KEY FUNC NCLUSTERS: one timed run into a fresh dir, then sanity-check it.
+gen_case() {
+	local key=$1 fn=$2 n=$3 msg
+	fresh
+	local before=${SAMPLES[$key]:-}
+	timed "$key" "$fn" "$REPLY"
+	if [[ ${SAMPLES[$key]:-} != "$before" ]] && ! msg=$(check_tree "$REPLY" "$n"); then
+		# Do not count a run that "succeeded" without writing the files.
+		SAMPLES[$key]=$before
+		[[ -n ${FAILED[$key]:-} ]] || FAILED[$key]="exit 0 but output incomplete: $msg"
+		log "FAILED ($key): $msg"
+		ANY_FAILED=1
+	fi
+}
+
+#------------------------------------------------------------------------
+# machine
+
+CPU_MODEL=$(awk -F': *' '/^model name/{print $2; exit}' /proc/cpuinfo 2>/dev/null || true)
+[[ -n $CPU_MODEL ]] || CPU_MODEL=$(uname -m)
+NPROC=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)
+OSSL_VERSION=$(openssl version)
+MESHCA_VERSION=$("$MESHCA" --version 2>&1 || echo "meshca --version failed")
+BIN_BYTES=$(stat -c %s "$MESHCA" 2>/dev/null || wc -c <"$MESHCA")
+LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+
+#------------------------------------------------------------------------
+# runs. meshca and openssl alternate run by run, so slow drift (thermal,
+# noisy neighbours) hits both sides alike.
+
+log "case a: root + 10 clusters, RSA-4096 ($BENCH_RUNS runs each of meshca, recipe.sh, sequential recipe)"
+for ((r = 1; r <= BENCH_RUNS; r++)); do
+	log "  a run $r/$BENCH_RUNS"
+	gen_case a.m a_meshca 10
+	gen_case a.o a_recipe 10
+	gen_case a2.o a_recipe_seq 10
+done
+
+log "case b: root + 100 clusters, ECDSA P-256 ($BENCH_RUNS runs)"
+for ((r = 1; r <= BENCH_RUNS; r++)); do
+	log "  b run $r/$BENCH_RUNS"
+	gen_case b.m b_meshca 100
+	gen_case b.o b_recipe 100
+done
+
+log "case c: verify a 100-cluster certs directory ($BENCH_RUNS runs)"
+VDIR=$TMP/verify-certs
+if ! out=$("$MESHCA" init -q --key-type ecdsa-p256 --dir "$VDIR" "${C100[@]}" 2>&1); then
+	FAILED[c.m]="could not create the certs directory: $out"
+	FAILED[c.o]=${FAILED[c.m]}
+	ANY_FAILED=1
+	log "FAILED (c): ${FAILED[c.m]}"
+else
+	# One untimed run of each: warms the page cache, and checks both accept it.
+	("$MESHCA" verify "$VDIR") >/dev/null 2>&1 || log "note: meshca verify is not clean on the meshca-made directory (exit $?)"
+	(c_openssl "$VDIR") >/dev/null 2>&1 || log "note: openssl verify fails on the meshca-made directory"
+	for ((r = 1; r <= BENCH_RUNS; r++)); do
+		timed c.m c_meshca "$VDIR"
+		timed c.o c_openssl "$VDIR"
+	done
+fi
+
+log "case d: start-up, $BENCH_STARTUP_RUNS runs each of 'meshca --version', 'openssl version', /bin/true"
+# No subshell here: the fork of the subshell would be a large part of what is measured.
+TRUE_BIN=$(type -P true || echo /bin/true)
+for key in d.m d.o d.t; do
+	case $key in
+	d.m) cmd=("$MESHCA" --version) ;;
+	d.o) cmd=(openssl version) ;;
+	d.t) cmd=("$TRUE_BIN") ;;
+	esac
+	"${cmd[@]}" >/dev/null 2>&1 || true # warm-up
+done
+for ((r = 1; r <= BENCH_STARTUP_RUNS; r++)); do
+	for key in d.m d.o d.t; do
+		case $key in
+		d.m) cmd=("$MESHCA" --version) ;;
+		d.o) cmd=(openssl version) ;;
+		d.t) cmd=("$TRUE_BIN") ;;
+		esac
+		now; t0=$REPLY
+		if "${cmd[@]}" >/dev/null 2>"$TMP/stderr.$key"; then
+			now; t1=$REPLY
+			SAMPLES[$key]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.6f", b-a}') "
+		else
+			rc=$?
+			[[ -n ${FAILED[$key]:-} ]] || FAILED[$key]="exit $rc: $(head -c 2000 "$TMP/stderr.$key" | tr '\n' ' ')"
+			ANY_FAILED=1
+		fi
+	done
+done
+LOADAVG_END=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
+
+#------------------------------------------------------------------------
+# report
+
+# cell KEY SCALE DEC UNIT: "median" and "min–max" cells (sets CELL_MED CELL_RANGE)
+cell() {
+	if stats "$1"; then
+		CELL_MED="$(fmt "$MED" "$2" "$3") $4"
+		CELL_RANGE="$(fmt "$MIN" "$2" "$3")–$(fmt "$MAX" "$2" "$3") $4"
+		[[ $N == "$EXPECTED_N" ]] || CELL_RANGE+=" (n=$N)"
+	else
+		CELL_MED="FAILED"
+		CELL_RANGE="—"
+	fi
+}
+
+# ratio KEY_M KEY_O: sets RATIO (empty if a side has no samples)
+ratio() {
+	local mm mo
+	RATIO=
+	stats "$1" || return 0
+	mm=$MED
+	stats "$2" || return 0
+	mo=$MED
+	RATIO=$(awk -v a="$mm" -v b="$mo" 'BEGIN{ if (b > 0) printf "%.3f", a / b }')
+}
+
+# verdict COND...: PASS / MISS / n/a
+verdict() { if "$@"; then echo PASS; else echo MISS; fi; }
+
+row() { # LABEL KEY_M KEY_O SCALE DEC UNIT TARGET RESULT
+	local label=$1 km=$2 ko=$3 s=$4 d=$5 u=$6 target=$7 result=$8
+	cell "$km" "$s" "$d" "$u"; local mmed=$CELL_MED mr=$CELL_RANGE
+	cell "$ko" "$s" "$d" "$u"; local omed=$CELL_MED orr=$CELL_RANGE
+	ratio "$km" "$ko"
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' \
+		"$label" "$mmed" "$mr" "$omed" "$orr" "${RATIO:-—}" "$target" "$result"
+}
+
+EXPECTED_N=$BENCH_RUNS
+ratio a.m a.o; R_A=$RATIO
+ratio a.m a2.o; R_A2=$RATIO
+ratio c.m c.o; R_C=$RATIO
+T_A=$([[ -n $R_A ]] && verdict le "$R_A" 0.15 || echo "n/a")
+T_A2=$([[ -n $R_A2 ]] && verdict le "$R_A2" 0.15 || echo "n/a")
+T_B=$(stats b.m && verdict le "$MED" 0.2 || echo "n/a")
+T_C=$([[ -n $R_C ]] && verdict le "$R_C" 0.05 || echo "n/a")
+T_D1=$(stats d.m && verdict le "$MED" 0.005 || echo "n/a")
+BIN_MIB=$(awk -v b="$BIN_BYTES" 'BEGIN{printf "%.2f", b / 1048576}')
+T_D2=$(verdict le "$BIN_BYTES" $((8 * 1024 * 1024)))
+
+echo "## meshca vs openssl recipe benchmark"
+echo
+echo "- date: $(date -u '+%Y-%m-%d %H:%M:%SZ')"
+echo "- machine: $NPROC CPUs (nproc), $CPU_MODEL, $(uname -sr)"
+echo "- load average: $LOADAVG_START at start, $LOADAVG_END at end"
+echo "- $OSSL_VERSION"
+echo "- $MESHCA_VERSION, release build ($MESHCA)"
+echo "- runs per case: $BENCH_RUNS (start-up: $BENCH_STARTUP_RUNS); wall-clock time per run; meshca and openssl runs interleaved"
+echo
+echo "| case | meshca median | meshca min–max | openssl median | openssl min–max | ratio meshca/openssl (median) | target | result |"
+echo "|---|---|---|---|---|---|---|---|"
+row "a. root + 10 clusters, RSA-4096: \`meshca init\` vs \`recipe.sh\` (openssl key generations in parallel)" \
+	a.m a.o 1 3 s "ratio ≤ 0.15" "$T_A"
+row "a'. same, vs the recipe run sequentially like plain \`make\` (one recipe.sh call per key)" \
+	a.m a2.o 1 3 s "(reference)" "($T_A2 vs 0.15)"
+row "b. root + 100 clusters, ECDSA P-256: \`meshca init --key-type ecdsa-p256\` vs \`recipe.sh --key-type ecdsa-p256\`" \
+	b.m b.o 1 3 s "meshca ≤ 0.2 s" "$T_B"
+row "c. verify 100 clusters (ECDSA P-256): \`meshca verify D\` vs 100 × \`openssl verify\`" \
+	c.m c.o 1 3 s "ratio ≤ 0.05" "$T_C"
+EXPECTED_N=$BENCH_STARTUP_RUNS
+row "d. start-up: \`meshca --version\` vs \`openssl version\`" \
+	d.m d.o 1000 2 ms "meshca ≤ 5 ms" "$T_D1"
+echo "| d. release binary size | $BIN_BYTES bytes ($BIN_MIB MiB) | | | | | ≤ 8 MiB | $T_D2 |"
+echo
+if stats d.t; then
+	echo "Process spawn floor on this machine (\`$TRUE_BIN\`, same loop): median $(fmt "$MED" 1000 2) ms, $(fmt "$MIN" 1000 2)–$(fmt "$MAX" 1000 2) ms."
+	echo
+fi
+echo "Ratios below 1 mean meshca is faster. Targets only print PASS/MISS; they never fail the script."
+
+if ((${#FAILED[@]})); then
+	echo
+	echo "### Failures"
+	echo
+	for key in $(printf '%s\n' "${!FAILED[@]}" | sort); do
+		echo "- \`$key\`: ${FAILED[$key]}"
+	done
+fi
+
+# Exit 1 only when a command under test failed (not on a target miss).
+exit "$ANY_FAILED"
