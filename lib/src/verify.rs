@@ -1210,8 +1210,10 @@ fn check_crls(
         .collect();
     let mut covered = vec![false; cas.len()];
     // Chain certificates by (issuer, serial): one lookup per revoked entry.
-    let parsed_chain: Vec<(&Loaded, X509Certificate<'_>)> =
-        chain.iter().filter_map(|l| parse(&l.der).map(|c| (l, c))).collect();
+    let parsed_chain: Vec<(&Loaded, X509Certificate<'_>)> = chain
+        .iter()
+        .filter_map(|l| parse(&l.der).map(|c| (l, c)))
+        .collect();
     let by_issuer_serial: std::collections::HashMap<(&[u8], &[u8]), &Loaded> = parsed_chain
         .iter()
         .map(|(l, c)| ((c.issuer().as_raw(), c.raw_serial()), *l))
