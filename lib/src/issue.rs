@@ -26,7 +26,11 @@ pub const SERIAL_LEN: usize = 20;
 /// type ([`RootCa`], [`IntermediateCa`]) while sharing this signing core.
 struct Signer {
     cert_der: Vec<u8>,
-    key: PrivateKey,
+    /// rcgen's view of this CA (subject, key identifier, key usages) with
+    /// its key, built once when the CA is loaded, not per signature.
+    issuer: Issuer<'static, PrivateKey>,
+    subject_raw: Vec<u8>,
+    spki_der: Vec<u8>,
     not_before: OffsetDateTime,
     not_after: OffsetDateTime,
 }
@@ -35,7 +39,7 @@ impl Signer {
     /// Loads a CA from its certificate DER and key, checking they belong
     /// together and that the certificate may sign others.
     fn load(cert_what: &str, cert_der: Vec<u8>, key_what: &str, key: PrivateKey) -> Result<Self> {
-        let (not_before, not_after) = {
+        let (not_before, not_after, subject_raw, spki_der) = {
             let cert = parse(cert_what, &cert_der)?;
             if cert.public_key().raw != key.public_key_der().as_slice() {
                 return Err(Error::KeyMismatch {
@@ -44,27 +48,43 @@ impl Signer {
                 });
             }
             check_can_sign(cert_what, &cert)?;
+            // rcgen re-encodes the subject from its parts: it supports one
+            // attribute per RDN (as every CA here has), no empty RDN.
+            if cert.subject().iter().any(|rdn| rdn.iter().count() != 1) {
+                return Err(Error::NotACa {
+                    what: cert_what.into(),
+                    reason: "its subject has an empty or multi-valued RDN, which meshca cannot re-encode".into(),
+                });
+            }
             (
                 cert.validity().not_before.to_datetime(),
                 cert.validity().not_after.to_datetime(),
+                cert.subject().as_raw().to_vec(),
+                cert.public_key().raw.to_vec(),
             )
         };
+        let issuer = Issuer::from_ca_cert_der(&cert_der.as_slice().into(), key)
+            .map_err(|e| Error::signing(cert_what, e))?;
         Ok(Signer {
             cert_der,
-            key,
+            issuer,
+            subject_raw,
+            spki_der,
             not_before,
             not_after,
         })
+    }
+
+    fn key(&self) -> &PrivateKey {
+        self.issuer.key()
     }
 
     /// Signs `params` for `public` and checks the result: parses, names this
     /// signer as issuer byte for byte (Go's crypto/x509 chains on raw
     /// names), and carries a signature this signer's key verifies.
     fn sign(&self, what: &str, params: &CertificateParams, public: &PrivateKey) -> Result<Vec<u8>> {
-        let issuer = Issuer::from_ca_cert_der(&self.cert_der.as_slice().into(), self.key.pair())
-            .map_err(|e| Error::signing(what, e))?;
         let cert = params
-            .signed_by(public.pair(), &issuer)
+            .signed_by(public.pair(), &self.issuer)
             .map_err(|e| Error::signing(what, e))?;
         let der = cert.der().to_vec();
         self.check_issued(what, &der)?;
@@ -72,16 +92,23 @@ impl Signer {
     }
 
     fn check_issued(&self, what: &str, der: &[u8]) -> Result<()> {
+        use x509_parser::prelude::FromDer;
         let issued = parse(what, der)?;
-        let issuer = parse("issuer certificate", &self.cert_der)?;
-        if issued.issuer().as_raw() != issuer.subject().as_raw() {
+        if issued.issuer().as_raw() != self.subject_raw.as_slice() {
             return Err(Error::BadCertificate {
                 what: what.into(),
                 reason: "issuer name does not match the CA subject byte for byte".into(),
             });
         }
+        let (_, spki) =
+            x509_parser::x509::SubjectPublicKeyInfo::from_der(&self.spki_der).map_err(|e| {
+                Error::BadCertificate {
+                    what: what.into(),
+                    reason: format!("issuer key: {e}"),
+                }
+            })?;
         issued
-            .verify_signature(Some(issuer.public_key()))
+            .verify_signature(Some(&spki))
             .map_err(|e| Error::BadCertificate {
                 what: what.into(),
                 reason: format!("signature does not verify: {e}"),
@@ -194,7 +221,7 @@ impl std::fmt::Debug for RootCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RootCa")
             .field("not_after", &self.signer.not_after)
-            .field("key", &self.signer.key)
+            .field("key", self.signer.key())
             .finish_non_exhaustive()
     }
 }
@@ -363,7 +390,7 @@ impl RootCa {
 
     /// The root's private key.
     pub fn key(&self) -> &PrivateKey {
-        &self.signer.key
+        self.signer.key()
     }
 
     /// The root's `notAfter`.
@@ -384,7 +411,7 @@ impl RootCa {
         crate::crl::sign_crl(
             "root CRL",
             &self.signer.cert_der,
-            &self.signer.key,
+            self.signer.key(),
             previous,
             add,
             now,
@@ -466,7 +493,7 @@ impl std::fmt::Debug for IntermediateCa {
         f.debug_struct("IntermediateCa")
             .field("cluster", &self.cluster)
             .field("not_after", &self.signer.not_after)
-            .field("key", &self.signer.key)
+            .field("key", self.signer.key())
             .finish_non_exhaustive()
     }
 }
@@ -540,7 +567,7 @@ impl IntermediateCa {
         crate::crl::sign_crl(
             &format!("{}/ca-crl.pem", self.cluster),
             &self.signer.cert_der,
-            &self.signer.key,
+            self.signer.key(),
             previous,
             &[],
             now,
@@ -550,7 +577,7 @@ impl IntermediateCa {
 
     /// The intermediate key's type.
     pub fn key_type(&self) -> crate::KeyType {
-        self.signer.key.key_type()
+        self.signer.key().key_type()
     }
 
     /// `cert-chain.pem`: this certificate, then the rest of the chain up to
@@ -563,7 +590,7 @@ impl IntermediateCa {
     pub fn bundle(&self) -> ClusterBundle {
         ClusterBundle::new(
             self.cert_pem(),
-            self.signer.key.to_pem(),
+            self.signer.key().to_pem(),
             self.chain_pem(),
             self.root_certs_pem.clone(),
         )

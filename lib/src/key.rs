@@ -246,6 +246,22 @@ impl PrivateKey {
     }
 }
 
+impl rcgen::PublicKeyData for PrivateKey {
+    fn der_bytes(&self) -> &[u8] {
+        self.pair.der_bytes()
+    }
+
+    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
+        rcgen::PublicKeyData::algorithm(&self.pair)
+    }
+}
+
+impl rcgen::SigningKey for PrivateKey {
+    fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
+        self.pair.sign(msg)
+    }
+}
+
 fn rcgen_private_key_der(format: KeyFormat, der: &[u8]) -> PrivateKeyDer<'_> {
     match format {
         KeyFormat::Pkcs8 => PrivateKeyDer::Pkcs8(der.into()),
