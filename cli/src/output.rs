@@ -7,6 +7,7 @@ use std::time::Instant;
 /// Shows "generating keys [k/n]" on stderr while slow key generation runs,
 /// only when stderr is a terminal, the work is slow (RSA) and not `--quiet`.
 pub(crate) struct Progress {
+    labels: Vec<String>,
     enabled: bool,
     total: usize,
     started: Instant,
@@ -14,8 +15,10 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
-    pub(crate) fn new(total: usize, slow: bool, quiet: bool) -> Self {
+    pub(crate) fn new(labels: Vec<String>, slow: bool, quiet: bool) -> Self {
+        let total = labels.len();
         Progress {
+            labels,
             enabled: slow && !quiet && total > 0 && std::io::stderr().is_terminal(),
             total,
             started: Instant::now(),
@@ -23,16 +26,17 @@ impl Progress {
         }
     }
 
-    pub(crate) fn tick(&self, done: usize) {
+    pub(crate) fn tick(&self, done: usize, index: usize) {
         if !self.enabled || self.started.elapsed().as_millis() < 700 && done < self.total {
             return;
         }
         if let Ok(mut shown) = self.shown.lock() {
             *shown = true;
             let mut err = std::io::stderr().lock();
+            let label = self.labels.get(index).map_or("", String::as_str);
             let _ = write!(
                 err,
-                "\rmeshca: generating keys [{done}/{}] {:.1}s",
+                "\r\x1b[Kmeshca: generating keys [{done}/{}] {label} done, {:.1}s",
                 self.total,
                 self.started.elapsed().as_secs_f64()
             );

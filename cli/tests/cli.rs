@@ -634,3 +634,31 @@ fn every_command_has_examples_and_completions_generate() {
         );
     }
 }
+
+#[test]
+fn progress_shows_on_a_terminal_only() {
+    // Not a terminal: nothing on stderr.
+    let dir = Dir::new();
+    let out = dir.ok(&["init", "--key-type", "rsa-3072", "c1", "c2", "c3"]);
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    // On a terminal (util-linux `script` gives one): which cluster, how many.
+    let dir = Dir::new();
+    let cmd = format!(
+        "{} init --key-type rsa-4096 c1 c2 c3 c4 c5 c6 >/dev/null",
+        env!("CARGO_BIN_EXE_meshca")
+    );
+    let out = dir.tool("script", &["-qec", &cmd, "/dev/null"]);
+    util::assert_success("script", &out);
+    let shown = stdout(&out);
+    assert!(shown.contains("generating keys [7/7]"), "{shown:?}");
+    assert!(shown.contains(" done, "), "{shown:?}");
+    // --quiet silences it.
+    let dir = Dir::new();
+    let cmd = format!(
+        "{} init --quiet --key-type rsa-4096 c1 c2 c3 c4 c5 c6",
+        env!("CARGO_BIN_EXE_meshca")
+    );
+    let out = dir.tool("script", &["-qec", &cmd, "/dev/null"]);
+    util::assert_success("script", &out);
+    assert!(!stdout(&out).contains("generating"), "{:?}", stdout(&out));
+}

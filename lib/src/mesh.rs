@@ -443,11 +443,11 @@ impl CertsDir {
 }
 
 /// Generates one key per entry of `types`, on all cores, returning them in
-/// order. `progress` is called (from worker threads) with the number of
-/// keys done so far after each one.
+/// order. `progress` is called (from worker threads) after each key with
+/// the number of keys done so far and the index of the key just made.
 pub fn generate_keys(
     types: &[KeyType],
-    progress: &(dyn Fn(usize) + Sync),
+    progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Vec<PrivateKey>> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -469,7 +469,7 @@ pub fn generate_keys(
                         *slot = Some(key);
                     }
                 }
-                progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, i);
                 if failed {
                     // Stop handing out work; the error is reported below.
                     next.store(types.len(), Ordering::Relaxed);
@@ -502,7 +502,7 @@ mod tests {
     fn generate_keys_keeps_order_and_types() {
         let types = [KeyType::EcdsaP384, KeyType::EcdsaP256, KeyType::EcdsaP384];
         let count = AtomicUsize::new(0);
-        let keys = generate_keys(&types, &|_| {
+        let keys = generate_keys(&types, &|_, _| {
             count.fetch_add(1, Ordering::Relaxed);
         })
         .unwrap();

@@ -41,7 +41,12 @@ pub(crate) fn run(global: &Global, args: &InitArgs) -> Result<u8> {
         types.push(root_type);
     }
     types.extend(std::iter::repeat_n(cluster_type, args.clusters.len()));
-    let mut keys = super::keys(&types, global.quiet)?;
+    let mut labels: Vec<String> = Vec::with_capacity(types.len());
+    if existing.is_none() {
+        labels.push("root".to_owned());
+    }
+    labels.extend(args.clusters.iter().cloned());
+    let mut keys = super::labelled_keys(&types, labels, global.quiet)?;
 
     let root = match existing {
         Some(root) => {

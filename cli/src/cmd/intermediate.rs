@@ -13,7 +13,11 @@ pub(crate) fn run(global: &Global, args: &IntermediateArgs) -> Result<u8> {
         certs.refuse_existing_clusters(&args.clusters)?;
     }
     let kt = args.intermediate.key_type.unwrap_or_default();
-    let keys = super::keys(&vec![kt; args.clusters.len()], global.quiet)?;
+    let keys = super::labelled_keys(
+        &vec![kt; args.clusters.len()],
+        args.clusters.clone(),
+        global.quiet,
+    )?;
     super::issue_clusters(
         &certs,
         &root,

@@ -23,10 +23,21 @@ use crate::output::{date, say, warn, Progress};
 
 /// Generates keys on all cores, with progress on a terminal when slow.
 pub(crate) fn keys(types: &[KeyType], quiet: bool) -> Result<Vec<PrivateKey>> {
-    let slow = types.iter().any(|t| t.is_rsa()) && types.len() > 1
-        || types.iter().any(|t| matches!(t, KeyType::Rsa4096));
-    let progress = Progress::new(types.len(), slow, quiet);
-    let keys = generate_keys(types, &|done| progress.tick(done));
+    let labels = (1..=types.len()).map(|i| format!("key {i}")).collect();
+    labelled_keys(types, labels, quiet)
+}
+
+/// Like [`keys`], naming each key (`root`, the cluster) in the progress line.
+pub(crate) fn labelled_keys(
+    types: &[KeyType],
+    labels: Vec<String>,
+    quiet: bool,
+) -> Result<Vec<PrivateKey>> {
+    // RSA key generation is random work of about 0.1-3 s a key: show
+    // progress once it runs past a moment; ECDSA is instant.
+    let slow = types.iter().any(|t| t.is_rsa());
+    let progress = Progress::new(labels, slow, quiet);
+    let keys = generate_keys(types, &|done, index| progress.tick(done, index));
     progress.finish();
     Ok(keys?)
 }
