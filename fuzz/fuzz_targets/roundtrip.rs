@@ -24,9 +24,10 @@ fuzz_target!(|data: &[u8]| {
     let kt = if data[0] % 2 == 0 { KeyType::EcdsaP256 } else { KeyType::EcdsaP384 };
     let root_days = 2 + u32::from(u16::from_le_bytes([data[1], data[2]])) % 36_000;
     let days = 1 + u32::from(u16::from_le_bytes([data[3], data[4]])) % 36_000;
-    let split = 5 + usize::from(data[5]) % (data.len() - 5).max(1);
-    let org = text(&data[6..split.min(data.len())]);
-    let cn = text(&data[split.min(data.len())..]);
+    // O from data[8..split], CN from data[split..], split within bounds.
+    let split = 8 + usize::from(data[5]) % (data.len() - 8 + 1);
+    let org = text(data.get(8..split).unwrap_or_default());
+    let cn = text(data.get(split..).unwrap_or_default());
     let cluster_len = 1 + usize::from(data[7]) % 20;
     let cluster: String = std::iter::repeat('c').take(cluster_len).collect();
     let now = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
