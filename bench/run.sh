@@ -13,6 +13,11 @@ RECIPE=$ROOT/testdata/recipe.sh
 
 BENCH_RUNS=${BENCH_RUNS:-5}
 BENCH_STARTUP_RUNS=${BENCH_STARTUP_RUNS:-50}
+# BENCH_TMPFS=1 (default): if the temp dir is not on tmpfs and /dev/shm is a
+# writable tmpfs, also run case b there (reference row "b-tmpfs"), to separate
+# the cost of meshca's durable writes (fsync per file) from the rest.
+BENCH_TMPFS=${BENCH_TMPFS:-1}
+[[ $BENCH_TMPFS =~ ^[01]$ ]] || { echo "run.sh: BENCH_TMPFS must be 0 or 1 (got '$BENCH_TMPFS')" >&2; exit 2; }
 [[ $BENCH_RUNS =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: BENCH_RUNS must be a positive integer (got '$BENCH_RUNS')" >&2; exit 2; }
 [[ $BENCH_STARTUP_RUNS =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: BENCH_STARTUP_RUNS must be a positive integer (got '$BENCH_STARTUP_RUNS')" >&2; exit 2; }
 ((BENCH_RUNS >= 5)) || echo "run.sh: warning: BENCH_RUNS=$BENCH_RUNS (< 5), medians will be noisy" >&2
@@ -39,7 +44,11 @@ MESHCA=${CARGO_TARGET_DIR:-$ROOT/target}/release/meshca
 #------------------------------------------------------------------------
 # scratch space
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/meshca-bench.XXXXXX")
-cleanup() { rm -rf -- "$TMP"; }
+SHM=
+cleanup() {
+	rm -rf -- "$TMP"
+	if [[ -n $SHM ]]; then rm -rf -- "$SHM"; fi
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -100,14 +109,14 @@ le() { awk -v a="$1" -v b="$2" 'BEGIN{exit !(a <= b)}'; }
 # clusters N: c1 .. cN
 clusters() { local i; for ((i = 1; i <= $1; i++)); do printf 'c%d ' "$i"; done; }
 
-# fresh: a new, not yet existing output directory under $TMP (in $REPLY);
-# the previous one is removed first so runs do not pile up on disk.
+# fresh [BASE]: a new, not yet existing output directory under BASE (default
+# $TMP), in $REPLY; the previous one is removed first so runs do not pile up.
 RUN_SEQ=0
 LAST_OUT=
 fresh() {
-	[[ -n $LAST_OUT ]] && rm -rf -- "$LAST_OUT"
+	if [[ -n $LAST_OUT ]]; then rm -rf -- "$LAST_OUT"; fi
 	RUN_SEQ=$((RUN_SEQ + 1))
-	LAST_OUT=$TMP/out.$RUN_SEQ
+	LAST_OUT=${1:-$TMP}/out.$RUN_SEQ
 	REPLY=$LAST_OUT
 }
 
@@ -120,6 +129,53 @@ check_tree() {
 		done
 	done
 	[[ -s $d/root-cert.pem && -s $d/root-key.pem ]] || { echo "missing $d/root-*.pem"; return 1; }
+}
+
+#------------------------------------------------------------------------
+# interference: CPU time that processes other than ours used while a case ran
+# (all CPUs' busy time from /proc/stat minus the CPU time of this shell and
+# its children from the `times` builtin), and hypervisor steal time.
+
+CLK_TCK=$(getconf CLK_TCK 2>/dev/null || echo 100)
+declare -A INTERF=()
+INTERF_SUSPECT=0
+INTERF_ORDER=()
+
+# cpu_snapshot: sets SNAP_BUSY SNAP_STEAL (ticks) SNAP_OWN (s) SNAP_WALL (s)
+cpu_snapshot() {
+	local line
+	line=$(awk '/^cpu /{print $2+$3+$4+$7+$8, $9; exit}' /proc/stat 2>/dev/null) || line=
+	read -r SNAP_BUSY SNAP_STEAL <<<"${line:-0 0}"
+	# `times` must run in this shell (not in $(...)) to see our children.
+	times >"$TMP/times"
+	SNAP_OWN=$(tr -s ' \n' '\n\n' <"$TMP/times" | awk '
+		/m/ { split($0, a, "m"); sub(/s$/, "", a[2]); t += a[1] * 60 + a[2] }
+		END { printf "%.3f", t }')
+	now; SNAP_WALL=$REPLY
+}
+
+# cpu_begin / cpu_end CASE: record the interference for CASE.
+cpu_begin() { cpu_snapshot; B_BUSY=$SNAP_BUSY B_STEAL=$SNAP_STEAL B_OWN=$SNAP_OWN B_WALL=$SNAP_WALL; }
+cpu_end() {
+	cpu_snapshot
+	local res
+	res=$(awk -v b0="$B_BUSY" -v b1="$SNAP_BUSY" -v s0="$B_STEAL" -v s1="$SNAP_STEAL" \
+		-v o0="$B_OWN" -v o1="$SNAP_OWN" -v w0="$B_WALL" -v w1="$SNAP_WALL" \
+		-v hz="$CLK_TCK" -v n="$NPROC" 'BEGIN {
+			other = (b1 - b0) / hz - (o1 - o0); if (other < 0) other = 0
+			steal = (s1 - s0) / hz
+			cap = (w1 - w0) * n; if (cap <= 0) cap = 1
+			pct = 100 * (other + steal) / cap
+			printf "%.1f %.1f %.1f %.1f %d\n", other, 100 * other / cap, steal, 100 * steal / cap, (pct > 10)
+		}')
+	local other opct steal spct bad
+	read -r other opct steal spct bad <<<"$res"
+	INTERF[$1]="other processes $other CPU-s (${opct}% of capacity), steal $steal s (${spct}%)"
+	if ((bad)); then
+		INTERF[$1]+=" — **over 10 %, results suspect**"
+		INTERF_SUSPECT=1
+	fi
+	INTERF_ORDER+=("$1")
 }
 
 #------------------------------------------------------------------------
@@ -153,13 +209,14 @@ c_openssl() {
 	done
 }
 
-# gen_case KEY FUNC NCLUSTERS: one timed run into a fresh dir, then sanity-check it.
+# gen_case KEY FUNC NCLUSTERS [BASE]: one timed run into a fresh dir, then sanity-check it.
 gen_case() {
-	local key=$1 fn=$2 n=$3 msg
-	fresh
+	local key=$1 fn=$2 n=$3 msg out
+	fresh "${4:-}"
+	out=$REPLY # (timed clobbers REPLY)
 	local before=${SAMPLES[$key]:-}
-	timed "$key" "$fn" "$REPLY"
-	if [[ ${SAMPLES[$key]:-} != "$before" ]] && ! msg=$(check_tree "$REPLY" "$n"); then
+	timed "$key" "$fn" "$out"
+	if [[ ${SAMPLES[$key]:-} != "$before" ]] && ! msg=$(check_tree "$out" "$n"); then
 		# Do not count a run that "succeeded" without writing the files.
 		SAMPLES[$key]=$before
 		[[ -n ${FAILED[$key]:-} ]] || FAILED[$key]="exit 0 but output incomplete: $msg"
@@ -177,12 +234,23 @@ NPROC=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN)
 OSSL_VERSION=$(openssl version)
 MESHCA_VERSION=$("$MESHCA" --version 2>&1 || echo "meshca --version failed")
 BIN_BYTES=$(stat -c %s "$MESHCA" 2>/dev/null || wc -c <"$MESHCA")
+fs_type() {
+	local t
+	t=$(df --output=fstype -- "$1" 2>/dev/null | tail -n 1) || t=
+	[[ -n $t ]] || t=$(stat -f -c %T -- "$1" 2>/dev/null) || t="?"
+	echo "$t"
+}
+TMP_FS=$(fs_type "$TMP")
+if ((BENCH_TMPFS)) && [[ $TMP_FS != tmpfs && -d /dev/shm && -w /dev/shm && $(fs_type /dev/shm) == tmpfs ]]; then
+	SHM=$(mktemp -d /dev/shm/meshca-bench.XXXXXX)
+fi
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 
 #------------------------------------------------------------------------
 # runs. meshca and openssl alternate run by run, so slow drift (thermal,
 # noisy neighbours) hits both sides alike.
 
+cpu_begin
 log "case a: root + 10 clusters, RSA-4096 ($BENCH_RUNS runs each of meshca, recipe.sh, sequential recipe)"
 for ((r = 1; r <= BENCH_RUNS; r++)); do
 	log "  a run $r/$BENCH_RUNS"
@@ -191,13 +259,28 @@ for ((r = 1; r <= BENCH_RUNS; r++)); do
 	gen_case a2.o a_recipe_seq 10
 done
 
+cpu_end "a, a'"
+cpu_begin
 log "case b: root + 100 clusters, ECDSA P-256 ($BENCH_RUNS runs)"
 for ((r = 1; r <= BENCH_RUNS; r++)); do
 	log "  b run $r/$BENCH_RUNS"
 	gen_case b.m b_meshca 100
 	gen_case b.o b_recipe 100
 done
+cpu_end b
+if [[ -n $SHM ]]; then
+	cpu_begin
+	log "case b-tmpfs: the same in $SHM ($BENCH_RUNS runs)"
+	for ((r = 1; r <= BENCH_RUNS; r++)); do
+		gen_case bt.m b_meshca 100 "$SHM"
+		gen_case bt.o b_recipe 100 "$SHM"
+	done
+	rm -rf -- "$LAST_OUT"
+	LAST_OUT=
+	cpu_end b-tmpfs
+fi
 
+cpu_begin
 log "case c: verify a 100-cluster certs directory ($BENCH_RUNS runs)"
 VDIR=$TMP/verify-certs
 if ! out=$("$MESHCA" init -q --key-type ecdsa-p256 --dir "$VDIR" "${C100[@]}" 2>&1); then
@@ -215,6 +298,8 @@ else
 	done
 fi
 
+cpu_end c
+cpu_begin
 log "case d: start-up, $BENCH_STARTUP_RUNS runs each of 'meshca --version', 'openssl version', /bin/true"
 # No subshell here: the fork of the subshell would be a large part of what is measured.
 TRUE_BIN=$(type -P true || echo /bin/true)
@@ -244,6 +329,7 @@ for ((r = 1; r <= BENCH_STARTUP_RUNS; r++)); do
 		fi
 	done
 done
+cpu_end d
 LOADAVG_END=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 
 #------------------------------------------------------------------------
@@ -301,6 +387,7 @@ echo
 echo "- date: $(date -u '+%Y-%m-%d %H:%M:%SZ')"
 echo "- machine: $NPROC CPUs (nproc), $CPU_MODEL, $(uname -sr)"
 echo "- load average: $LOADAVG_START at start, $LOADAVG_END at end"
+echo "- temp dir: $TMP ($TMP_FS)"
 echo "- $OSSL_VERSION"
 echo "- $MESHCA_VERSION, release build ($MESHCA)"
 echo "- runs per case: $BENCH_RUNS (start-up: $BENCH_STARTUP_RUNS); wall-clock time per run; meshca and openssl runs interleaved"
@@ -313,6 +400,10 @@ row "a'. same, vs the recipe run sequentially like plain \`make\` (one recipe.sh
 	a.m a2.o 1 3 s "(reference)" "($T_A2 vs 0.15)"
 row "b. root + 100 clusters, ECDSA P-256: \`meshca init --key-type ecdsa-p256\` vs \`recipe.sh --key-type ecdsa-p256\`" \
 	b.m b.o 1 3 s "meshca ≤ 0.2 s" "$T_B"
+if [[ -n $SHM ]]; then
+	row "b-tmpfs. the same in /dev/shm (tmpfs: fsync is free), for reference" \
+		bt.m bt.o 1 3 s "(reference)" "($(stats bt.m && verdict le "$MED" 0.2 || echo "n/a") vs 0.2 s)"
+fi
 row "c. verify 100 clusters (ECDSA P-256): \`meshca verify D\` vs 100 × \`openssl verify\`" \
 	c.m c.o 1 3 s "ratio ≤ 0.05" "$T_C"
 EXPECTED_N=$BENCH_STARTUP_RUNS
@@ -322,6 +413,14 @@ echo "| d. release binary size | $BIN_BYTES bytes ($BIN_MIB MiB) | | | | | ≤ 8
 echo
 if stats d.t; then
 	echo "Process spawn floor on this machine (\`$TRUE_BIN\`, same loop): median $(fmt "$MED" 1000 2) ms, $(fmt "$MIN" 1000 2)–$(fmt "$MAX" 1000 2) ms."
+	echo
+fi
+echo "CPU used by other processes while each case ran (should be ~0 on an idle machine):"
+echo
+for k in "${INTERF_ORDER[@]}"; do echo "- $k: ${INTERF[$k]}"; done
+echo
+if ((INTERF_SUSPECT)); then
+	echo "**Warning: the machine was busy with other work during at least one case; rerun on an idle machine.**"
 	echo
 fi
 echo "Ratios below 1 mean meshca is faster. Targets only print PASS/MISS; they never fail the script."

@@ -442,6 +442,52 @@ impl CertsDir {
     }
 }
 
+/// Runs `f` on every item on up to `threads` threads, returning the results
+/// in the items' order. Used for work that waits on the disk (fsync) or
+/// uses the CPU per cluster, so a mesh of many clusters goes wide.
+pub fn map_parallel<T: Send, R: Send>(
+    items: Vec<T>,
+    threads: usize,
+    f: &(dyn Fn(T) -> R + Sync),
+) -> Vec<R> {
+    let n = items.len();
+    let threads = threads.clamp(1, n.max(1));
+    if threads == 1 {
+        return items.into_iter().map(f).collect();
+    }
+    let queue: Mutex<std::vec::IntoIter<(usize, T)>> = Mutex::new(
+        items
+            .into_iter()
+            .enumerate()
+            .collect::<Vec<_>>()
+            .into_iter(),
+    );
+    let results: Mutex<Vec<Option<R>>> = Mutex::new((0..n).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let next = match queue.lock() {
+                    Ok(mut q) => q.next(),
+                    Err(_) => None,
+                };
+                let Some((i, item)) = next else { break };
+                let r = f(item);
+                if let Ok(mut res) = results.lock() {
+                    if let Some(slot) = res.get_mut(i) {
+                        *slot = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
 /// Generates one key per entry of `types`, on all cores, returning them in
 /// order. `progress` is called (from worker threads) after each key with
 /// the number of keys done so far and the index of the key just made.

@@ -715,6 +715,26 @@ fn validity_findings(
     }
 }
 
+/// Whether a certificate's own key verifies its signature. Every cluster of
+/// a mesh carries the same root, so results are remembered (by the
+/// certificate's DER) for the life of the process: the function is pure.
+fn self_signature_ok(der: &[u8], c: &X509Certificate<'_>) -> bool {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static MEMO: OnceLock<Mutex<HashMap<Vec<u8>, bool>>> = OnceLock::new();
+    let memo = MEMO.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(ok) = memo.lock().ok().and_then(|m| m.get(der).copied()) {
+        return ok;
+    }
+    let ok = c.verify_signature(None).is_ok();
+    if let Ok(mut m) = memo.lock() {
+        if m.len() < 1024 {
+            m.insert(der.to_vec(), ok);
+        }
+    }
+    ok
+}
+
 /// Whether `child` names `parent` as issuer and `parent`'s key signed it.
 fn issued_by(child: &X509Certificate<'_>, parent: &X509Certificate<'_>) -> (bool, bool) {
     let names = child.issuer().as_raw() == parent.subject().as_raw();
@@ -832,7 +852,7 @@ pub fn verify_bundle(
             check_cert_alone(r, &root_file, true, &mut out);
             if let Some(c) = parse(&r.der) {
                 let self_signed =
-                    c.subject().as_raw() == c.issuer().as_raw() && c.verify_signature(None).is_ok();
+                    c.subject().as_raw() == c.issuer().as_raw() && self_signature_ok(&r.der, &c);
                 let ca = matches!(c.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
                 if !self_signed || !ca {
                     out.push(err(
@@ -1475,8 +1495,13 @@ pub fn verify_certs_dir(dir: &Path, opts: &VerifyOptions) -> Result<Vec<Group>> 
     let mut groups = Vec::new();
     let mut keys: BTreeMap<Vec<u8>, String> = BTreeMap::new();
     let mut first_roots: Option<(String, Vec<Vec<u8>>)> = None;
-    for cdir in &entries {
-        let group = verify_cluster_dir(cdir, opts);
+    // Clusters are independent: check them on all cores.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cluster_groups =
+        crate::mesh::map_parallel(entries.iter().collect(), threads, &|cdir: &PathBuf| {
+            verify_cluster_dir(cdir, opts)
+        });
+    for (cdir, group) in entries.iter().zip(cluster_groups) {
         let clabel = label_for(cdir);
         // Mesh-wide checks on this cluster.
         let mut scratch = Vec::new();
