@@ -183,6 +183,17 @@ fn random_serial() -> Result<SerialNumber> {
     Ok(SerialNumber::from_slice(&bytes))
 }
 
+/// The recipe's subject order: O, CN, then L (the cluster or namespace).
+fn subject(org: &str, cn: &str, locality: Option<&str>) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, org);
+    dn.push(DnType::CommonName, cn);
+    if let Some(l) = locality {
+        dn.push(DnType::LocalityName, l);
+    }
+    dn
+}
+
 fn ca_key_usages() -> Vec<KeyUsagePurpose> {
     vec![
         KeyUsagePurpose::DigitalSignature,
@@ -240,10 +251,7 @@ impl RootCa {
         check_text("root O", &params.org)?;
         check_text("root CN", &params.cn)?;
         let mut p = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::OrganizationName, params.org.as_str());
-        dn.push(DnType::CommonName, params.cn.as_str());
-        p.distinguished_name = dn;
+        p.distinguished_name = subject(&params.org, &params.cn, None);
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         p.key_usages = ca_key_usages();
         p.not_before = now - params.backdate;
@@ -442,11 +450,7 @@ impl RootCa {
             self.signer
                 .validity(&what, now, params.days, params.backdate)?;
         let mut p = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::OrganizationName, params.org.as_str());
-        dn.push(DnType::CommonName, params.cn.as_str());
-        dn.push(DnType::LocalityName, cluster);
-        p.distinguished_name = dn;
+        p.distinguished_name = subject(&params.org, &params.cn, Some(cluster));
         p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         p.key_usages = ca_key_usages();
         for name in &params.san_dns {
@@ -631,11 +635,7 @@ impl IntermediateCa {
             self.signer
                 .validity(&what, now, params.days, params.backdate)?;
         let mut p = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::OrganizationName, params.org.as_str());
-        dn.push(DnType::CommonName, params.cn.as_str());
-        dn.push(DnType::LocalityName, namespace);
-        p.distinguished_name = dn;
+        p.distinguished_name = subject(&params.org, &params.cn, Some(namespace));
         p.is_ca = IsCa::ExplicitNoCa;
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         if key.key_type().is_rsa() {

@@ -21,15 +21,7 @@ pub(crate) fn run(global: &Global, args: &InitArgs) -> Result<u8> {
         certs.refuse_existing_clusters(&args.clusters)?;
     }
     // Ask for a new root's passphrase before the slow key generation.
-    let pass = if existing.is_none() && args.encrypt_root {
-        Some(super::read_passphrase(
-            &certs.root_key_path().display().to_string(),
-            global.passphrase_file.as_deref(),
-            true,
-        )?)
-    } else {
-        None
-    };
+    let pass = super::new_root_passphrase(&certs, global, existing.is_none() && args.encrypt_root)?;
     let cluster_type = args.intermediate.key_type.unwrap_or_default();
     let root_type = args
         .root

@@ -243,3 +243,21 @@ pub(crate) fn root_for(
     }
     Ok(root)
 }
+
+/// The passphrase for a new root key when `encrypt` (asked twice on a
+/// terminal), before any slow work.
+pub(crate) fn new_root_passphrase(
+    certs: &CertsDir,
+    global: &crate::cli::Global,
+    encrypt: bool,
+) -> Result<Option<zeroize::Zeroizing<String>>> {
+    if !encrypt {
+        return Ok(None);
+    }
+    let what = certs.root_key_path().display().to_string();
+    Ok(Some(read_passphrase(
+        &what,
+        global.passphrase_file.as_deref(),
+        true,
+    )?))
+}

@@ -21,15 +21,7 @@ pub(crate) fn run(global: &Global, args: &RootArgs) -> Result<u8> {
     params.key_type = args.key_type;
     let key = super::keys(&[args.key_type], global.quiet)?.remove(0);
     let root = RootCa::self_signed(&params, key, time::OffsetDateTime::now_utc())?;
-    let pass = if args.encrypt {
-        Some(super::read_passphrase(
-            &certs.root_key_path().display().to_string(),
-            global.passphrase_file.as_deref(),
-            true,
-        )?)
-    } else {
-        None
-    };
+    let pass = super::new_root_passphrase(&certs, global, args.encrypt)?;
     certs.write_root_with(&root, pass.as_ref().map(|p| p.as_bytes()), args.force)?;
     say(
         global.quiet,
