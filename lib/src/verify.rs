@@ -795,6 +795,16 @@ fn build_path<'a>(
                             cur.issuer()
                         ),
                     ));
+                } else if cur.subject().as_raw() == cur.issuer().as_raw() {
+                    out.push(err(
+                        Code::UntrustedChain,
+                        ca_file,
+                        format!(
+                            "{ca_file} does not chain to {root_file}: its chain ends at {} ({}), a root that {root_file} does not hold",
+                            current.name,
+                            cur.subject()
+                        ),
+                    ));
                 } else {
                     out.push(err(
                         Code::UntrustedChain,
@@ -1095,7 +1105,8 @@ pub fn verify_bundle(
                 }
             }
         }
-        if k + 1 < path.len() || !trusted {
+        let self_issued = c.subject().as_raw() == c.issuer().as_raw();
+        if (k + 1 < path.len() || !trusted) && !self_issued {
             if let Ok(None) | Err(_) = c.get_extension_unique(
                 &x509_parser::oid_registry::OID_X509_EXT_AUTHORITY_KEY_IDENTIFIER,
             ) {
