@@ -1300,10 +1300,19 @@ fn check_crls(
         }
         for revoked in crl.iter_revoked_certificates() {
             if let Some(l) = by_issuer_serial.get(&(crl.issuer().as_raw(), revoked.raw_serial())) {
+                // The first certificate of the chain is ca-cert.pem: say so.
+                let name = if chain.first().is_some_and(|f| f.der == l.der) {
+                    join(label, CA_CERT)
+                } else {
+                    l.name.clone()
+                };
                 out.push(err(
                     Code::Revoked,
                     &file,
-                    format!("{} is revoked by the CRL of {}", l.name, crl.issuer()),
+                    format!(
+                        "{name} is revoked by the CRL of {}: istiod's workloads will reject it",
+                        crl.issuer()
+                    ),
                 ));
             }
         }
