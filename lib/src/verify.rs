@@ -1310,7 +1310,7 @@ fn check_crls(
                     Code::Revoked,
                     &file,
                     format!(
-                        "{name} is revoked by the CRL of {}: istiod's workloads will reject it",
+                        "{name} is revoked by the CRL of {}: replace this cluster's intermediate",
                         crl.issuer()
                     ),
                 ));
