@@ -25,22 +25,9 @@ fn verify_ok(dir: &Dir, args: &[&str]) {
     );
 }
 
-fn mesh(dir: &Dir) {
-    dir.ok(&[
-        "init",
-        "--dir",
-        "certs",
-        "--key-type",
-        "ecdsa-p256",
-        "cluster1",
-        "cluster2",
-    ]);
-}
-
 #[test]
 fn crl_covers_every_ca_of_the_chain_and_openssl_agrees() {
-    let dir = Dir::new();
-    mesh(&dir);
+    let dir = util::ecdsa_mesh();
     dir.ok(&["crl", "--dir", "certs", "cluster1", "cluster2"]);
     verify_ok(&dir, &["certs"]);
     for c in ["cluster1", "cluster2"] {
@@ -174,8 +161,7 @@ fn revoking_needs_a_crl_capable_root() {
 
 #[test]
 fn rotation_stages_verify_and_each_step_keeps_trust() {
-    let dir = Dir::new();
-    mesh(&dir);
+    let dir = util::ecdsa_mesh();
     dir.ok(&["root", "--dir", "new-root", "--key-type", "ecdsa-p384"]);
     dir.ok(&[
         "rotate",

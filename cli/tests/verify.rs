@@ -48,20 +48,7 @@ fn assert_finding(report: &serde_json::Value, severity: &str, code: &str, file: 
     );
 }
 
-/// A two-cluster ECDSA mesh in `certs/`.
-fn mesh() -> Dir {
-    let dir = Dir::new();
-    dir.ok(&[
-        "init",
-        "--dir",
-        "certs",
-        "--key-type",
-        "ecdsa-p256",
-        "cluster1",
-        "cluster2",
-    ]);
-    dir
-}
+use util::ecdsa_mesh as mesh;
 
 #[test]
 fn a_meshca_mesh_verifies_clean() {

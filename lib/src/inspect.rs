@@ -11,7 +11,7 @@ use x509_parser::revocation_list::CertificateRevocationList;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::error::{Error, Result};
-use crate::key::PrivateKey;
+use crate::key::{KeyFormat, PrivateKey};
 use crate::pemutil;
 
 /// One PEM block of an inspected file.
@@ -265,27 +265,27 @@ pub fn inspect_pem(what: &str, bytes: &[u8], at: OffsetDateTime) -> Result<Vec<I
                 encrypted: true,
                 key: "unknown (encrypted)".into(),
             }),
-            tag @ ("PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY") => {
-                let encrypted = block.headers().get("Proc-Type").is_some();
-                let key = if encrypted {
-                    "unknown (encrypted)".to_owned()
-                } else {
-                    let single = pem::encode(block);
-                    let single = zeroize::Zeroizing::new(single);
-                    match PrivateKey::from_pem(&which, single.as_bytes()) {
-                        Ok(k) => k.key_type().to_string(),
-                        Err(Error::UnsupportedKey { found, .. }) => found,
-                        Err(e) => return Err(e),
-                    }
-                };
-                Item::PrivateKey(KeySummary {
-                    format: tag.to_owned(),
-                    encrypted,
-                    key,
-                })
-            }
-            other => Item::Other {
-                label: other.to_owned(),
+            tag => match KeyFormat::from_pem_tag(tag) {
+                None => Item::Other {
+                    label: tag.to_owned(),
+                },
+                Some(format) => {
+                    let encrypted = block.headers().get("Proc-Type").is_some();
+                    let key = if encrypted {
+                        "unknown (encrypted)".to_owned()
+                    } else {
+                        match PrivateKey::from_der(&which, format, block.contents()) {
+                            Ok(k) => k.key_type().to_string(),
+                            Err(Error::UnsupportedKey { found, .. }) => found,
+                            Err(e) => return Err(e),
+                        }
+                    };
+                    Item::PrivateKey(KeySummary {
+                        format: tag.to_owned(),
+                        encrypted,
+                        key,
+                    })
+                }
             },
         };
         items.push(item);

@@ -560,15 +560,17 @@ impl IntermediateCa {
             .unwrap_or_default()
     }
 
-    /// Signs this intermediate's own (empty) CRL, numbered one above the
-    /// CRL it signed in `previous` (a `ca-crl.pem`, if any).
-    pub fn own_crl(
+    /// `ca-crl.pem` for this cluster, as istiod wants it: the root's CRL
+    /// (`root_crl`, PEM), then this intermediate's own, empty CRL, numbered
+    /// one above the one it signed in `previous` (the old `ca-crl.pem`).
+    pub fn ca_crl(
         &self,
+        root_crl: &[u8],
         previous: Option<&[u8]>,
         now: OffsetDateTime,
         next_update_days: u32,
     ) -> Result<String> {
-        crate::crl::sign_crl(
+        let own = crate::crl::sign_crl(
             &format!("{}/ca-crl.pem", self.cluster),
             &self.signer.cert_der,
             self.signer.key(),
@@ -576,7 +578,8 @@ impl IntermediateCa {
             &[],
             now,
             next_update_days,
-        )
+        )?;
+        Ok(pemutil::concat(&[&String::from_utf8_lossy(root_crl), &own]))
     }
 
     /// The intermediate key's type.

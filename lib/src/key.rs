@@ -27,6 +27,17 @@ pub enum KeyFormat {
 }
 
 impl KeyFormat {
+    /// The format a PEM label names (`PRIVATE KEY`, `RSA PRIVATE KEY`,
+    /// `EC PRIVATE KEY`), if any.
+    pub fn from_pem_tag(tag: &str) -> Option<Self> {
+        match tag {
+            "PRIVATE KEY" => Some(KeyFormat::Pkcs8),
+            "RSA PRIVATE KEY" => Some(KeyFormat::Pkcs1),
+            "EC PRIVATE KEY" => Some(KeyFormat::Sec1),
+            _ => None,
+        }
+    }
+
     fn pem_tag(self) -> &'static str {
         match self {
             KeyFormat::Pkcs8 => "PRIVATE KEY",
@@ -87,32 +98,7 @@ impl PrivateKey {
     /// or SEC1 (EC), unencrypted. `what` names the document in errors
     /// (usually its path).
     pub fn from_pem(what: &str, pem_text: &[u8]) -> Result<Self> {
-        let blocks = pemutil::parse_blocks(what, pem_text)?;
-        let mut found = None;
-        for block in blocks.iter() {
-            let format = match block.tag() {
-                "PRIVATE KEY" => KeyFormat::Pkcs8,
-                "RSA PRIVATE KEY" => KeyFormat::Pkcs1,
-                "EC PRIVATE KEY" => KeyFormat::Sec1,
-                "ENCRYPTED PRIVATE KEY" => return Err(Error::EncryptedKey { what: what.into() }),
-                _ => continue,
-            };
-            if block.headers().get("Proc-Type").is_some() {
-                // Legacy openssl encryption: "Proc-Type: 4,ENCRYPTED".
-                return Err(Error::EncryptedKey { what: what.into() });
-            }
-            found = Some((format, Zeroizing::new(block.contents().to_vec())));
-            break;
-        }
-        let Some((format, der)) = found else {
-            return Err(Error::Pem {
-                what: what.into(),
-                problem: "no private key found (expected a PEM block \"PRIVATE KEY\", \
-                          \"RSA PRIVATE KEY\" or \"EC PRIVATE KEY\")"
-                    .into(),
-            });
-        };
-        Self::from_der(what, format, &der)
+        Self::load_pem(what, pem_text, None)
     }
 
     /// Like [`PrivateKey::from_pem`], but an encrypted PKCS#8 key
@@ -125,22 +111,52 @@ impl PrivateKey {
         pem_text: &[u8],
         passphrase: &dyn Fn() -> Result<Zeroizing<String>>,
     ) -> Result<Self> {
+        Self::load_pem(what, pem_text, Some(passphrase))
+    }
+
+    /// The first private key of a PEM document; an encrypted one needs
+    /// `passphrase` (without it, [`Error::EncryptedKey`]).
+    fn load_pem(
+        what: &str,
+        pem_text: &[u8],
+        passphrase: Option<&dyn Fn() -> Result<Zeroizing<String>>>,
+    ) -> Result<Self> {
         let blocks = pemutil::parse_blocks(what, pem_text)?;
-        let Some(block) = blocks.iter().find(|b| b.tag() == "ENCRYPTED PRIVATE KEY") else {
-            return Self::from_pem(what, pem_text);
-        };
-        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(block.contents()).map_err(|e| {
-            Error::BadKey {
-                what: what.into(),
-                reason: format!("cannot parse the encrypted key: {e}"),
+        for block in blocks.iter() {
+            if block.tag() == "ENCRYPTED PRIVATE KEY" {
+                let Some(passphrase) = passphrase else {
+                    return Err(Error::EncryptedKey { what: what.into() });
+                };
+                let info =
+                    pkcs8::EncryptedPrivateKeyInfo::try_from(block.contents()).map_err(|e| {
+                        Error::BadKey {
+                            what: what.into(),
+                            reason: format!("cannot parse the encrypted key: {e}"),
+                        }
+                    })?;
+                let pass = passphrase()?;
+                let doc = info.decrypt(pass.as_bytes()).map_err(|_| Error::BadKey {
+                    what: what.into(),
+                    reason: "wrong passphrase (or a damaged or unsupported encrypted key)".into(),
+                })?;
+                return Self::from_der(what, KeyFormat::Pkcs8, doc.as_bytes());
             }
-        })?;
-        let pass = passphrase()?;
-        let doc = info.decrypt(pass.as_bytes()).map_err(|_| Error::BadKey {
+            let Some(format) = KeyFormat::from_pem_tag(block.tag()) else {
+                continue;
+            };
+            if block.headers().get("Proc-Type").is_some() {
+                // Legacy openssl encryption: "Proc-Type: 4,ENCRYPTED".
+                return Err(Error::EncryptedKey { what: what.into() });
+            }
+            // The decoded block is wiped when `blocks` drops.
+            return Self::from_der(what, format, block.contents());
+        }
+        Err(Error::Pem {
             what: what.into(),
-            reason: "wrong passphrase (or a damaged or unsupported encrypted key)".into(),
-        })?;
-        Self::from_der(what, KeyFormat::Pkcs8, doc.as_bytes())
+            problem: "no private key found (expected a PEM block \"PRIVATE KEY\", \
+                      \"RSA PRIVATE KEY\" or \"EC PRIVATE KEY\")"
+                .into(),
+        })
     }
 
     /// The key as encrypted PKCS#8 PEM (`ENCRYPTED PRIVATE KEY`): PBES2 with

@@ -258,18 +258,25 @@ impl CertsDir {
                 root.cert_der(),
                 root_crl,
             )?;
-            write_files(
-                &[FileWrite {
-                    path,
-                    contents: new.as_bytes(),
-                    secret: false,
-                }],
-                true,
-            )?;
-            self.refresh_secret(&cluster)?;
+            self.write_ca_crl(&cluster, &new)?;
             updated.push(cluster);
         }
         Ok(updated)
+    }
+
+    /// Writes `DIR/<cluster>/ca-crl.pem` (replacing it) and refreshes the
+    /// cluster's `cacerts.yaml` to carry it. Returns whether there was a
+    /// `cacerts.yaml` to refresh.
+    pub fn write_ca_crl(&self, cluster: &str, ca_crl: &str) -> Result<bool> {
+        write_files(
+            &[FileWrite {
+                path: self.cluster_dir(cluster)?.join(crate::bundle::CA_CRL),
+                contents: ca_crl.as_bytes(),
+                secret: false,
+            }],
+            true,
+        )?;
+        self.refresh_secret(cluster)
     }
 
     /// The Secret options of a cluster's existing `cacerts.yaml` (name,
@@ -375,20 +382,7 @@ impl CertsDir {
         if !path.exists() {
             return Ok(false);
         }
-        let old = crate::secret::SecretData::from_yaml(
-            &path.display().to_string(),
-            &zeroize::Zeroizing::new(read_limited(&path)?),
-        )?;
-        let mut options = SecretOptions {
-            name: old.name.clone(),
-            ..SecretOptions::default()
-        };
-        if let Some(ns) = &old.namespace {
-            options.namespace = ns.clone();
-        }
-        if old.type_.as_deref() == Some("kubernetes.io/tls") {
-            options.shape = crate::secret::SecretShape::Tls;
-        }
+        let options = self.secret_options_of(cluster)?;
         let bundle = self.read_cluster(cluster)?;
         let yaml = cacerts_yaml(&bundle, &options)?;
         write_files(

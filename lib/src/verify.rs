@@ -1234,17 +1234,15 @@ fn check_crls(
             )),
         }
     }
-    let cas: Vec<(&Loaded, X509Certificate<'_>)> = chain
-        .iter()
-        .filter_map(|l| parse(&l.der).map(|c| (l, c)))
-        .filter(|(_, c)| c.is_ca())
-        .collect();
-    let mut covered = vec![false; cas.len()];
-    // Chain certificates by (issuer, serial): one lookup per revoked entry.
+    // The chain parsed once: its CAs (possible CRL signers), and every
+    // certificate by (issuer, serial), one lookup per revoked entry.
     let parsed_chain: Vec<(&Loaded, X509Certificate<'_>)> = chain
         .iter()
         .filter_map(|l| parse(&l.der).map(|c| (l, c)))
         .collect();
+    let cas: Vec<&(&Loaded, X509Certificate<'_>)> =
+        parsed_chain.iter().filter(|(_, c)| c.is_ca()).collect();
+    let mut covered = vec![false; cas.len()];
     let by_issuer_serial: std::collections::HashMap<(&[u8], &[u8]), &Loaded> = parsed_chain
         .iter()
         .map(|(l, c)| ((c.issuer().as_raw(), c.raw_serial()), *l))
@@ -1438,8 +1436,25 @@ fn check_key_mode(path: &Path, file: &str, out: &mut Vec<Finding>) {
 #[cfg(not(unix))]
 fn check_key_mode(_: &Path, _: &str, _: &mut Vec<Finding>) {}
 
+/// The cluster directories directly under `dir`, sorted.
+fn cluster_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && is_cluster_dir(p))
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
 /// Verifies a cluster directory.
 pub fn verify_cluster_dir(dir: &Path, opts: &VerifyOptions) -> Group {
+    check_cluster_dir(dir, opts).0
+}
+
+/// Verifies a cluster directory, handing back the files it read.
+fn check_cluster_dir(dir: &Path, opts: &VerifyOptions) -> (Group, BundleFiles) {
     let label = label_for(dir);
     let name = dir
         .file_name()
@@ -1456,20 +1471,17 @@ pub fn verify_cluster_dir(dir: &Path, opts: &VerifyOptions) -> Group {
     for key in [CA_KEY, SECRET_YAML] {
         check_key_mode(&dir.join(key), &join(&label, key), &mut findings);
     }
-    Group::new(&name, &label, GroupKind::Cluster, findings)
+    (
+        Group::new(&name, &label, GroupKind::Cluster, findings),
+        files,
+    )
 }
 
 /// Verifies a certs directory: its root, every cluster under it, and the
 /// mesh as a whole (one root, no shared intermediate keys).
 pub fn verify_certs_dir(dir: &Path, opts: &VerifyOptions) -> Result<Vec<Group>> {
     let label = label_for(dir);
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_dir() && is_cluster_dir(p))
-        .collect();
-    entries.sort();
+    let entries = cluster_dirs(dir)?;
     let mut mesh = Vec::new();
     let root_file = join(&label, ROOT_CERT);
     let root_path = dir.join(ROOT_CERT);
@@ -1517,16 +1529,19 @@ pub fn verify_certs_dir(dir: &Path, opts: &VerifyOptions) -> Result<Vec<Group>> 
     let mut first_roots: Option<(String, Vec<Vec<u8>>)> = None;
     // Clusters are independent: check them on all cores.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cluster_groups =
+    let checked =
         crate::mesh::map_parallel(entries.iter().collect(), threads, &|cdir: &PathBuf| {
-            verify_cluster_dir(cdir, opts)
+            check_cluster_dir(cdir, opts)
         });
-    for (cdir, group) in entries.iter().zip(cluster_groups) {
+    for (cdir, (group, files)) in entries.iter().zip(checked) {
         let clabel = label_for(cdir);
         // Mesh-wide checks on this cluster.
         let mut scratch = Vec::new();
-        let ca_bytes = crate::files::read_limited(&cdir.join(CA_CERT)).ok();
-        if let Some(cas) = load_certs(&join(&clabel, CA_CERT), ca_bytes.as_deref(), &mut scratch) {
+        if let Some(cas) = load_certs(
+            &join(&clabel, CA_CERT),
+            files.ca_cert.as_deref(),
+            &mut scratch,
+        ) {
             if let Some(c) = cas.first().and_then(|l| parse(&l.der)) {
                 let spki = c.public_key().raw.to_vec();
                 if let Some(other) = keys.get(&spki) {
@@ -1540,10 +1555,9 @@ pub fn verify_certs_dir(dir: &Path, opts: &VerifyOptions) -> Result<Vec<Group>> 
                 }
             }
         }
-        let root_bytes = crate::files::read_limited(&cdir.join(ROOT_CERT)).ok();
         if let Some(croots) = load_certs(
             &join(&clabel, ROOT_CERT),
-            root_bytes.as_deref(),
+            files.root_cert.as_deref(),
             &mut scratch,
         ) {
             let mut cset: Vec<Vec<u8>> = croots.into_iter().map(|l| l.der).collect();
@@ -1629,12 +1643,7 @@ pub fn verify_paths(paths: &[PathBuf], opts: &VerifyOptions) -> Result<Report> {
         }
         if is_cluster_dir(path) {
             groups.push(verify_cluster_dir(path, opts));
-        } else if path.join(ROOT_CERT).exists()
-            || std::fs::read_dir(path)
-                .map_err(|e| Error::io(path, e))?
-                .filter_map(|e| e.ok())
-                .any(|e| e.path().is_dir() && is_cluster_dir(&e.path()))
-        {
+        } else if path.join(ROOT_CERT).exists() || !cluster_dirs(path)?.is_empty() {
             groups.extend(verify_certs_dir(path, opts)?);
         } else {
             return Err(Error::InvalidArgument {
@@ -1656,14 +1665,10 @@ pub fn verify_paths(paths: &[PathBuf], opts: &VerifyOptions) -> Result<Report> {
 pub fn verify_step(previous: &Path, current: &Path, opts: &VerifyOptions) -> Result<Group> {
     let mut out = Vec::new();
     let list = |dir: &Path| -> Result<Vec<String>> {
-        let mut v: Vec<String> = std::fs::read_dir(dir)
-            .map_err(|e| Error::io(dir, e))?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_dir() && is_cluster_dir(&e.path()))
-            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-            .collect();
-        v.sort();
-        Ok(v)
+        Ok(cluster_dirs(dir)?
+            .iter()
+            .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+            .collect())
     };
     let read = |p: PathBuf| crate::files::read_limited(&p).ok();
     let roots_of = |dir: &Path, name: &str, out: &mut Vec<Finding>| -> Vec<Vec<u8>> {

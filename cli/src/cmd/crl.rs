@@ -29,16 +29,8 @@ pub(crate) fn run(global: &Global, args: &CrlArgs) -> Result<u8> {
         let ca = IntermediateCa::from_bundle(cluster, &bundle)?;
         let path = certs.cluster_dir(cluster)?.join(CA_CRL);
         let previous = bundle.ca_crl.as_deref().map(str::as_bytes);
-        let crl = super::cluster_crl(&root_crl, &ca, previous, now, args.next_update_days)?;
-        meshca::write_files(
-            &[meshca::FileWrite {
-                path: path.clone(),
-                contents: crl.as_bytes(),
-                secret: false,
-            }],
-            true,
-        )?;
-        let secret = certs.refresh_secret(cluster)?;
+        let crl = ca.ca_crl(&root_crl, previous, now, args.next_update_days)?;
+        let secret = certs.write_ca_crl(cluster, &crl)?;
         say(
             global.quiet,
             format_args!(

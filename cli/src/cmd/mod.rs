@@ -112,9 +112,8 @@ pub(crate) fn issue_clusters(
                 ));
             }
             let ca_crl = match &root_crl {
-                Some(root_crl) => Some(cluster_crl(
+                Some(root_crl) => Some(issued.ca.ca_crl(
                     root_crl,
-                    &issued.ca,
                     None,
                     now,
                     meshca::DEFAULT_CRL_DAYS,
@@ -140,20 +139,6 @@ pub(crate) fn issue_clusters(
         );
     }
     Ok(())
-}
-
-/// `ca-crl.pem` for a cluster: the root's CRL, then the intermediate's own
-/// (numbered above the one in `previous`, the cluster's old `ca-crl.pem`).
-pub(crate) fn cluster_crl(
-    root_crl: &[u8],
-    ca: &meshca::IntermediateCa,
-    previous: Option<&[u8]>,
-    now: time::OffsetDateTime,
-    days: u32,
-) -> Result<String> {
-    let own = ca.own_crl(previous, now, days)?;
-    let root = String::from_utf8_lossy(root_crl);
-    Ok(meshca::concat_pem(&[&root, &own]))
 }
 
 /// Loads the root from DIR, asking for the passphrase of an encrypted key

@@ -94,6 +94,22 @@ impl Dir {
     }
 }
 
+/// A temporary directory holding a two-cluster ECDSA mesh in `certs/`
+/// (`cluster1`, `cluster2`), made by `meshca init`.
+pub fn ecdsa_mesh() -> Dir {
+    let dir = Dir::new();
+    dir.ok(&[
+        "init",
+        "--dir",
+        "certs",
+        "--key-type",
+        "ecdsa-p256",
+        "cluster1",
+        "cluster2",
+    ]);
+    dir
+}
+
 pub fn assert_success(what: &str, out: &Output) {
     assert!(
         out.status.success(),
