@@ -46,6 +46,7 @@ mod bundle;
 mod crl;
 mod error;
 mod files;
+mod goparse;
 mod inspect;
 mod issue;
 mod key;

@@ -1,0 +1,1465 @@
+//! Parse certificates and CRLs the way Go's `crypto/x509` does.
+//!
+//! istiod loads the `cacerts` Secret with Go's `x509.ParseCertificate` and
+//! `x509.ParseRevocationList`; whatever those refuse, istiod refuses. x509-parser
+//! (which the rest of meshca uses to read certificates) accepts more than Go does,
+//! so this module restates Go's parser rule by rule and reports the first rule a
+//! DER document breaks, in Go's words. The reference is Go 1.25's
+//! `src/crypto/x509/parser.go` (functions named in the comments below),
+//! `src/crypto/x509/verify.go` (`parseRFC2821Mailbox`), `src/net/url/url.go`
+//! (`url.Parse`, for URI SANs) and the vendored
+//! `golang.org/x/crypto/cryptobyte/asn1.go` (the DER reader all of them use).
+//!
+//! Which DER crate, and why (evidence from the crates' sources):
+//! - RustCrypto `der` 0.7 (chosen) decodes lengths exactly as cryptobyte does:
+//!   minimal length octets, at most four of them, no indefinite length
+//!   (`Length::decode`); its INTEGER decoding refuses empty and non-minimal
+//!   encodings (`validate_canonical`), its BOOLEAN only 0x00/0xFF. Where it is
+//!   stricter than Go it is used only where Go is as strict: it refuses
+//!   identifier octets it does not know (e.g. UniversalString, or a constructed
+//!   UTF8String), which Go accepts inside names and algorithm parameters, so the
+//!   identifier octet is read here and only the length and contents go to `der`.
+//!   Its BIT STRING does not check that the unused bits are zero (cryptobyte
+//!   does), and its OID type caps the encoding at 39 bytes and allows 32-bit arcs
+//!   (cryptobyte allows any length and 31-bit arcs), so those two rules are
+//!   restated below.
+//! - `asn1-rs` 0.7 / `der-parser` 10 (what x509-parser uses) accept non-minimal
+//!   long-form lengths in DER mode (the check is commented out in
+//!   `Header::from_der`), lengths of up to eight octets and high-tag-number
+//!   identifiers, all of which cryptobyte refuses: too lenient for this job.
+//!
+//! Go also does NOT check the ordering of SET OF in names, nor that trailing
+//! bytes are absent inside most structures (extension values, the TBS after the
+//! extensions, the CRL after its outer SEQUENCE): neither does this module.
+
+use std::fmt;
+
+use der::{Decode, Length, Reader, SliceReader};
+
+/// Why Go's `crypto/x509` refuses to parse a certificate or CRL, in Go's
+/// words. It never carries a value read from the input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GoParseError {
+    reason: &'static str,
+}
+
+impl GoParseError {
+    const fn new(reason: &'static str) -> Self {
+        Self { reason }
+    }
+
+    /// Go's error text for the rule that was broken (values elided).
+    #[allow(dead_code)]
+    pub(crate) fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
+impl fmt::Display for GoParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.reason)
+    }
+}
+
+impl std::error::Error for GoParseError {}
+
+type GoResult<T> = Result<T, GoParseError>;
+
+/// Shorthand: turn a failed read into Go's error text.
+fn or<T>(value: Option<T>, reason: &'static str) -> GoResult<T> {
+    value.ok_or(GoParseError::new(reason))
+}
+
+fn ensure(ok: bool, reason: &'static str) -> GoResult<()> {
+    if ok {
+        Ok(())
+    } else {
+        Err(GoParseError::new(reason))
+    }
+}
+
+// Identifier octets (cryptobyte/asn1 tags).
+const BOOLEAN: u8 = 0x01;
+const INTEGER: u8 = 0x02;
+const BIT_STRING: u8 = 0x03;
+const OCTET_STRING: u8 = 0x04;
+const NULL: u8 = 0x05;
+const OBJECT_IDENTIFIER: u8 = 0x06;
+const ENUMERATED: u8 = 0x0a;
+const UTF8_STRING: u8 = 0x0c;
+const NUMERIC_STRING: u8 = 0x12;
+const PRINTABLE_STRING: u8 = 0x13;
+const T61_STRING: u8 = 0x14;
+const IA5_STRING: u8 = 0x16;
+const UTC_TIME: u8 = 0x17;
+const GENERALIZED_TIME: u8 = 0x18;
+const BMP_STRING: u8 = 0x1e;
+const SEQUENCE: u8 = 0x30;
+const SET: u8 = 0x31;
+const fn context(n: u8) -> u8 {
+    0x80 | n
+}
+const fn context_constructed(n: u8) -> u8 {
+    0xa0 | n
+}
+
+/// A DER reader with cryptobyte's semantics (`cryptobyte.String`): every
+/// read either consumes one whole element or fails. Contents are only
+/// checked when read, as in Go, so bytes Go never looks at are never judged.
+#[derive(Clone, Copy)]
+struct Der<'a> {
+    rest: &'a [u8],
+}
+
+/// One element: its identifier octet, its contents and its whole encoding.
+struct Element<'a> {
+    tag: u8,
+    contents: &'a [u8],
+    full: &'a [u8],
+}
+
+impl<'a> Der<'a> {
+    fn new(rest: &'a [u8]) -> Self {
+        Self { rest }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    /// cryptobyte `PeekASN1Tag`.
+    fn peek(&self, tag: u8) -> bool {
+        self.rest.first() == Some(&tag)
+    }
+
+    /// cryptobyte `readASN1`: any tag except the high-tag-number form, a
+    /// DER length (decoded by the `der` crate), the contents present.
+    fn read_any(&mut self) -> Option<Element<'a>> {
+        if self.rest.len() < 2 {
+            return None;
+        }
+        let tag = *self.rest.first()?;
+        if tag & 0x1f == 0x1f {
+            return None;
+        }
+        let mut reader = SliceReader::new(self.rest.get(1..)?).ok()?;
+        let length = Length::decode(&mut reader).ok()?;
+        let contents = reader.read_slice(length).ok()?;
+        let header_len = usize::try_from(u32::from(reader.position())).ok()? - contents.len();
+        let total = 1 + header_len + contents.len();
+        let full = self.rest.get(..total)?;
+        self.rest = self.rest.get(total..)?;
+        Some(Element {
+            tag,
+            contents,
+            full,
+        })
+    }
+
+    /// cryptobyte `ReadASN1`: the contents of an element with this tag.
+    fn read(&mut self, tag: u8) -> Option<&'a [u8]> {
+        let element = self.read_any()?;
+        (element.tag == tag).then_some(element.contents)
+    }
+
+    /// cryptobyte `ReadASN1Element`: the whole encoding of an element with this tag.
+    fn read_element(&mut self, tag: u8) -> Option<&'a [u8]> {
+        let element = self.read_any()?;
+        (element.tag == tag).then_some(element.full)
+    }
+
+    /// cryptobyte `ReadOptionalASN1`: `Some(None)` when absent, `None` when malformed.
+    fn read_optional(&mut self, tag: u8) -> Option<Option<&'a [u8]>> {
+        if self.peek(tag) {
+            self.read(tag).map(Some)
+        } else {
+            Some(None)
+        }
+    }
+
+    /// cryptobyte `ReadASN1Integer` into a `*big.Int`: the sign of a
+    /// minimally encoded INTEGER (-1, 0 or 1).
+    fn read_big_int_sign(&mut self) -> Option<i8> {
+        let element = self.read_any()?;
+        if element.tag != INTEGER {
+            return None;
+        }
+        let int = der::asn1::IntRef::from_der(element.full).ok()?;
+        let bytes = int.as_bytes();
+        Some(if bytes.first().is_some_and(|b| b & 0x80 != 0) {
+            -1
+        } else if bytes.iter().all(|b| *b == 0) {
+            0
+        } else {
+            1
+        })
+    }
+
+    /// cryptobyte `ReadASN1Integer` into an `int`/`int64` (64-bit platform).
+    fn read_i64(&mut self) -> Option<i64> {
+        let element = self.read_any()?;
+        if element.tag != INTEGER {
+            return None;
+        }
+        i64::from_der(element.full).ok()
+    }
+
+    /// cryptobyte `ReadASN1Enum`: an ENUMERATED that fits an `int`.
+    fn read_enum(&mut self) -> Option<i64> {
+        let element = self.read_any()?;
+        if element.tag != ENUMERATED {
+            return None;
+        }
+        i64_from_contents(element.contents)
+    }
+
+    /// cryptobyte `ReadASN1Boolean`: exactly one octet, 0x00 or 0xFF.
+    fn read_bool(&mut self) -> Option<bool> {
+        let element = self.read_any()?;
+        if element.tag != BOOLEAN {
+            return None;
+        }
+        bool::from_der(element.full).ok()
+    }
+
+    /// cryptobyte `ReadASN1BitString`: returns (unused bits, bytes).
+    fn read_bit_string(&mut self) -> Option<(u8, &'a [u8])> {
+        let element = self.read_any()?;
+        if element.tag != BIT_STRING {
+            return None;
+        }
+        let bits = der::asn1::BitStringRef::from_der(element.full).ok()?;
+        let unused = bits.unused_bits();
+        let bytes = bits.raw_bytes();
+        // The `der` crate does not check that the unused bits are zero; DER
+        // and cryptobyte require it.
+        if let Some(last) = bytes.last() {
+            let mask = (1u16 << unused) - 1;
+            if u16::from(*last) & mask != 0 {
+                return None;
+            }
+        }
+        Some((unused, bytes))
+    }
+
+    /// cryptobyte `ReadASN1ObjectIdentifier`: the contents octets of a valid OID.
+    fn read_oid(&mut self) -> Option<&'a [u8]> {
+        let contents = self.read(OBJECT_IDENTIFIER)?;
+        oid_valid(contents).then_some(contents)
+    }
+}
+
+/// checkASN1Integer + asn1Signed on contents octets read under another tag
+/// (ENUMERATED, or an IMPLICIT context tag): the `der` crate's INTEGER rules.
+fn i64_from_contents(contents: &[u8]) -> Option<i64> {
+    let length = Length::try_from(contents.len()).ok()?;
+    let header = der::Header::new(der::Tag::Integer, length).ok()?;
+    let mut reader = SliceReader::new(contents).ok()?;
+    let value = <i64 as der::DecodeValue>::decode_value(&mut reader, header).ok()?;
+    reader.is_finished().then_some(value)
+}
+
+/// cryptobyte's OID rules (`ReadASN1ObjectIdentifier`, `readBase128Int`):
+/// not empty, every arc minimally encoded (no leading 0x80), at most five
+/// octets and below 2^31, none truncated.
+fn oid_valid(contents: &[u8]) -> bool {
+    if contents.is_empty() {
+        return false;
+    }
+    let mut value: u32 = 0;
+    let mut octets = 0;
+    for &b in contents {
+        if octets == 5 || value >= 1 << (31 - 7) {
+            return false;
+        }
+        if octets == 0 && b == 0x80 {
+            return false;
+        }
+        value = (value << 7) | u32::from(b & 0x7f);
+        octets += 1;
+        if b & 0x80 == 0 {
+            value = 0;
+            octets = 0;
+        }
+    }
+    octets == 0
+}
+
+// Object identifiers, as DER contents octets (Go: x509.go, oid* variables).
+const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const OID_DSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01];
+const OID_EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
+const OID_P224: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x21];
+const OID_P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const OID_P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+const OID_P521: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x23];
+const OID_AIA: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x01, 0x01];
+const OID_CRL_REASON: &[u8] = &[0x55, 0x1d, 0x15];
+const OID_CRL_NUMBER: &[u8] = &[0x55, 0x1d, 0x14];
+const OID_AKI: &[u8] = &[0x55, 0x1d, 0x23];
+
+/// Check a DER certificate as Go's `x509.ParseCertificate` does; `Err`
+/// exactly when Go returns an error (Go 1.25, default GODEBUG).
+#[allow(dead_code)] // called by the verify stage
+pub(crate) fn check_certificate(der: &[u8]) -> Result<(), GoParseError> {
+    let mut input = Der::new(der);
+    // parseCertificate: the outer SEQUENCE, read whole to know its length.
+    let raw = or(input.read_element(SEQUENCE), "x509: malformed certificate")?;
+    let mut cert = or(Der::new(raw).read(SEQUENCE), "x509: malformed certificate").map(Der::new)?;
+
+    let tbs_raw = or(
+        cert.read_element(SEQUENCE),
+        "x509: malformed tbs certificate",
+    )?;
+    let mut tbs = or(
+        Der::new(tbs_raw).read(SEQUENCE),
+        "x509: malformed tbs certificate",
+    )
+    .map(Der::new)?;
+
+    // Version: [0] EXPLICIT INTEGER DEFAULT v1 (an explicit v1 is accepted).
+    // Go 1.25: negative is malformed, anything above v3 (2) is invalid.
+    let version = match or(
+        tbs.read_optional(context_constructed(0)),
+        "x509: malformed version",
+    )? {
+        None => 0,
+        Some(explicit) => {
+            let mut explicit = Der::new(explicit);
+            let v = or(explicit.read_i64(), "x509: malformed version")?;
+            ensure(explicit.is_empty(), "x509: malformed version")?;
+            v
+        }
+    };
+    ensure(version >= 0, "x509: malformed version")?;
+    ensure(version <= 2, "x509: invalid version")?;
+
+    // Serial: a minimally encoded INTEGER (so never empty); negative refused
+    // since Go 1.23 unless GODEBUG=x509negativeserial=1.
+    let serial_sign = or(tbs.read_big_int_sign(), "x509: malformed serial number")?;
+    ensure(serial_sign >= 0, "x509: negative serial number")?;
+
+    // The inner signature AlgorithmIdentifier must equal the outer one byte
+    // for byte (contents compared, as Go compares the unwrapped SEQUENCEs).
+    let sig_ai = or(
+        tbs.read_element(SEQUENCE),
+        "x509: malformed signature algorithm identifier",
+    )?;
+    let sig_ai = or(
+        Der::new(sig_ai).read(SEQUENCE),
+        "x509: malformed signature algorithm identifier",
+    )?;
+    let outer_sig_ai = or(cert.read(SEQUENCE), "x509: malformed algorithm identifier")?;
+    ensure(
+        outer_sig_ai == sig_ai,
+        "x509: inner and outer signature algorithm identifiers don't match",
+    )?;
+    parse_ai(sig_ai)?;
+
+    let issuer = or(tbs.read_element(SEQUENCE), "x509: malformed issuer")?;
+    parse_name(issuer)?;
+
+    let validity = or(tbs.read(SEQUENCE), "x509: malformed validity")?;
+    let mut validity = Der::new(validity);
+    read_time(&mut validity)?;
+    read_time(&mut validity)?;
+
+    // Go says "malformed issuer" for the subject too.
+    let subject = or(tbs.read_element(SEQUENCE), "x509: malformed issuer")?;
+    parse_name(subject)?;
+
+    let spki = or(tbs.read_element(SEQUENCE), "x509: malformed spki")?;
+    parse_spki(spki)?;
+
+    if version >= 1 {
+        // issuerUniqueID [1] and subjectUniqueID [2], IMPLICIT BIT STRING:
+        // skipped, but they must be well-formed elements.
+        or(
+            tbs.read_optional(context(1)),
+            "x509: malformed issuerUniqueID",
+        )?;
+        or(
+            tbs.read_optional(context(2)),
+            "x509: malformed subjectUniqueID",
+        )?;
+        if version == 2 {
+            let extensions = or(
+                tbs.read_optional(context_constructed(3)),
+                "x509: malformed extensions",
+            )?;
+            if let Some(extensions) = extensions {
+                check_certificate_extensions(extensions)?;
+            }
+        }
+    }
+
+    or(cert.read_bit_string(), "x509: malformed signature")?;
+    // ParseCertificate: nothing may follow the certificate.
+    ensure(raw.len() == der.len(), "x509: trailing data")
+}
+
+/// The extensions of a certificate: each well-formed, no OID twice, then
+/// each extension Go understands parsed (`processExtensions`).
+fn check_certificate_extensions(extensions: &[u8]) -> GoResult<()> {
+    let list = or(
+        Der::new(extensions).read(SEQUENCE),
+        "x509: malformed extensions",
+    )?;
+    let mut list = Der::new(list);
+    let mut parsed: Vec<Extension<'_>> = Vec::new();
+    while !list.is_empty() {
+        let extension = or(list.read(SEQUENCE), "x509: malformed extension")?;
+        let extension = parse_extension(extension)?;
+        // Go keys this on the OID's dotted form; minimal encoding makes
+        // equal OIDs equal bytes.
+        ensure(
+            parsed.iter().all(|seen| seen.oid != extension.oid),
+            "x509: certificate contains duplicate extension",
+        )?;
+        parsed.push(extension);
+    }
+    parsed.iter().try_for_each(process_extension)
+}
+
+struct Extension<'a> {
+    oid: &'a [u8],
+    critical: bool,
+    value: &'a [u8],
+}
+
+/// parseExtension: OID, optional DER BOOLEAN critical, OCTET STRING value.
+fn parse_extension(extension: &[u8]) -> GoResult<Extension<'_>> {
+    let mut extension = Der::new(extension);
+    let oid = or(extension.read_oid(), "x509: malformed extension OID field")?;
+    let mut critical = false;
+    if extension.peek(BOOLEAN) {
+        critical = or(
+            extension.read_bool(),
+            "x509: malformed extension critical field",
+        )?;
+    }
+    let value = or(
+        extension.read(OCTET_STRING),
+        "x509: malformed extension value field",
+    )?;
+    Ok(Extension {
+        oid,
+        critical,
+        value,
+    })
+}
+
+/// processExtensions, for one extension. Unknown extensions are accepted
+/// here (an unknown critical one fails verification, not parsing).
+fn process_extension(e: &Extension<'_>) -> GoResult<()> {
+    match e.oid {
+        [0x55, 0x1d, n] => match n {
+            15 => parse_key_usage(e.value),
+            19 => parse_basic_constraints(e.value),
+            17 => parse_san(e.value),
+            30 => parse_name_constraints(e.value),
+            31 => parse_crl_distribution_points(e.value),
+            35 => parse_authority_key_id(e),
+            36 => parse_policy_constraints(e.value),
+            37 => parse_ext_key_usage(e.value),
+            14 => parse_subject_key_id(e),
+            32 => parse_certificate_policies(e.value),
+            33 => parse_policy_mappings(e.value),
+            54 => {
+                // ReadASN1Integer into an int.
+                or(
+                    Der::new(e.value).read_i64(),
+                    "x509: invalid inhibit any policy extension",
+                )?;
+                Ok(())
+            }
+            _ => Ok(()),
+        },
+        OID_AIA => parse_authority_info_access(e),
+        _ => Ok(()),
+    }
+}
+
+/// parseKeyUsageExtension: a DER BIT STRING (empty is accepted).
+fn parse_key_usage(value: &[u8]) -> GoResult<()> {
+    or(Der::new(value).read_bit_string(), "x509: invalid key usage")?;
+    Ok(())
+}
+
+/// parseBasicConstraintsExtension: SEQUENCE { cA BOOLEAN OPTIONAL,
+/// pathLen INTEGER (0..MaxInt) OPTIONAL }.
+fn parse_basic_constraints(value: &[u8]) -> GoResult<()> {
+    const INVALID: &str = "x509: invalid basic constraints";
+    let mut seq = Der::new(or(Der::new(value).read(SEQUENCE), INVALID)?);
+    if seq.peek(BOOLEAN) {
+        or(seq.read_bool(), INVALID)?;
+    }
+    if seq.peek(INTEGER) {
+        // ReadASN1Integer into a uint, then <= MaxInt: 0..=i64::MAX.
+        let path_len = or(seq.read_i64(), INVALID)?;
+        ensure(path_len >= 0, INVALID)?;
+    }
+    Ok(())
+}
+
+/// isIA5String: every character ASCII (Go ranges over runes, so any byte
+/// of 0x80 or above fails).
+fn is_ia5(data: &[u8]) -> bool {
+    data.is_ascii()
+}
+
+/// forEachSAN + parseSANExtension.
+fn parse_san(value: &[u8]) -> GoResult<()> {
+    let names = or(
+        Der::new(value).read(SEQUENCE),
+        "x509: invalid subject alternative names",
+    )?;
+    let mut names = Der::new(names);
+    while !names.is_empty() {
+        let name = or(names.read_any(), "x509: invalid subject alternative name")?;
+        match name.tag {
+            // rfc822Name [1]
+            0x81 => ensure(is_ia5(name.contents), "x509: SAN rfc822Name is malformed")?,
+            // dNSName [2]
+            0x82 => ensure(is_ia5(name.contents), "x509: SAN dNSName is malformed")?,
+            // uniformResourceIdentifier [6]
+            0x86 => {
+                ensure(
+                    is_ia5(name.contents),
+                    "x509: SAN uniformResourceIdentifier is malformed",
+                )?;
+                let host = or(url_parse_host(name.contents), "x509: cannot parse URI")?;
+                ensure(
+                    host.is_empty() || domain_name_valid(&host, false),
+                    "x509: cannot parse URI: invalid domain",
+                )?;
+            }
+            // iPAddress [7]
+            0x87 => ensure(
+                matches!(name.contents.len(), 4 | 16),
+                "x509: cannot parse IP address of this length",
+            )?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// domainNameValid (Go 1.25.5 parser.go): no trailing dot, no empty label,
+/// only printable ASCII (33..=126); a constraint may start with one dot;
+/// the empty string is accepted.
+fn domain_name_valid(s: &[u8], constraint: bool) -> bool {
+    if s.is_empty() {
+        return true;
+    }
+    if s.last() == Some(&b'.') {
+        return false;
+    }
+    let s = match s {
+        [b'.', rest @ ..] if constraint => rest,
+        _ => s,
+    };
+    s.split(|b| *b == b'.')
+        .all(|label| !label.is_empty() && label.iter().all(|b| (33..=126).contains(b)))
+}
+
+/// domainToReverseLabels (verify.go): empty, or non-empty labels of
+/// printable ASCII.
+fn domain_to_reverse_labels_ok(s: &[u8]) -> bool {
+    s.is_empty()
+        || s.split(|b| *b == b'.')
+            .all(|label| !label.is_empty() && label.iter().all(|b| (33..=126).contains(b)))
+}
+
+/// parseRFC2821Mailbox (verify.go): a local part (quoted, or dot-atom with
+/// backslash escapes) followed by '@' and a domain.
+fn rfc2821_mailbox_valid(input: &[u8]) -> bool {
+    let mut rest = input;
+    if rest.is_empty() {
+        return false;
+    }
+    if rest.first() == Some(&b'"') {
+        rest = rest.get(1..).unwrap_or_default();
+        loop {
+            let Some((&c, tail)) = rest.split_first() else {
+                return false;
+            };
+            rest = tail;
+            match c {
+                b'"' => break,
+                b'\\' => {
+                    let Some((&escaped, tail)) = rest.split_first() else {
+                        return false;
+                    };
+                    if matches!(escaped, 11 | 12 | 1..=9 | 14..=127) {
+                        rest = tail;
+                    } else {
+                        return false;
+                    }
+                }
+                11 | 12 | 32 | 33 | 127 | 1..=8 | 14..=31 | 35..=91 | 93..=126 => {}
+                _ => return false,
+            }
+        }
+    } else {
+        let mut local = Vec::new();
+        loop {
+            let Some(&c) = rest.first() else { break };
+            let mut current = c;
+            if c == b'\\' {
+                rest = rest.get(1..).unwrap_or_default();
+                match rest.first() {
+                    None => return false,
+                    Some(&escaped) => current = escaped,
+                }
+            } else if !(c.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&c)) {
+                break;
+            }
+            local.push(current);
+            rest = rest.get(1..).unwrap_or_default();
+        }
+        if local.is_empty()
+            || local.first() == Some(&b'.')
+            || local.last() == Some(&b'.')
+            || local.windows(2).any(|w| w == b"..")
+        {
+            return false;
+        }
+    }
+    match rest.split_first() {
+        Some((b'@', domain)) => domain_to_reverse_labels_ok(domain),
+        _ => false,
+    }
+}
+
+/// isValidIPMask: zero or more one bits followed by zero bits.
+fn is_valid_ip_mask(mask: &[u8]) -> bool {
+    let mut seen_zero = false;
+    for &b in mask {
+        if seen_zero {
+            if b != 0 {
+                return false;
+            }
+            continue;
+        }
+        match b {
+            0x00 | 0x80 | 0xc0 | 0xe0 | 0xf0 | 0xf8 | 0xfc | 0xfe => seen_zero = true,
+            0xff => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// parseNameConstraintsExtension (Go 1.25.5).
+fn parse_name_constraints(value: &[u8]) -> GoResult<()> {
+    const INVALID: &str = "x509: invalid NameConstraints extension";
+    let mut outer = Der::new(value);
+    let mut top = Der::new(or(outer.read(SEQUENCE), INVALID)?);
+    ensure(outer.is_empty(), INVALID)?;
+    let permitted = or(top.read_optional(context_constructed(0)), INVALID)?;
+    let excluded = or(top.read_optional(context_constructed(1)), INVALID)?;
+    ensure(top.is_empty(), INVALID)?;
+    let permitted_empty = permitted.is_none_or(<[u8]>::is_empty);
+    let excluded_empty = excluded.is_none_or(<[u8]>::is_empty);
+    ensure(
+        !(permitted_empty && excluded_empty),
+        "x509: empty name constraints extension",
+    )?;
+    for subtrees in [permitted, excluded].into_iter().flatten() {
+        let mut subtrees = Der::new(subtrees);
+        while !subtrees.is_empty() {
+            let mut subtree = Der::new(or(subtrees.read(SEQUENCE), INVALID)?);
+            let base = or(subtree.read_any(), INVALID)?;
+            let value = base.contents;
+            match base.tag {
+                // dNSName [2]
+                0x82 => {
+                    ensure(is_ia5(value), "x509: invalid constraint value")?;
+                    ensure(
+                        domain_name_valid(value, true),
+                        "x509: failed to parse dnsName constraint",
+                    )?;
+                }
+                // iPAddress [7]: address and mask
+                0x87 => {
+                    let mask = match value.len() {
+                        8 => value.get(4..),
+                        32 => value.get(16..),
+                        _ => None,
+                    };
+                    let mask = or(
+                        mask,
+                        "x509: IP constraint contained value of invalid length",
+                    )?;
+                    ensure(
+                        is_valid_ip_mask(mask),
+                        "x509: IP constraint contained invalid mask",
+                    )?;
+                }
+                // rfc822Name [1]
+                0x81 => {
+                    ensure(is_ia5(value), "x509: invalid constraint value")?;
+                    let ok = if value.contains(&b'@') {
+                        rfc2821_mailbox_valid(value)
+                    } else {
+                        domain_name_valid(value, true)
+                    };
+                    ensure(ok, "x509: failed to parse rfc822Name constraint")?;
+                }
+                // uniformResourceIdentifier [6]
+                0x86 => {
+                    ensure(is_ia5(value), "x509: invalid constraint value")?;
+                    ensure(
+                        !go_parse_ip(value),
+                        "x509: failed to parse URI constraint: cannot be IP address",
+                    )?;
+                    ensure(
+                        domain_name_valid(value, true),
+                        "x509: failed to parse URI constraint",
+                    )?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// net.ParseIP: a dotted IPv4 address (no leading zeros) or an IPv6 address
+/// (no zone).
+fn go_parse_ip(s: &[u8]) -> bool {
+    let Ok(s) = std::str::from_utf8(s) else {
+        return false;
+    };
+    s.parse::<std::net::IpAddr>().is_ok()
+}
+
+/// The CRL distribution points extension (processExtensions, case 31).
+fn parse_crl_distribution_points(value: &[u8]) -> GoResult<()> {
+    const INVALID: &str = "x509: invalid CRL distribution point";
+    let points = or(
+        Der::new(value).read(SEQUENCE),
+        "x509: invalid CRL distribution points",
+    )?;
+    let mut points = Der::new(points);
+    while !points.is_empty() {
+        let mut point = Der::new(or(points.read(SEQUENCE), INVALID)?);
+        let Some(name) = or(point.read_optional(context_constructed(0)), INVALID)? else {
+            continue;
+        };
+        let mut full_name = Der::new(or(Der::new(name).read(context_constructed(0)), INVALID)?);
+        while full_name.peek(context(6)) {
+            or(full_name.read(context(6)), INVALID)?;
+        }
+    }
+    Ok(())
+}
+
+/// parseAuthorityKeyIdentifier: not critical, a SEQUENCE whose optional
+/// keyIdentifier [0] is well-formed.
+fn parse_authority_key_id(e: &Extension<'_>) -> GoResult<()> {
+    const INVALID: &str = "x509: invalid authority key identifier";
+    ensure(
+        !e.critical,
+        "x509: authority key identifier incorrectly marked critical",
+    )?;
+    let mut akid = Der::new(or(Der::new(e.value).read(SEQUENCE), INVALID)?);
+    if akid.peek(context(0)) {
+        or(akid.read(context(0)), INVALID)?;
+    }
+    Ok(())
+}
+
+/// Policy constraints (case 36): two optional [0]/[1] int64 values.
+fn parse_policy_constraints(value: &[u8]) -> GoResult<()> {
+    const INVALID: &str = "x509: invalid policy constraints extension";
+    let mut seq = Der::new(or(Der::new(value).read(SEQUENCE), INVALID)?);
+    for n in [0, 1] {
+        if seq.peek(context(n)) {
+            // ReadASN1Int64WithTag: an INTEGER's contents under an implicit tag.
+            let contents = or(seq.read(context(n)), INVALID)?;
+            or(i64_from_contents(contents), INVALID)?;
+        }
+    }
+    Ok(())
+}
+
+/// parseExtKeyUsageExtension: a SEQUENCE of valid OIDs.
+fn parse_ext_key_usage(value: &[u8]) -> GoResult<()> {
+    const INVALID: &str = "x509: invalid extended key usages";
+    let mut seq = Der::new(or(Der::new(value).read(SEQUENCE), INVALID)?);
+    while !seq.is_empty() {
+        or(seq.read_oid(), INVALID)?;
+    }
+    Ok(())
+}
+
+/// Subject key identifier (case 14): not critical, an OCTET STRING.
+fn parse_subject_key_id(e: &Extension<'_>) -> GoResult<()> {
+    ensure(
+        !e.critical,
+        "x509: subject key identifier incorrectly marked critical",
+    )?;
+    or(
+        Der::new(e.value).read(OCTET_STRING),
+        "x509: invalid subject key identifier",
+    )?;
+    Ok(())
+}
+
+/// parseCertificatePoliciesExtension: each PolicyInformation starts with a
+/// distinct, valid OID.
+fn parse_certificate_policies(value: &[u8]) -> GoResult<()> {
+    const INVALID: &str = "x509: invalid certificate policies";
+    let mut seq = Der::new(or(Der::new(value).read(SEQUENCE), INVALID)?);
+    let mut seen: Vec<&[u8]> = Vec::new();
+    while !seq.is_empty() {
+        let mut policy = Der::new(or(seq.read(SEQUENCE), INVALID)?);
+        let oid = or(policy.read(OBJECT_IDENTIFIER), INVALID)?;
+        ensure(!seen.contains(&oid), INVALID)?;
+        seen.push(oid);
+        // newOIDFromDER: non-empty, minimal base-128 arcs, not truncated
+        // (arbitrary size: unlike cryptobyte, no 31-bit limit).
+        ensure(oid_der_valid_any_size(oid), INVALID)?;
+    }
+    Ok(())
+}
+
+/// newOIDFromDER (oid.go): not empty, no arc starting with 0x80, the last
+/// octet ends an arc.
+fn oid_der_valid_any_size(der: &[u8]) -> bool {
+    let mut start = true;
+    for &b in der {
+        if start && b == 0x80 {
+            return false;
+        }
+        start = b & 0x80 == 0;
+    }
+    !der.is_empty() && start
+}
+
+/// Policy mappings (case 33): SEQUENCE OF SEQUENCE { OID, OID } (the OIDs
+/// only need the right tag).
+fn parse_policy_mappings(value: &[u8]) -> GoResult<()> {
+    const INVALID: &str = "x509: invalid policy mappings extension";
+    let mut seq = Der::new(or(Der::new(value).read(SEQUENCE), INVALID)?);
+    while !seq.is_empty() {
+        let mut mapping = Der::new(or(seq.read(SEQUENCE), INVALID)?);
+        or(mapping.read(OBJECT_IDENTIFIER), INVALID)?;
+        or(mapping.read(OBJECT_IDENTIFIER), INVALID)?;
+    }
+    Ok(())
+}
+
+/// Authority information access: not critical, SEQUENCE OF SEQUENCE
+/// { method OID, location }, a URI location [6] well-formed.
+fn parse_authority_info_access(e: &Extension<'_>) -> GoResult<()> {
+    const INVALID: &str = "x509: invalid authority info access";
+    ensure(
+        !e.critical,
+        "x509: authority info access incorrectly marked critical",
+    )?;
+    let mut seq = Der::new(or(Der::new(e.value).read(SEQUENCE), INVALID)?);
+    while !seq.is_empty() {
+        let mut access = Der::new(or(seq.read(SEQUENCE), INVALID)?);
+        or(access.read_oid(), INVALID)?;
+        if access.peek(context(6)) {
+            or(access.read(context(6)), INVALID)?;
+        }
+    }
+    Ok(())
+}
+
+/// parseAI: an OID, then optionally one element of any tag (the rest of the
+/// SEQUENCE is not looked at).
+fn parse_ai(ai: &[u8]) -> GoResult<Option<Element<'_>>> {
+    let mut ai = Der::new(ai);
+    or(ai.read_oid(), "x509: malformed OID")?;
+    if ai.is_empty() {
+        return Ok(None);
+    }
+    or(ai.read_any(), "x509: malformed parameters").map(Some)
+}
+
+/// The OID of an AlgorithmIdentifier already checked by `parse_ai`.
+fn ai_oid(ai: &[u8]) -> &[u8] {
+    Der::new(ai).read(OBJECT_IDENTIFIER).unwrap_or_default()
+}
+
+/// The SubjectPublicKeyInfo, and parsePublicKey for the algorithms Go
+/// knows in 1.25 (RSA, DSA, ECDSA, Ed25519); others are kept unparsed.
+fn parse_spki(spki: &[u8]) -> GoResult<()> {
+    let mut spki = Der::new(or(Der::new(spki).read(SEQUENCE), "x509: malformed spki")?);
+    let ai = or(
+        spki.read(SEQUENCE),
+        "x509: malformed public key algorithm identifier",
+    )?;
+    let params = parse_ai(ai)?;
+    let (unused, key) = or(spki.read_bit_string(), "x509: malformed subjectPublicKey")?;
+    let key = right_align(unused, key);
+    let params_full: &[u8] = params.as_ref().map(|p| p.full).unwrap_or_default();
+    match ai_oid(ai) {
+        OID_RSA => {
+            ensure(
+                params_full == [NULL, 0x00],
+                "x509: RSA key missing NULL parameters",
+            )?;
+            let mut rsa = Der::new(or(
+                Der::new(&key).read(SEQUENCE),
+                "x509: invalid RSA public key",
+            )?);
+            let modulus = or(rsa.read_big_int_sign(), "x509: invalid RSA modulus")?;
+            let exponent = or(rsa.read_i64(), "x509: invalid RSA public exponent")?;
+            ensure(modulus > 0, "x509: RSA modulus is not a positive number")?;
+            ensure(
+                exponent > 0,
+                "x509: RSA public exponent is not a positive number",
+            )?;
+        }
+        OID_EC_PUBLIC_KEY => {
+            let curve = or(
+                Der::new(params_full).read_oid(),
+                "x509: invalid ECDSA parameters",
+            )?;
+            check_ec_point(curve, &key)?;
+        }
+        OID_ED25519 => {
+            ensure(
+                params_full.is_empty(),
+                "x509: Ed25519 key encoded with illegal parameters",
+            )?;
+            ensure(key.len() == 32, "x509: wrong Ed25519 public key size")?;
+        }
+        OID_DSA => {
+            let y = or(
+                Der::new(&key).read_big_int_sign(),
+                "x509: invalid DSA public key",
+            )?;
+            let mut p = Der::new(params_full);
+            let mut dsa = Der::new(or(p.read(SEQUENCE), "x509: invalid DSA parameters")?);
+            let mut signs = [y, 0, 0, 0];
+            for sign in signs.iter_mut().skip(1) {
+                *sign = or(dsa.read_big_int_sign(), "x509: invalid DSA parameters")?;
+            }
+            ensure(
+                signs.iter().all(|s| *s > 0),
+                "x509: zero or negative DSA parameter",
+            )?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// asn1.BitString.RightAlign: shift out the unused bits.
+fn right_align(unused: u8, bytes: &[u8]) -> Vec<u8> {
+    if unused == 0 || bytes.is_empty() {
+        return bytes.to_vec();
+    }
+    let shift = u32::from(unused);
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut previous: u8 = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let high = if i == 0 {
+            0
+        } else {
+            previous.wrapping_shl(8 - shift)
+        };
+        out.push(high | (b >> shift));
+        previous = b;
+    }
+    out
+}
+
+/// elliptic.Unmarshal on a named curve: an uncompressed point (0x04, X, Y)
+/// of the curve's size that lies on the curve.
+fn check_ec_point(curve: &[u8], point: &[u8]) -> GoResult<()> {
+    const BAD_POINT: &str = "x509: failed to unmarshal elliptic curve point";
+    let (size, algorithm) = match curve {
+        OID_P224 => (28, None),
+        OID_P256 => (32, Some(&aws_lc_rs::agreement::ECDH_P256)),
+        OID_P384 => (48, Some(&aws_lc_rs::agreement::ECDH_P384)),
+        OID_P521 => (66, Some(&aws_lc_rs::agreement::ECDH_P521)),
+        _ => return Err(GoParseError::new("x509: unsupported elliptic curve")),
+    };
+    ensure(
+        point.len() == 1 + 2 * size && point.first() == Some(&0x04),
+        BAD_POINT,
+    )?;
+    // On the curve: aws-lc validates the peer point of a key agreement
+    // (P-224 is not offered by aws-lc-rs; its length and form are checked).
+    if let Some(algorithm) = algorithm {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let ours = aws_lc_rs::agreement::EphemeralPrivateKey::generate(algorithm, &rng)
+            .map_err(|_| GoParseError::new(BAD_POINT))?;
+        let peer = aws_lc_rs::agreement::UnparsedPublicKey::new(algorithm, point);
+        aws_lc_rs::agreement::agree_ephemeral(ours, peer, (), |_| Ok(()))
+            .map_err(|()| GoParseError::new(BAD_POINT))?;
+    }
+    Ok(())
+}
+
+/// parseName: SEQUENCE OF SET OF SEQUENCE { OID, value }, each value valid
+/// for its type (readASN1Any). SET ordering is not checked, as in Go.
+fn parse_name(raw: &[u8]) -> GoResult<()> {
+    let mut rdns = Der::new(or(
+        Der::new(raw).read(SEQUENCE),
+        "x509: invalid RDNSequence",
+    )?);
+    while !rdns.is_empty() {
+        let mut set = Der::new(or(rdns.read(SET), "x509: invalid RDNSequence")?);
+        while !set.is_empty() {
+            let mut atav = Der::new(or(
+                set.read(SEQUENCE),
+                "x509: invalid RDNSequence: invalid attribute",
+            )?);
+            or(
+                atav.read_oid(),
+                "x509: invalid RDNSequence: invalid attribute type",
+            )?;
+            read_asn1_any(&mut atav)?;
+        }
+    }
+    Ok(())
+}
+
+/// readASN1Any: an attribute value of any tag; the types Go decodes must
+/// be valid.
+fn read_asn1_any(der: &mut Der<'_>) -> GoResult<()> {
+    const INVALID_VALUE: &str = "x509: invalid RDNSequence: invalid attribute value";
+    let value = or(der.read_any(), INVALID_VALUE)?;
+    let mut full = Der::new(value.full);
+    let ok = match value.tag {
+        T61_STRING => true,
+        PRINTABLE_STRING => value.contents.iter().all(|b| is_printable(*b)),
+        UTF8_STRING => std::str::from_utf8(value.contents).is_ok(),
+        BMP_STRING => bmp_string_valid(value.contents),
+        IA5_STRING => is_ia5(value.contents),
+        NUMERIC_STRING => value
+            .contents
+            .iter()
+            .all(|b| b.is_ascii_digit() || *b == b' '),
+        INTEGER => full.read_i64().is_some(),
+        BIT_STRING => full.read_bit_string().is_some(),
+        OBJECT_IDENTIFIER => full.read_oid().is_some(),
+        UTC_TIME | GENERALIZED_TIME => read_time(&mut full).is_ok(),
+        BOOLEAN => full.read_bool().is_some(),
+        _ => true,
+    };
+    ensure(ok, INVALID_VALUE)
+}
+
+/// isPrintable (parser.go): the PrintableString set plus '*' and '&',
+/// which Go tolerates.
+fn is_printable(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"'()+,-./ :=?*&".contains(&b)
+}
+
+/// BMPString: UCS-2, even length, an optional 0x0000 terminator, no
+/// surrogates or noncharacters (0xFFFE, 0xFFFF, 0xFDD0..=0xFDEF).
+fn bmp_string_valid(value: &[u8]) -> bool {
+    if value.len() % 2 != 0 {
+        return false;
+    }
+    let value = value.strip_suffix(&[0, 0]).unwrap_or(value);
+    value.chunks_exact(2).all(|pair| {
+        let point = pair.iter().fold(0u16, |acc, b| (acc << 8) | u16::from(*b));
+        !(point == 0xfffe
+            || point == 0xffff
+            || (0xfdd0..=0xfdef).contains(&point)
+            || (0xd800..=0xdfff).contains(&point))
+    })
+}
+
+/// readASN1Time: a UTCTime or GeneralizedTime as cryptobyte accepts them.
+fn read_time(der: &mut Der<'_>) -> GoResult<()> {
+    if der.peek(UTC_TIME) {
+        let text = or(der.read(UTC_TIME), "x509: malformed UTCTime")?;
+        ensure(utc_time_valid(text), "x509: malformed UTCTime")
+    } else if der.peek(GENERALIZED_TIME) {
+        let text = or(
+            der.read(GENERALIZED_TIME),
+            "x509: malformed GeneralizedTime",
+        )?;
+        ensure(
+            generalized_time_valid(text),
+            "x509: malformed GeneralizedTime",
+        )
+    } else {
+        Err(GoParseError::new("x509: unsupported time format"))
+    }
+}
+
+/// Two ASCII digits as a number.
+fn two_digits(text: &[u8]) -> Option<u32> {
+    match text {
+        [a, b] if a.is_ascii_digit() && b.is_ascii_digit() => {
+            Some(u32::from(a - b'0') * 10 + u32::from(b - b'0'))
+        }
+        _ => None,
+    }
+}
+
+/// cryptobyte parses times with Go's time.Parse and then requires that
+/// formatting the result gives back the same text. The net effect: fixed
+/// digits, real calendar dates, hours below 24, minutes and seconds below
+/// 60, no fractional seconds, and a zone that is "Z" or a non-zero offset
+/// ±hhmm (hh up to 24, mm below 60: "+0000" formats as "Z").
+fn date_time_valid(year: i32, digits: &[u8], zone: &[u8]) -> bool {
+    let field = |i: usize| digits.get(i..i + 2).and_then(two_digits);
+    let (Some(month), Some(day), Some(hour), Some(minute)) =
+        (field(0), field(2), field(4), field(6))
+    else {
+        return false;
+    };
+    let second = match digits.len() {
+        8 => Some(0),
+        10 => field(8),
+        _ => None,
+    };
+    let Some(second) = second else { return false };
+    let date_ok = u8::try_from(month)
+        .ok()
+        .and_then(|m| time::Month::try_from(m).ok())
+        .zip(u8::try_from(day).ok())
+        .is_some_and(|(m, d)| time::Date::from_calendar_date(year, m, d).is_ok());
+    let zone_ok = match zone {
+        b"Z" => true,
+        [sign, rest @ ..] if *sign == b'+' || *sign == b'-' => {
+            match (
+                rest.get(0..2).and_then(two_digits),
+                rest.get(2..4).and_then(two_digits),
+            ) {
+                (Some(h), Some(m)) if rest.len() == 4 => h <= 24 && m < 60 && (h, m) != (0, 0),
+                _ => false,
+            }
+        }
+        _ => false,
+    };
+    date_ok && zone_ok && hour < 24 && minute < 60 && second < 60
+}
+
+/// Where the zone starts: the first byte that is not a digit.
+fn split_zone(text: &[u8]) -> (&[u8], &[u8]) {
+    let at = text
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(text.len());
+    text.split_at(at)
+}
+
+/// ReadASN1UTCTime: "YYMMDDhhmmssZ" or, as Go also accepts,
+/// "YYMMDDhhmmZ"; YY below 50 is 20YY.
+fn utc_time_valid(text: &[u8]) -> bool {
+    let (digits, zone) = split_zone(text);
+    if digits.len() != 10 && digits.len() != 12 {
+        return false;
+    }
+    let Some(yy) = digits.get(0..2).and_then(two_digits) else {
+        return false;
+    };
+    let year = if yy < 50 { 2000 } else { 1900 } + i32::try_from(yy).unwrap_or_default();
+    digits
+        .get(2..)
+        .is_some_and(|rest| date_time_valid(year, rest, zone))
+}
+
+/// ReadASN1GeneralizedTime: "YYYYMMDDhhmmssZ" (or a ±hhmm offset).
+fn generalized_time_valid(text: &[u8]) -> bool {
+    let (digits, zone) = split_zone(text);
+    if digits.len() != 14 {
+        return false;
+    }
+    let year = digits
+        .get(0..4)
+        .and_then(|y| std::str::from_utf8(y).ok())
+        .and_then(|y| y.parse::<i32>().ok());
+    match (year, digits.get(4..)) {
+        (Some(year), Some(rest)) => date_time_valid(year, rest, zone),
+        _ => false,
+    }
+}
+
+/// Check a DER CRL as Go's `x509.ParseRevocationList` does; `Err` exactly
+/// when Go returns an error (Go 1.25).
+#[allow(dead_code)] // called by the verify stage
+pub(crate) fn check_crl(der: &[u8]) -> Result<(), GoParseError> {
+    const MALFORMED: &str = "x509: malformed crl";
+    // Bytes after the outer SEQUENCE are ignored by ParseRevocationList.
+    let raw = or(Der::new(der).read(SEQUENCE), MALFORMED)?;
+    let mut crl = Der::new(raw);
+    let tbs = or(crl.read_element(SEQUENCE), "x509: malformed tbs crl")?;
+    let mut tbs = Der::new(or(Der::new(tbs).read(SEQUENCE), "x509: malformed tbs crl")?);
+
+    // Version: required, v2 (1).
+    ensure(tbs.peek(INTEGER), "x509: unsupported crl version")?;
+    let version = or(tbs.read_i64(), MALFORMED)?;
+    ensure(version == 1, "x509: unsupported crl version")?;
+
+    let sig_ai = or(
+        tbs.read_element(SEQUENCE),
+        "x509: malformed signature algorithm identifier",
+    )?;
+    let sig_ai = or(
+        Der::new(sig_ai).read(SEQUENCE),
+        "x509: malformed signature algorithm identifier",
+    )?;
+    let outer_sig_ai = or(crl.read(SEQUENCE), "x509: malformed algorithm identifier")?;
+    ensure(
+        outer_sig_ai == sig_ai,
+        "x509: inner and outer signature algorithm identifiers don't match",
+    )?;
+    parse_ai(sig_ai)?;
+    or(crl.read_bit_string(), "x509: malformed signature")?;
+
+    let issuer = or(tbs.read_element(SEQUENCE), "x509: malformed issuer")?;
+    parse_name(issuer)?;
+    read_time(&mut tbs)?; // thisUpdate
+    if tbs.peek(GENERALIZED_TIME) || tbs.peek(UTC_TIME) {
+        read_time(&mut tbs)?; // nextUpdate
+    }
+
+    if tbs.peek(SEQUENCE) {
+        let mut revoked = Der::new(or(tbs.read(SEQUENCE), MALFORMED)?);
+        while !revoked.is_empty() {
+            let entry = or(revoked.read_element(SEQUENCE), MALFORMED)?;
+            let mut entry = Der::new(or(Der::new(entry).read(SEQUENCE), MALFORMED)?);
+            or(entry.read_big_int_sign(), "x509: malformed serial number")?;
+            read_time(&mut entry)?;
+            let extensions = or(entry.read_optional(SEQUENCE), "x509: malformed extensions")?;
+            let mut extensions = Der::new(extensions.unwrap_or_default());
+            while !extensions.is_empty() {
+                let extension = or(extensions.read(SEQUENCE), "x509: malformed extension")?;
+                let extension = parse_extension(extension)?;
+                if extension.oid == OID_CRL_REASON {
+                    or(
+                        Der::new(extension.value).read_enum(),
+                        "x509: malformed reasonCode extension",
+                    )?;
+                }
+            }
+        }
+    }
+
+    let extensions = or(
+        tbs.read_optional(context_constructed(0)),
+        "x509: malformed extensions",
+    )?;
+    if let Some(extensions) = extensions {
+        let list = or(
+            Der::new(extensions).read(SEQUENCE),
+            "x509: malformed extensions",
+        )?;
+        let mut list = Der::new(list);
+        while !list.is_empty() {
+            let extension = or(list.read(SEQUENCE), "x509: malformed extension")?;
+            let extension = parse_extension(extension)?;
+            if extension.oid == OID_AKI {
+                parse_authority_key_id(&extension)?;
+            } else if extension.oid == OID_CRL_NUMBER {
+                or(
+                    Der::new(extension.value).read_big_int_sign(),
+                    "x509: malformed crl number",
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// url.Parse (net/url, Go 1.25) as parseSANExtension calls it: `Some(host)`
+/// (the unescaped host, port included) when Go parses the URI, `None` when
+/// it returns an error.
+fn url_parse_host(raw: &[u8]) -> Option<Vec<u8>> {
+    let (url, fragment) = split_once(raw, b'#');
+    // stringContainsCTLByte: checked on the part before the fragment only.
+    if url.iter().any(|b| *b < b' ' || *b == 0x7f) {
+        return None;
+    }
+    if let Some(fragment) = fragment {
+        unescape(fragment, Mode::Other)?;
+    }
+    if url == b"*" {
+        return Some(Vec::new());
+    }
+    let (scheme, rest) = get_scheme(url)?;
+    let rest = if rest.ends_with(b"?") && rest.iter().filter(|b| **b == b'?').count() == 1 {
+        rest.get(..rest.len() - 1)?
+    } else {
+        split_once(rest, b'?').0
+    };
+    if !rest.starts_with(b"/") {
+        if !scheme.is_empty() {
+            // An opaque URI: nothing more is parsed.
+            return Some(Vec::new());
+        }
+        let segment = split_once(rest, b'/').0;
+        if segment.contains(&b':') {
+            return None;
+        }
+    }
+    let mut host = Vec::new();
+    let mut path = rest;
+    if (!scheme.is_empty() || !rest.starts_with(b"///")) && rest.starts_with(b"//") {
+        let authority_and_path = rest.get(2..)?;
+        let (authority, tail) = match authority_and_path.iter().position(|b| *b == b'/') {
+            Some(i) => authority_and_path.split_at(i),
+            None => (authority_and_path, &[][..]),
+        };
+        path = tail;
+        host = parse_authority(authority)?;
+    }
+    unescape(path, Mode::Other)?;
+    Some(host)
+}
+
+/// The first `sep` splits the text; `None` when it is absent.
+fn split_once(text: &[u8], sep: u8) -> (&[u8], Option<&[u8]>) {
+    match text.iter().position(|b| *b == sep) {
+        Some(i) => (text.get(..i).unwrap_or_default(), text.get(i + 1..)),
+        None => (text, None),
+    }
+}
+
+/// getScheme: letters, then letters, digits, '+', '-', '.' up to ':'; a
+/// leading ':' is an error ("missing protocol scheme").
+fn get_scheme(raw: &[u8]) -> Option<(&[u8], &[u8])> {
+    for (i, &c) in raw.iter().enumerate() {
+        match c {
+            b'a'..=b'z' | b'A'..=b'Z' => {}
+            b'0'..=b'9' | b'+' | b'-' | b'.' if i > 0 => {}
+            b':' if i == 0 => return None,
+            b':' => return Some((raw.get(..i)?, raw.get(i + 1..)?)),
+            _ => return Some((&[], raw)),
+        }
+    }
+    Some((&[], raw))
+}
+
+/// parseAuthority: optional userinfo before the last '@', then the host.
+fn parse_authority(authority: &[u8]) -> Option<Vec<u8>> {
+    let at = authority.iter().rposition(|b| *b == b'@');
+    let host_part = match at {
+        Some(i) => authority.get(i + 1..)?,
+        None => authority,
+    };
+    let host = parse_host(host_part)?;
+    if let Some(i) = at {
+        let userinfo = authority.get(..i)?;
+        let valid = userinfo
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"-._:~!$&'()*+,;=%@".contains(c));
+        if !valid {
+            return None;
+        }
+        let (user, password) = split_once(userinfo, b':');
+        unescape(user, Mode::Other)?;
+        if let Some(password) = password {
+            unescape(password, Mode::Other)?;
+        }
+    }
+    Some(host)
+}
+
+/// parseHost: an IP literal in brackets (with an optional zone and port),
+/// or a host with an optional numeric port; %-escapes checked per RFC 3986.
+fn parse_host(host: &[u8]) -> Option<Vec<u8>> {
+    if let Some(open) = host.iter().rposition(|b| *b == b'[') {
+        let close = host.iter().rposition(|b| *b == b']')?;
+        let colon_port = host.get(close + 1..)?;
+        if !valid_optional_port(colon_port) {
+            return None;
+        }
+        let port = unescape(colon_port, Mode::Host)?;
+        // A ']' before the last '[' makes Go slice out of range; refuse it.
+        let hostname = host.get(open + 1..close)?;
+        let mut unescaped = match find(hostname, b"%25") {
+            Some(zone_at) => {
+                let mut part = unescape(hostname.get(..zone_at)?, Mode::Host)?;
+                part.extend(unescape(hostname.get(zone_at..)?, Mode::Zone)?);
+                part
+            }
+            None => unescape(hostname, Mode::Host)?,
+        };
+        // netip.ParseAddr: an IPv6 address, with a non-empty zone after '%'.
+        let text = std::str::from_utf8(&unescaped).ok()?;
+        let (address, zone) = match text.split_once('%') {
+            Some((address, zone)) => (address, Some(zone)),
+            None => (text, None),
+        };
+        if zone.is_some_and(str::is_empty) {
+            return None;
+        }
+        address.parse::<std::net::Ipv6Addr>().ok()?;
+        let mut out = vec![b'['];
+        out.append(&mut unescaped);
+        out.push(b']');
+        out.extend(port);
+        return Some(out);
+    }
+    if let Some(colon) = host.iter().rposition(|b| *b == b':') {
+        if !valid_optional_port(host.get(colon..)?) {
+            return None;
+        }
+    }
+    unescape(host, Mode::Host)
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// validOptionalPort: empty, or ':' followed by digits.
+fn valid_optional_port(port: &[u8]) -> bool {
+    match port.split_first() {
+        None => true,
+        Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
+        Some(_) => false,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Host,
+    Zone,
+    /// Path, fragment, user and password: only %-escapes are checked.
+    Other,
+}
+
+/// shouldEscape(c, encodeHost/encodeZone) for ASCII bytes.
+fn should_escape_host(c: u8) -> bool {
+    !(c.is_ascii_alphanumeric() || b"!$&'()*+,;=:[]<>\"-_.~".contains(&c))
+}
+
+/// unescape: every '%' starts two hex digits; in a host only non-ASCII
+/// bytes (or "%25") may be escaped and ASCII bytes that need escaping are
+/// refused; in a zone, escapes of such bytes are refused.
+fn unescape(s: &[u8], mode: Mode) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while let Some(&c) = s.get(i) {
+        if c == b'%' {
+            let hi = s.get(i + 1).and_then(|b| (*b as char).to_digit(16))?;
+            let lo = s.get(i + 2).and_then(|b| (*b as char).to_digit(16))?;
+            let is_25 = s.get(i..i + 3) == Some(b"%25");
+            let v = u8::try_from(hi * 16 + lo).ok()?;
+            if mode == Mode::Host && hi < 8 && !is_25 {
+                return None;
+            }
+            if mode == Mode::Zone && !is_25 && v != b' ' && should_escape_host(v) {
+                return None;
+            }
+            out.push(v);
+            i += 3;
+        } else {
+            if mode != Mode::Other && c < 0x80 && should_escape_host(c) {
+                return None;
+            }
+            out.push(c);
+            i += 1;
+        }
+    }
+    Some(out)
+}
