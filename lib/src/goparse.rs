@@ -604,8 +604,7 @@ fn rfc2821_mailbox_valid(input: &[u8]) -> bool {
         }
     } else {
         let mut local = Vec::new();
-        loop {
-            let Some(&c) = rest.first() else { break };
+        while let Some(&c) = rest.first() {
             let mut current = c;
             if c == b'\\' {
                 rest = rest.get(1..).unwrap_or_default();
@@ -1060,7 +1059,7 @@ fn is_printable(b: u8) -> bool {
 /// BMPString: UCS-2, even length, an optional 0x0000 terminator, no
 /// surrogates or noncharacters (0xFFFE, 0xFFFF, 0xFDD0..=0xFDEF).
 fn bmp_string_valid(value: &[u8]) -> bool {
-    if value.len() % 2 != 0 {
+    if !value.len().is_multiple_of(2) {
         return false;
     }
     let value = value.strip_suffix(&[0, 0]).unwrap_or(value);
@@ -1462,4 +1461,1043 @@ fn unescape(s: &[u8], mode: Mode) -> Option<Vec<u8>> {
         }
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each case takes a certificate or CRL that meshca issued (ECDSA
+    //! P-256, pinned time), rebuilds it with one field changed, and asserts
+    //! Go's verdict. Parsing does not check signatures, so the rebuilt TBS
+    //! is not re-signed.
+    use super::*;
+    use std::sync::OnceLock;
+
+    /// One DER element: identifier octet, `der`-encoded length, contents.
+    fn tlv(tag: u8, contents: &[u8]) -> Vec<u8> {
+        let length = Length::try_from(contents.len()).expect("length");
+        let mut buf = [0u8; 8];
+        let encoded = der::Encode::encode_to_slice(&length, &mut buf).expect("encode length");
+        let mut out = vec![tag];
+        out.extend_from_slice(encoded);
+        out.extend_from_slice(contents);
+        out
+    }
+
+    fn seq(parts: &[&[u8]]) -> Vec<u8> {
+        tlv(SEQUENCE, &parts.concat())
+    }
+
+    fn oid(contents: &[u8]) -> Vec<u8> {
+        tlv(OBJECT_IDENTIFIER, contents)
+    }
+
+    /// The elements inside an element's contents.
+    fn children(contents: &[u8]) -> Vec<Vec<u8>> {
+        let mut der = Der::new(contents);
+        let mut out = Vec::new();
+        while !der.is_empty() {
+            out.push(der.read_any().expect("well-formed fixture").full.to_vec());
+        }
+        out
+    }
+
+    fn contents(full: &[u8]) -> Vec<u8> {
+        Der::new(full)
+            .read_any()
+            .expect("element")
+            .contents
+            .to_vec()
+    }
+
+    struct Fixtures {
+        root: Vec<u8>,
+        intermediate: Vec<u8>,
+        crl: Vec<u8>,
+    }
+
+    fn fixtures() -> &'static Fixtures {
+        static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
+        FIXTURES.get_or_init(|| {
+            let now = time::macros::datetime!(2026-01-01 00:00 UTC);
+            let root_params = crate::RootParams {
+                key_type: crate::KeyType::EcdsaP256,
+                ..Default::default()
+            };
+            let root = crate::RootCa::generate(&root_params, now).expect("root");
+            let key = crate::PrivateKey::generate(crate::KeyType::EcdsaP256).expect("key");
+            let issued = root
+                .issue_intermediate("cluster1", &crate::IntermediateParams::default(), key, now)
+                .expect("intermediate");
+            let intermediate = pem::parse(issued.ca.cert_pem())
+                .expect("pem")
+                .contents()
+                .to_vec();
+            let revoked =
+                crate::Revocation::new(issued.ca.serial(), now, crate::Reason::KeyCompromise);
+            let crl_pem = root.crl(None, &[revoked], now, 7).expect("crl");
+            let crl = pem::parse(crl_pem).expect("pem").contents().to_vec();
+            Fixtures {
+                root: root.cert_der().to_vec(),
+                intermediate,
+                crl,
+            }
+        })
+    }
+
+    /// A certificate taken apart: the TBS elements, the outer
+    /// AlgorithmIdentifier and the signature.
+    #[derive(Clone)]
+    struct Cert {
+        tbs: Vec<Vec<u8>>,
+        outer: Vec<Vec<u8>>,
+    }
+
+    // Positions in a v3 TBS.
+    const VERSION: usize = 0;
+    const SERIAL: usize = 1;
+    const SIG_AI: usize = 2;
+    const ISSUER: usize = 3;
+    const VALIDITY: usize = 4;
+    const SUBJECT: usize = 5;
+    const SPKI: usize = 6;
+    const EXTENSIONS: usize = 7;
+
+    impl Cert {
+        fn intermediate() -> Self {
+            Self::parse(&fixtures().intermediate)
+        }
+
+        fn parse(der: &[u8]) -> Self {
+            let outer = children(&contents(der));
+            let tbs = children(&contents(&outer[0]));
+            Self { tbs, outer }
+        }
+
+        fn der(&self) -> Vec<u8> {
+            let tbs = tlv(SEQUENCE, &self.tbs.concat());
+            let mut outer = self.outer.clone();
+            outer[0] = tbs;
+            tlv(SEQUENCE, &outer.concat())
+        }
+
+        fn with(mut self, index: usize, element: Vec<u8>) -> Self {
+            self.tbs[index] = element;
+            self
+        }
+
+        /// Set both signature AlgorithmIdentifiers.
+        fn with_sig_ai(mut self, ai: Vec<u8>) -> Self {
+            self.tbs[SIG_AI] = ai.clone();
+            self.outer[1] = ai;
+            self
+        }
+
+        fn extensions(&self) -> Vec<Vec<u8>> {
+            children(&contents(&contents(&self.tbs[EXTENSIONS])))
+        }
+
+        fn with_extensions(self, extensions: &[Vec<u8>]) -> Self {
+            let list = tlv(SEQUENCE, &extensions.concat());
+            self.with(EXTENSIONS, tlv(context_constructed(3), &list))
+        }
+
+        /// Replace the extension with this OID, or append it.
+        fn with_extension(self, new: Vec<u8>) -> Self {
+            let new_oid = children(&contents(&new))[0].clone();
+            let mut list = self.extensions();
+            match list
+                .iter()
+                .position(|e| children(&contents(e))[0] == new_oid)
+            {
+                Some(i) => list[i] = new,
+                None => list.push(new),
+            }
+            self.with_extensions(&list)
+        }
+
+        fn check(&self) -> GoResult<()> {
+            check_certificate(&self.der())
+        }
+    }
+
+    fn ext(id: &[u8], critical: bool, value: &[u8]) -> Vec<u8> {
+        let flag = if critical {
+            tlv(BOOLEAN, &[0xff])
+        } else {
+            Vec::new()
+        };
+        seq(&[&oid(id), &flag, &tlv(OCTET_STRING, value)])
+    }
+
+    fn id(n: u8) -> [u8; 3] {
+        [0x55, 0x1d, n]
+    }
+
+    /// A Name with one attribute (CN) of this tag and contents.
+    fn name(tag: u8, value: &[u8]) -> Vec<u8> {
+        let atav = seq(&[&oid(&[0x55, 0x04, 0x03]), &tlv(tag, value)]);
+        seq(&[&tlv(SET, &atav)])
+    }
+
+    fn validity(not_before: Vec<u8>) -> Vec<u8> {
+        seq(&[&not_before, &tlv(UTC_TIME, b"360101000000Z")])
+    }
+
+    fn san(names: &[Vec<u8>]) -> Vec<u8> {
+        ext(&id(17), false, &tlv(SEQUENCE, &names.concat()))
+    }
+
+    fn uri(text: &str) -> Vec<u8> {
+        san(&[tlv(0x86, text.as_bytes())])
+    }
+
+    fn name_constraints(permitted: &[Vec<u8>]) -> Vec<u8> {
+        let subtrees: Vec<Vec<u8>> = permitted.iter().map(|base| seq(&[base])).collect();
+        let value = seq(&[&tlv(context_constructed(0), &subtrees.concat())]);
+        ext(&id(30), true, &value)
+    }
+
+    /// An SPKI for this algorithm, parameters and key bytes (no unused bits).
+    fn spki(algorithm: &[u8], params: &[u8], key: &[u8]) -> Vec<u8> {
+        let mut bits = vec![0];
+        bits.extend_from_slice(key);
+        seq(&[&seq(&[&oid(algorithm), params]), &tlv(BIT_STRING, &bits)])
+    }
+
+    fn rsa_spki(modulus: &[u8], exponent: &[u8], params: &[u8]) -> Vec<u8> {
+        let key = seq(&[&tlv(INTEGER, modulus), &tlv(INTEGER, exponent)]);
+        spki(OID_RSA, params, &key)
+    }
+
+    /// The intermediate's EC point, for rebuilding its SPKI.
+    fn ec_point() -> Vec<u8> {
+        let spki = children(&contents(&Cert::intermediate().tbs[SPKI]));
+        contents(&spki[1])[1..].to_vec()
+    }
+
+    fn ok(result: GoResult<()>) {
+        assert_eq!(result, Ok(()));
+    }
+
+    fn refused(result: GoResult<()>, reason: &str) {
+        assert_eq!(result.map_err(|e| e.reason), Err(reason));
+    }
+
+    #[test]
+    fn issued_certificates_and_crl_parse() {
+        ok(check_certificate(&fixtures().root));
+        ok(check_certificate(&fixtures().intermediate));
+        ok(check_crl(&fixtures().crl));
+        // The rebuild helpers are faithful: an untouched rebuild is identical.
+        assert_eq!(Cert::intermediate().der(), fixtures().intermediate);
+    }
+
+    #[test]
+    fn outer_structure_and_trailing_data() {
+        let good = fixtures().intermediate.clone();
+        let mut trailing = good.clone();
+        trailing.push(0);
+        refused(check_certificate(&trailing), "x509: trailing data");
+        refused(check_certificate(&[]), "x509: malformed certificate");
+        refused(
+            check_certificate(&good[..good.len() - 1]),
+            "x509: malformed certificate",
+        );
+        // Indefinite length (BER) and a non-minimal long-form length.
+        let mut indefinite = good.clone();
+        indefinite[1] = 0x80;
+        refused(
+            check_certificate(&indefinite),
+            "x509: malformed certificate",
+        );
+        let body = contents(&good);
+        let mut long_form = vec![SEQUENCE, 0x84];
+        long_form.extend_from_slice(&u32::try_from(body.len()).expect("len").to_be_bytes());
+        long_form.extend_from_slice(&body);
+        refused(check_certificate(&long_form), "x509: malformed certificate");
+        // Go ignores elements after the signature inside the certificate.
+        let mut cert = Cert::intermediate();
+        cert.outer.push(tlv(NULL, &[]));
+        ok(cert.check());
+        let mut cert = Cert::intermediate();
+        cert.outer[2] = tlv(BIT_STRING, &[0x01, 0xff]);
+        refused(cert.check(), "x509: malformed signature");
+    }
+
+    #[test]
+    fn version_rules() {
+        let explicit = |v: &[u8]| tlv(context_constructed(0), &tlv(INTEGER, v));
+        // v1 written out explicitly is accepted (DER would omit it).
+        ok(Cert::intermediate().with(VERSION, explicit(&[0])).check());
+        // v2: extensions are not read at all.
+        let broken_ext = ext(&id(15), false, b"junk");
+        ok(Cert::intermediate()
+            .with_extension(broken_ext.clone())
+            .with(VERSION, explicit(&[1]))
+            .check());
+        refused(
+            Cert::intermediate().with_extension(broken_ext).check(),
+            "x509: invalid key usage",
+        );
+        refused(
+            Cert::intermediate().with(VERSION, explicit(&[3])).check(),
+            "x509: invalid version",
+        );
+        refused(
+            Cert::intermediate()
+                .with(VERSION, explicit(&[0xff]))
+                .check(),
+            "x509: malformed version",
+        );
+        refused(
+            Cert::intermediate()
+                .with(VERSION, explicit(&[0, 2]))
+                .check(),
+            "x509: malformed version",
+        );
+        let mut extra = tlv(INTEGER, &[2]);
+        extra.extend(tlv(NULL, &[]));
+        refused(
+            Cert::intermediate()
+                .with(VERSION, tlv(context_constructed(0), &extra))
+                .check(),
+            "x509: malformed version",
+        );
+        // No version at all: v1, and the rest of the TBS is never read.
+        let mut v1 = Cert::intermediate();
+        v1.tbs.remove(VERSION);
+        ok(v1.check());
+    }
+
+    #[test]
+    fn serial_rules() {
+        let serial = |v: &[u8]| Cert::intermediate().with(SERIAL, tlv(INTEGER, v)).check();
+        ok(serial(&[0]));
+        ok(serial(&[0x00, 0x80]));
+        refused(serial(&[0x80]), "x509: negative serial number");
+        refused(serial(&[0xff]), "x509: negative serial number");
+        refused(serial(&[]), "x509: malformed serial number");
+        refused(serial(&[0x00, 0x01]), "x509: malformed serial number");
+        refused(serial(&[0xff, 0x80]), "x509: malformed serial number");
+        refused(
+            Cert::intermediate()
+                .with(SERIAL, tlv(OCTET_STRING, &[1]))
+                .check(),
+            "x509: malformed serial number",
+        );
+    }
+
+    #[test]
+    fn signature_algorithm_rules() {
+        let cert = Cert::intermediate();
+        let ai = cert.tbs[SIG_AI].clone();
+        // Outer differs from inner (NULL parameters added outside only).
+        let mut mismatched = cert.clone();
+        mismatched.outer[1] = seq(&[&contents(&ai), &tlv(NULL, &[])]);
+        refused(
+            mismatched.check(),
+            "x509: inner and outer signature algorithm identifiers don't match",
+        );
+        refused(
+            Cert::intermediate().with_sig_ai(seq(&[&oid(&[])])).check(),
+            "x509: malformed OID",
+        );
+        refused(
+            Cert::intermediate()
+                .with_sig_ai(seq(&[&oid(&[0x2a, 0x80, 0x01])]))
+                .check(),
+            "x509: malformed OID",
+        );
+        // Parameters of any type, and bytes after them, are not judged.
+        let odd = seq(&[&contents(&ai), &tlv(0x1c, b"x"), b"\x00"]);
+        ok(Cert::intermediate().with_sig_ai(odd).check());
+        let bad_params = seq(&[&contents(&ai), &[0x05, 0x05]]);
+        refused(
+            Cert::intermediate().with_sig_ai(bad_params).check(),
+            "x509: malformed parameters",
+        );
+        // An unknown algorithm parses (verification fails later).
+        ok(Cert::intermediate()
+            .with_sig_ai(seq(&[&oid(&[0x2a, 0x03])]))
+            .check());
+    }
+
+    #[test]
+    fn name_attribute_string_rules() {
+        let subject =
+            |tag: u8, value: &[u8]| Cert::intermediate().with(SUBJECT, name(tag, value)).check();
+        const BAD: &str = "x509: invalid RDNSequence: invalid attribute value";
+        ok(subject(UTF8_STRING, "Zürich".as_bytes()));
+        refused(subject(UTF8_STRING, b"\xc3\x28"), BAD);
+        ok(subject(PRINTABLE_STRING, b"Istio CA *.mesh & co"));
+        refused(subject(PRINTABLE_STRING, b"a@b"), BAD);
+        refused(subject(PRINTABLE_STRING, b"a_b"), BAD);
+        ok(subject(IA5_STRING, b"a@b"));
+        refused(subject(IA5_STRING, b"\x80"), BAD);
+        ok(subject(NUMERIC_STRING, b"12 34"));
+        refused(subject(NUMERIC_STRING, b"12a"), BAD);
+        ok(subject(T61_STRING, b"\xff\x00"));
+        ok(subject(BMP_STRING, &[0x00, 0x41, 0x00, 0x00]));
+        refused(subject(BMP_STRING, &[0x00, 0x41, 0x00]), BAD);
+        refused(subject(BMP_STRING, &[0xd8, 0x00]), BAD);
+        refused(subject(BMP_STRING, &[0xff, 0xfe]), BAD);
+        // Types Go keeps raw: UniversalString, a constructed UTF8String.
+        ok(subject(0x1c, b"\x00\x00\x00\x41"));
+        ok(subject(0x2c, b"\xff"));
+        ok(subject(NULL, b"anything"));
+        refused(subject(INTEGER, &[0x00, 0x01]), BAD);
+        refused(subject(BOOLEAN, &[0x01]), BAD);
+        refused(subject(OBJECT_IDENTIFIER, &[0x80, 0x01]), BAD);
+        refused(subject(UTC_TIME, b"991301000000Z"), BAD);
+        // A high-tag-number identifier is not DER Go reads.
+        refused(subject(0x1f, b"\x21\x00"), BAD);
+        refused(
+            Cert::intermediate()
+                .with(ISSUER, name(UTF8_STRING, b"\xff"))
+                .check(),
+            BAD,
+        );
+    }
+
+    #[test]
+    fn name_structure_rules() {
+        let cn = seq(&[&oid(&[0x55, 0x04, 0x03]), &tlv(UTF8_STRING, b"b")]);
+        let o = seq(&[&oid(&[0x55, 0x04, 0x0a]), &tlv(UTF8_STRING, b"a")]);
+        // SET OF out of DER order, and an empty SET: Go does not mind.
+        let unsorted = seq(&[&tlv(SET, &[cn.clone(), o.clone()].concat()), &tlv(SET, &[])]);
+        ok(Cert::intermediate().with(SUBJECT, unsorted).check());
+        refused(
+            Cert::intermediate()
+                .with(SUBJECT, seq(&[&tlv(SEQUENCE, &cn)]))
+                .check(),
+            "x509: invalid RDNSequence",
+        );
+        refused(
+            Cert::intermediate()
+                .with(SUBJECT, seq(&[&tlv(SET, &tlv(SET, &[]))]))
+                .check(),
+            "x509: invalid RDNSequence: invalid attribute",
+        );
+        refused(
+            Cert::intermediate()
+                .with(SUBJECT, seq(&[&tlv(SET, &seq(&[&tlv(UTF8_STRING, b"x")]))]))
+                .check(),
+            "x509: invalid RDNSequence: invalid attribute type",
+        );
+        refused(
+            Cert::intermediate().with(SUBJECT, tlv(SET, &[])).check(),
+            "x509: malformed issuer",
+        );
+    }
+
+    #[test]
+    fn validity_time_rules() {
+        let not_before = |tag: u8, text: &str| {
+            Cert::intermediate()
+                .with(VALIDITY, validity(tlv(tag, text.as_bytes())))
+                .check()
+        };
+        ok(not_before(UTC_TIME, "260101000000Z"));
+        ok(not_before(UTC_TIME, "2601010000Z")); // no seconds: Go accepts
+        ok(not_before(UTC_TIME, "260101000000+0130"));
+        ok(not_before(UTC_TIME, "240229000000Z"));
+        ok(not_before(UTC_TIME, "500101000000Z")); // 1950
+        ok(not_before(GENERALIZED_TIME, "20260101000000Z"));
+        ok(not_before(GENERALIZED_TIME, "20260101000000-0800"));
+        const UTC: &str = "x509: malformed UTCTime";
+        const GEN: &str = "x509: malformed GeneralizedTime";
+        refused(not_before(UTC_TIME, "230229000000Z"), UTC);
+        refused(not_before(UTC_TIME, "260101240000Z"), UTC);
+        refused(not_before(UTC_TIME, "260101006000Z"), UTC);
+        refused(not_before(UTC_TIME, "260101000060Z"), UTC);
+        refused(not_before(UTC_TIME, "260101000000"), UTC);
+        refused(not_before(UTC_TIME, "260101000000+0000"), UTC);
+        refused(not_before(UTC_TIME, "260101000000+0060"), UTC);
+        refused(not_before(UTC_TIME, "261301000000Z"), UTC);
+        refused(not_before(UTC_TIME, "26010100000Z"), UTC);
+        refused(not_before(GENERALIZED_TIME, "20260101000000.5Z"), GEN);
+        refused(not_before(GENERALIZED_TIME, "202601010000Z"), GEN);
+        refused(not_before(GENERALIZED_TIME, "20260431000000Z"), GEN);
+        refused(
+            not_before(PRINTABLE_STRING, "260101000000Z"),
+            "x509: unsupported time format",
+        );
+        refused(
+            Cert::intermediate().with(VALIDITY, tlv(SET, &[])).check(),
+            "x509: malformed validity",
+        );
+    }
+
+    #[test]
+    fn public_key_rules() {
+        let p256 = oid(OID_P256);
+        let with_spki = |spki: Vec<u8>| Cert::intermediate().with(SPKI, spki).check();
+        ok(with_spki(spki(OID_EC_PUBLIC_KEY, &p256, &ec_point())));
+        // Explicit curve parameters, unknown curves, points off the curve.
+        let explicit = seq(&[&tlv(INTEGER, &[1]), &seq(&[&oid(&[0x2a])])]);
+        refused(
+            with_spki(spki(OID_EC_PUBLIC_KEY, &explicit, &ec_point())),
+            "x509: invalid ECDSA parameters",
+        );
+        refused(
+            with_spki(spki(OID_EC_PUBLIC_KEY, &[], &ec_point())),
+            "x509: invalid ECDSA parameters",
+        );
+        refused(
+            with_spki(spki(
+                OID_EC_PUBLIC_KEY,
+                &oid(&[0x2b, 0x81, 0x04, 0x00, 0x0a]),
+                &ec_point(),
+            )),
+            "x509: unsupported elliptic curve",
+        );
+        let mut off_curve = ec_point();
+        off_curve[64] ^= 1;
+        refused(
+            with_spki(spki(OID_EC_PUBLIC_KEY, &p256, &off_curve)),
+            "x509: failed to unmarshal elliptic curve point",
+        );
+        let mut compressed = ec_point()[..33].to_vec();
+        compressed[0] = 0x02;
+        refused(
+            with_spki(spki(OID_EC_PUBLIC_KEY, &p256, &compressed)),
+            "x509: failed to unmarshal elliptic curve point",
+        );
+        refused(
+            with_spki(spki(OID_EC_PUBLIC_KEY, &oid(OID_P384), &ec_point())),
+            "x509: failed to unmarshal elliptic curve point",
+        );
+        // RSA: NULL parameters, a positive modulus and exponent.
+        let null = tlv(NULL, &[]);
+        let modulus = [&[0x00, 0xc1][..], &[0x55; 255]].concat();
+        ok(with_spki(rsa_spki(&modulus, &[1, 0, 1], &null)));
+        refused(
+            with_spki(rsa_spki(&modulus, &[1, 0, 1], &[])),
+            "x509: RSA key missing NULL parameters",
+        );
+        refused(
+            with_spki(rsa_spki(&[0xc1, 0x55], &[1, 0, 1], &null)),
+            "x509: RSA modulus is not a positive number",
+        );
+        refused(
+            with_spki(rsa_spki(&[0x00, 0x05], &[1, 0, 1], &null)),
+            "x509: invalid RSA modulus",
+        );
+        refused(
+            with_spki(rsa_spki(&modulus, &[0], &null)),
+            "x509: RSA public exponent is not a positive number",
+        );
+        refused(
+            with_spki(rsa_spki(&modulus, &[1; 9], &null)),
+            "x509: invalid RSA public exponent",
+        );
+        refused(
+            with_spki(spki(OID_RSA, &null, b"\x04\x00")),
+            "x509: invalid RSA public key",
+        );
+        // Ed25519: no parameters, 32 bytes.
+        ok(with_spki(spki(OID_ED25519, &[], &[7; 32])));
+        refused(
+            with_spki(spki(OID_ED25519, &null, &[7; 32])),
+            "x509: Ed25519 key encoded with illegal parameters",
+        );
+        refused(
+            with_spki(spki(OID_ED25519, &[], &[7; 31])),
+            "x509: wrong Ed25519 public key size",
+        );
+        // Go 1.25 does not parse keys it does not know (X25519 here).
+        ok(with_spki(spki(&[0x2b, 0x65, 0x6e], &null, b"junk")));
+        // The BIT STRING itself must be DER: unused bits zero.
+        let bad_bits = seq(&[
+            &seq(&[&oid(OID_EC_PUBLIC_KEY), &p256]),
+            &tlv(BIT_STRING, &[0x01, 0x01]),
+        ]);
+        refused(with_spki(bad_bits), "x509: malformed subjectPublicKey");
+        refused(
+            with_spki(seq(&[&tlv(SET, &[])])),
+            "x509: malformed public key algorithm identifier",
+        );
+    }
+
+    #[test]
+    fn unique_id_rules() {
+        let mut cert = Cert::intermediate();
+        cert.tbs.insert(EXTENSIONS, tlv(context(1), &[0x00, 0xaa]));
+        cert.tbs
+            .insert(EXTENSIONS + 1, tlv(context(2), &[0x00, 0xbb]));
+        ok(cert.check());
+        let mut cert = Cert::intermediate();
+        cert.tbs
+            .insert(EXTENSIONS, vec![context(1), 0x81, 0x01, 0x00]);
+        refused(cert.check(), "x509: malformed issuerUniqueID");
+    }
+
+    #[test]
+    fn extension_framing_rules() {
+        let cert = Cert::intermediate();
+        let list = cert.extensions();
+        let mut duplicated = list.clone();
+        duplicated.push(list[0].clone());
+        refused(
+            Cert::intermediate().with_extensions(&duplicated).check(),
+            "x509: certificate contains duplicate extension",
+        );
+        // critical must be DER TRUE/FALSE; an explicit FALSE is accepted.
+        let ski_value = tlv(OCTET_STRING, &[1, 2, 3]);
+        let with_flag = |flag: &[u8]| {
+            let e = seq(&[
+                &oid(&id(14)),
+                &tlv(BOOLEAN, flag),
+                &tlv(OCTET_STRING, &ski_value),
+            ]);
+            Cert::intermediate().with_extension(e).check()
+        };
+        ok(with_flag(&[0x00]));
+        refused(
+            with_flag(&[0x01]),
+            "x509: malformed extension critical field",
+        );
+        refused(
+            with_flag(&[0xff, 0xff]),
+            "x509: malformed extension critical field",
+        );
+        refused(
+            Cert::intermediate()
+                .with_extension(seq(&[&oid(&id(14)), &tlv(BIT_STRING, &[0])]))
+                .check(),
+            "x509: malformed extension value field",
+        );
+        refused(
+            Cert::intermediate()
+                .with_extensions(&[seq(&[&oid(&[0x80, 0x01]), &tlv(OCTET_STRING, &[])])])
+                .check(),
+            "x509: malformed extension OID field",
+        );
+        refused(
+            Cert::intermediate()
+                .with_extensions(&[tlv(SET, &[])])
+                .check(),
+            "x509: malformed extension",
+        );
+        // An unknown critical extension parses (verification refuses it).
+        ok(Cert::intermediate()
+            .with_extension(ext(&[0x2a, 0x03, 0x04], true, b"\xff"))
+            .check());
+    }
+
+    #[test]
+    fn key_usage_basic_constraints_key_ids() {
+        let with = |e: Vec<u8>| Cert::intermediate().with_extension(e).check();
+        ok(with(ext(&id(15), true, &tlv(BIT_STRING, &[0x00]))));
+        refused(
+            with(ext(&id(15), true, &tlv(BIT_STRING, &[0x01, 0x87]))),
+            "x509: invalid key usage",
+        );
+        refused(
+            with(ext(&id(15), true, &tlv(OCTET_STRING, &[0x86]))),
+            "x509: invalid key usage",
+        );
+        let bc = |parts: &[&[u8]]| with(ext(&id(19), true, &seq(parts)));
+        ok(bc(&[&tlv(BOOLEAN, &[0xff]), &tlv(INTEGER, &[0])]));
+        ok(bc(&[]));
+        const BC: &str = "x509: invalid basic constraints";
+        refused(bc(&[&tlv(BOOLEAN, &[0x01])]), BC);
+        refused(bc(&[&tlv(BOOLEAN, &[0xff]), &tlv(INTEGER, &[0xff])]), BC);
+        refused(bc(&[&tlv(BOOLEAN, &[0xff]), &tlv(INTEGER, &[0, 0])]), BC);
+        // AKI and SKI: never critical, the right shape.
+        let aki = seq(&[&tlv(context(0), &[1, 2, 3])]);
+        ok(with(ext(&id(35), false, &aki)));
+        refused(
+            with(ext(&id(35), true, &aki)),
+            "x509: authority key identifier incorrectly marked critical",
+        );
+        refused(
+            with(ext(&id(35), false, &tlv(OCTET_STRING, &[1]))),
+            "x509: invalid authority key identifier",
+        );
+        refused(
+            with(ext(&id(35), false, &seq(&[&[context(0), 0x05, 0x01]]))),
+            "x509: invalid authority key identifier",
+        );
+        refused(
+            with(ext(&id(14), true, &tlv(OCTET_STRING, &[1]))),
+            "x509: subject key identifier incorrectly marked critical",
+        );
+        refused(
+            with(ext(&id(14), false, &tlv(BIT_STRING, &[0]))),
+            "x509: invalid subject key identifier",
+        );
+        // EKU: a SEQUENCE of valid OIDs.
+        ok(with(ext(
+            &id(37),
+            false,
+            &seq(&[&oid(&[0x2b, 0x06, 0x01])]),
+        )));
+        refused(
+            with(ext(&id(37), false, &seq(&[&oid(&[0x2b, 0x86])]))),
+            "x509: invalid extended key usages",
+        );
+    }
+
+    #[test]
+    fn subject_alternative_name_rules() {
+        let with = |e: Vec<u8>| Cert::intermediate().with_extension(e).check();
+        ok(with(san(&[tlv(0x82, b"istiod.istio-system.svc")])));
+        // Go 1.25 checks only that a dNSName is ASCII.
+        ok(with(san(&[tlv(0x82, b"not a hostname..")])));
+        refused(
+            with(san(&[tlv(0x82, b"b\xc3\xa4d")])),
+            "x509: SAN dNSName is malformed",
+        );
+        refused(
+            with(san(&[tlv(0x81, b"\xff@x")])),
+            "x509: SAN rfc822Name is malformed",
+        );
+        ok(with(san(&[tlv(0x87, &[10, 0, 0, 1])])));
+        ok(with(san(&[tlv(0x87, &[0; 16])])));
+        refused(
+            with(san(&[tlv(0x87, &[10, 0, 0, 1, 0])])),
+            "x509: cannot parse IP address of this length",
+        );
+        // Other GeneralName types are skipped, even a constructed one.
+        ok(with(san(&[tlv(context_constructed(0), b"junk")])));
+        refused(
+            with(ext(&id(17), false, &tlv(SET, &[]))),
+            "x509: invalid subject alternative names",
+        );
+        refused(
+            with(ext(&id(17), false, &seq(&[&[0x82, 0x05]]))),
+            "x509: invalid subject alternative name",
+        );
+        refused(
+            with(san(&[tlv(0x86, b"spiffe://x/\x80")])),
+            "x509: SAN uniformResourceIdentifier is malformed",
+        );
+    }
+
+    #[test]
+    fn uri_rules() {
+        let check = |text: &str| Cert::intermediate().with_extension(uri(text)).check();
+        for good in [
+            "spiffe://cluster.local/ns/default/sa/default",
+            "https://user:pa%20ss@example.com:8443/a%2Fb?q=%zz#frag",
+            "http://[fe80::1%25eth0]:80/",
+            "http://[::1]/",
+            "urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66",
+            "mailto:a@b",
+            "relative/path",
+            "//host.example/p",
+            "*",
+            "",
+            "spiffe://",
+        ] {
+            ok(check(good));
+        }
+        for bad in [
+            "://missing.scheme",
+            "http://exa mple.com/",
+            "http://host:port/",
+            "http://[1.2.3.4]/",
+            "http://[::1/",
+            "http://[fe80::1%25]/",
+            "http://%41b/",
+            "http://a/%zz",
+            "http://a/#%zz",
+            "1:2",
+            "http://us\"er@host/",
+            "http://a\x01/",
+        ] {
+            refused(check(bad), "x509: cannot parse URI");
+        }
+        for bad_domain in ["http://a..b/", "http://host./", "http://.host/"] {
+            refused(check(bad_domain), "x509: cannot parse URI: invalid domain");
+        }
+    }
+
+    #[test]
+    fn name_constraint_rules() {
+        let with = |bases: &[Vec<u8>]| {
+            Cert::intermediate()
+                .with_extension(name_constraints(bases))
+                .check()
+        };
+        ok(with(&[tlv(0x82, b".cluster.local")]));
+        ok(with(&[tlv(0x86, b"cluster.local")]));
+        ok(with(&[tlv(0x81, b"user@example.com")]));
+        ok(with(&[tlv(0x81, b"\"a b\"@example.com")]));
+        ok(with(&[tlv(0x87, &[10, 0, 0, 0, 255, 0, 0, 0])]));
+        ok(with(&[tlv(context_constructed(4), b"dirname, unhandled")]));
+        refused(
+            with(&[tlv(0x82, b"cluster.local.")]),
+            "x509: failed to parse dnsName constraint",
+        );
+        refused(
+            with(&[tlv(0x82, b"\xff")]),
+            "x509: invalid constraint value",
+        );
+        refused(
+            with(&[tlv(0x87, &[10, 0, 0, 0, 255, 0, 255, 0])]),
+            "x509: IP constraint contained invalid mask",
+        );
+        refused(
+            with(&[tlv(0x87, &[10, 0, 0, 0])]),
+            "x509: IP constraint contained value of invalid length",
+        );
+        refused(
+            with(&[tlv(0x81, b"a..b@example.com")]),
+            "x509: failed to parse rfc822Name constraint",
+        );
+        refused(
+            with(&[tlv(0x81, b"a@exa..mple")]),
+            "x509: failed to parse rfc822Name constraint",
+        );
+        refused(
+            with(&[tlv(0x86, b"10.0.0.1")]),
+            "x509: failed to parse URI constraint: cannot be IP address",
+        );
+        refused(
+            with(&[tlv(0x86, b"a..b")]),
+            "x509: failed to parse URI constraint",
+        );
+        refused(with(&[]), "x509: empty name constraints extension");
+        let nc = |value: Vec<u8>| {
+            Cert::intermediate()
+                .with_extension(ext(&id(30), true, &value))
+                .check()
+        };
+        refused(nc(seq(&[])), "x509: empty name constraints extension");
+        refused(
+            nc([seq(&[]), vec![0]].concat()),
+            "x509: invalid NameConstraints extension",
+        );
+        refused(
+            nc(seq(&[&tlv(context_constructed(2), &[])])),
+            "x509: invalid NameConstraints extension",
+        );
+    }
+
+    #[test]
+    fn distribution_points_access_and_policies() {
+        let with = |e: Vec<u8>| Cert::intermediate().with_extension(e).check();
+        let uri = tlv(context(6), b"http://crl.example/ca.crl");
+        let full_name = tlv(context_constructed(0), &tlv(context_constructed(0), &uri));
+        ok(with(ext(&id(31), false, &seq(&[&seq(&[&full_name])]))));
+        ok(with(ext(&id(31), false, &seq(&[&seq(&[])]))));
+        refused(
+            with(ext(&id(31), false, &tlv(SET, &[]))),
+            "x509: invalid CRL distribution points",
+        );
+        let relative = tlv(context_constructed(0), &tlv(context_constructed(1), &[]));
+        refused(
+            with(ext(&id(31), false, &seq(&[&seq(&[&relative])]))),
+            "x509: invalid CRL distribution point",
+        );
+        let ocsp = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
+        let aia = seq(&[&seq(&[&oid(&ocsp), &uri])]);
+        ok(with(ext(OID_AIA, false, &aia)));
+        refused(
+            with(ext(OID_AIA, true, &aia)),
+            "x509: authority info access incorrectly marked critical",
+        );
+        refused(
+            with(ext(OID_AIA, false, &seq(&[&seq(&[&uri])]))),
+            "x509: invalid authority info access",
+        );
+        let policy = seq(&[&oid(&[0x55, 0x1d, 0x20, 0x00])]);
+        ok(with(ext(&id(32), false, &seq(&[&policy]))));
+        refused(
+            with(ext(&id(32), false, &seq(&[&policy, &policy]))),
+            "x509: invalid certificate policies",
+        );
+        refused(
+            with(ext(&id(32), false, &seq(&[&seq(&[&oid(&[0x2a, 0x81])])]))),
+            "x509: invalid certificate policies",
+        );
+        let constraint = |v: &[u8]| with(ext(&id(36), true, &seq(&[&tlv(context(0), v)])));
+        ok(constraint(&[0]));
+        refused(
+            constraint(&[0, 1]),
+            "x509: invalid policy constraints extension",
+        );
+        refused(
+            with(ext(&id(54), true, &tlv(INTEGER, &[1; 9]))),
+            "x509: invalid inhibit any policy extension",
+        );
+        refused(
+            with(ext(&id(33), false, &seq(&[&seq(&[&oid(&[0x2a])])]))),
+            "x509: invalid policy mappings extension",
+        );
+    }
+
+    /// A CRL taken apart like [`Cert`].
+    #[derive(Clone)]
+    struct Crl {
+        tbs: Vec<Vec<u8>>,
+        outer: Vec<Vec<u8>>,
+    }
+
+    // Positions in a v2 TBSCertList with nextUpdate, entries, extensions.
+    const CRL_VERSION: usize = 0;
+    const CRL_SIG_AI: usize = 1;
+    const CRL_THIS_UPDATE: usize = 3;
+    const CRL_NEXT_UPDATE: usize = 4;
+    const CRL_REVOKED: usize = 5;
+    const CRL_EXTENSIONS: usize = 6;
+
+    impl Crl {
+        fn new() -> Self {
+            let outer = children(&contents(&fixtures().crl));
+            let tbs = children(&contents(&outer[0]));
+            Self { tbs, outer }
+        }
+
+        fn with(mut self, index: usize, element: Vec<u8>) -> Self {
+            self.tbs[index] = element;
+            self
+        }
+
+        fn der(&self) -> Vec<u8> {
+            let mut outer = self.outer.clone();
+            outer[0] = tlv(SEQUENCE, &self.tbs.concat());
+            tlv(SEQUENCE, &outer.concat())
+        }
+
+        fn check(&self) -> GoResult<()> {
+            check_crl(&self.der())
+        }
+
+        fn with_entry_extensions(self, extensions: &[Vec<u8>]) -> Self {
+            let entries = children(&contents(&self.tbs[CRL_REVOKED]));
+            let mut entry = children(&contents(&entries[0]));
+            entry.truncate(2);
+            entry.push(tlv(SEQUENCE, &extensions.concat()));
+            self.with(CRL_REVOKED, seq(&[&tlv(SEQUENCE, &entry.concat())]))
+        }
+
+        fn with_extensions(self, extensions: &[Vec<u8>]) -> Self {
+            let list = tlv(SEQUENCE, &extensions.concat());
+            self.with(CRL_EXTENSIONS, tlv(context_constructed(0), &list))
+        }
+    }
+
+    #[test]
+    fn crl_rules() {
+        assert_eq!(Crl::new().der(), fixtures().crl);
+        ok(Crl::new().check());
+        // Go ignores bytes after the CRL.
+        let mut trailing = fixtures().crl.clone();
+        trailing.extend_from_slice(b"junk");
+        ok(check_crl(&trailing));
+        refused(check_crl(b"\x30\x80"), "x509: malformed crl");
+        // The outer AlgorithmIdentifier must equal the inner one.
+        let mut crl = Crl::new();
+        crl.outer[1] = seq(&[&contents(&crl.outer[1]), &tlv(NULL, &[])]);
+        refused(
+            crl.check(),
+            "x509: inner and outer signature algorithm identifiers don't match",
+        );
+        let mut crl = Crl::new();
+        crl.outer[1] = tlv(SET, &[]);
+        refused(crl.check(), "x509: malformed algorithm identifier");
+        let mut crl = Crl::new().with(CRL_SIG_AI, seq(&[&oid(&[])]));
+        crl.outer[1] = seq(&[&oid(&[])]);
+        refused(crl.check(), "x509: malformed OID");
+        let mut crl = Crl::new();
+        crl.outer[2] = tlv(BIT_STRING, &[0x08]);
+        refused(crl.check(), "x509: malformed signature");
+        // Version: v2 only, and present.
+        let mut v1 = Crl::new();
+        v1.tbs.remove(CRL_VERSION);
+        refused(v1.check(), "x509: unsupported crl version");
+        refused(
+            Crl::new().with(CRL_VERSION, tlv(INTEGER, &[2])).check(),
+            "x509: unsupported crl version",
+        );
+        refused(
+            Crl::new().with(CRL_VERSION, tlv(INTEGER, &[0, 1])).check(),
+            "x509: malformed crl",
+        );
+        // Times.
+        refused(
+            Crl::new()
+                .with(CRL_THIS_UPDATE, tlv(UTC_TIME, b"260230000000Z"))
+                .check(),
+            "x509: malformed UTCTime",
+        );
+        let mut no_next = Crl::new();
+        no_next.tbs.remove(CRL_NEXT_UPDATE);
+        ok(no_next.check());
+        refused(
+            Crl::new()
+                .with(CRL_NEXT_UPDATE, tlv(GENERALIZED_TIME, b"2026010100Z"))
+                .check(),
+            "x509: malformed GeneralizedTime",
+        );
+        // Entries: any serial sign; reasonCode must be an ENUMERATED.
+        let entry = |serial: &[u8]| {
+            let e = seq(&[&tlv(INTEGER, serial), &tlv(UTC_TIME, b"260101000000Z")]);
+            Crl::new().with(CRL_REVOKED, seq(&[&e])).check()
+        };
+        ok(entry(&[0xff]));
+        refused(entry(&[]), "x509: malformed serial number");
+        let reason = |value: Vec<u8>| {
+            Crl::new()
+                .with_entry_extensions(&[ext(OID_CRL_REASON, false, &value)])
+                .check()
+        };
+        ok(reason(tlv(ENUMERATED, &[1])));
+        refused(
+            reason(tlv(INTEGER, &[1])),
+            "x509: malformed reasonCode extension",
+        );
+        refused(
+            reason(tlv(ENUMERATED, &[0, 1])),
+            "x509: malformed reasonCode extension",
+        );
+        // CRL extensions: AKI rules, a DER CRL number; duplicates allowed.
+        let number = |value: Vec<u8>| {
+            Crl::new()
+                .with_extensions(&[ext(OID_CRL_NUMBER, false, &value)])
+                .check()
+        };
+        ok(number(tlv(INTEGER, &[5])));
+        refused(number(tlv(INTEGER, &[0, 5])), "x509: malformed crl number");
+        let aki = seq(&[&tlv(context(0), &[1])]);
+        refused(
+            Crl::new()
+                .with_extensions(&[ext(OID_AKI, true, &aki)])
+                .check(),
+            "x509: authority key identifier incorrectly marked critical",
+        );
+        let twice = ext(OID_CRL_NUMBER, false, &tlv(INTEGER, &[5]));
+        ok(Crl::new().with_extensions(&[twice.clone(), twice]).check());
+        refused(
+            Crl::new().with_extensions(&[tlv(SET, &[])]).check(),
+            "x509: malformed extension",
+        );
+    }
+
+    #[test]
+    fn errors_never_echo_input() {
+        // A URI SAN carrying a secret-looking value: the message stays Go's
+        // fixed text.
+        let secret = "http://[::1/hunter2";
+        let err = Cert::intermediate()
+            .with_extension(uri(secret))
+            .check()
+            .expect_err("refused");
+        assert!(!err.to_string().contains("hunter2"));
+        assert_eq!(err.to_string(), "x509: cannot parse URI");
+    }
+
+    #[test]
+    fn oid_and_bit_string_primitives() {
+        assert!(oid_valid(&[0x2a, 0x86, 0x48]));
+        assert!(!oid_valid(&[0x2a, 0x86])); // truncated
+        assert!(!oid_valid(&[0x80, 0x01])); // non-minimal
+        assert!(oid_valid(&[0x87, 0xff, 0xff, 0xff, 0x7f])); // 2^31 - 1
+        assert!(!oid_valid(&[0x88, 0x80, 0x80, 0x80, 0x00])); // 2^31
+        assert_eq!(right_align(4, &[0xab, 0xc0]), vec![0x0a, 0xbc]);
+        assert_eq!(right_align(0, &[0xab]), vec![0xab]);
+    }
 }
