@@ -17,8 +17,9 @@
 //!   encodings (`validate_canonical`), its BOOLEAN only 0x00/0xFF. Where it is
 //!   stricter than Go it is used only where Go is as strict: it refuses
 //!   identifier octets it does not know (e.g. UniversalString, or a constructed
-//!   UTF8String), which Go accepts inside names and algorithm parameters, so the
-//!   identifier octet is read here and only the length and contents go to `der`.
+//!   UTF8String), which Go accepts as algorithm parameters and as GeneralNames it
+//!   skips, so the identifier octet is read here and only the length and
+//!   contents go to `der`.
 //!   Its BIT STRING does not check that the unused bits are zero (cryptobyte
 //!   does), and its OID type caps the encoding at 39 bytes and allows 32-bit arcs
 //!   (cryptobyte allows any length and 31-bit arcs), so those two rules are
@@ -27,6 +28,15 @@
 //!   long-form lengths in DER mode (the check is commented out in
 //!   `Header::from_der`), lengths of up to eight octets and high-tag-number
 //!   identifiers, all of which cryptobyte refuses: too lenient for this job.
+//!
+//! Where Go 1.25 and 1.26 differ, this follows 1.25 (the release istiod is
+//! built with today), which is the stricter one except for the version: 1.25
+//! takes only string types as name attribute values (1.26 also INTEGER,
+//! BOOLEAN, OIDs, times, raw values), refuses a name constraints extension only
+//! when both subtrees are empty (1.26: either), has no IPv4-mapped IPv6 check
+//! on SAN or constraint addresses and parses no X25519, ML-DSA or ML-KEM keys
+//! (1.26 does); for a version number above 3 (v4) 1.26 says "malformed", 1.25
+//! "invalid".
 //!
 //! Go also does NOT check the ordering of SET OF in names, nor that trailing
 //! bytes are absent inside most structures (extension values, the TBS after the
@@ -1000,8 +1010,8 @@ fn check_ec_point(curve: &[u8], point: &[u8]) -> GoResult<()> {
     Ok(())
 }
 
-/// parseName: SEQUENCE OF SET OF SEQUENCE { OID, value }, each value valid
-/// for its type (readASN1Any). SET ordering is not checked, as in Go.
+/// parseName: SEQUENCE OF SET OF SEQUENCE { OID, value }, each value a
+/// valid string. SET ordering is not checked, as in Go.
 fn parse_name(raw: &[u8]) -> GoResult<()> {
     let mut rdns = Der::new(or(
         Der::new(raw).read(SEQUENCE),
@@ -1018,18 +1028,19 @@ fn parse_name(raw: &[u8]) -> GoResult<()> {
                 atav.read_oid(),
                 "x509: invalid RDNSequence: invalid attribute type",
             )?;
-            read_asn1_any(&mut atav)?;
+            parse_attribute_value(&mut atav)?;
         }
     }
     Ok(())
 }
 
-/// readASN1Any: an attribute value of any tag; the types Go decodes must
-/// be valid.
-fn read_asn1_any(der: &mut Der<'_>) -> GoResult<()> {
+/// The attribute value (Go 1.25 parseName + parseASN1String): one of six
+/// string types, valid for its type. Any other type is refused ("unsupported
+/// string type"); Go 1.26's readASN1Any also takes INTEGER, BOOLEAN, OID,
+/// times and raw values, so this is the stricter of the two releases.
+fn parse_attribute_value(der: &mut Der<'_>) -> GoResult<()> {
     const INVALID_VALUE: &str = "x509: invalid RDNSequence: invalid attribute value";
     let value = or(der.read_any(), INVALID_VALUE)?;
-    let mut full = Der::new(value.full);
     let ok = match value.tag {
         T61_STRING => true,
         PRINTABLE_STRING => value.contents.iter().all(|b| is_printable(*b)),
@@ -1040,12 +1051,7 @@ fn read_asn1_any(der: &mut Der<'_>) -> GoResult<()> {
             .contents
             .iter()
             .all(|b| b.is_ascii_digit() || *b == b' '),
-        INTEGER => full.read_i64().is_some(),
-        BIT_STRING => full.read_bit_string().is_some(),
-        OBJECT_IDENTIFIER => full.read_oid().is_some(),
-        UTC_TIME | GENERALIZED_TIME => read_time(&mut full).is_ok(),
-        BOOLEAN => full.read_bool().is_some(),
-        _ => true,
+        _ => false,
     };
     ensure(ok, INVALID_VALUE)
 }
@@ -1841,14 +1847,13 @@ mod tests {
         refused(subject(BMP_STRING, &[0x00, 0x41, 0x00]), BAD);
         refused(subject(BMP_STRING, &[0xd8, 0x00]), BAD);
         refused(subject(BMP_STRING, &[0xff, 0xfe]), BAD);
-        // Types Go keeps raw: UniversalString, a constructed UTF8String.
-        ok(subject(0x1c, b"\x00\x00\x00\x41"));
-        ok(subject(0x2c, b"\xff"));
-        ok(subject(NULL, b"anything"));
-        refused(subject(INTEGER, &[0x00, 0x01]), BAD);
-        refused(subject(BOOLEAN, &[0x01]), BAD);
-        refused(subject(OBJECT_IDENTIFIER, &[0x80, 0x01]), BAD);
-        refused(subject(UTC_TIME, b"991301000000Z"), BAD);
+        // Go 1.25 takes only the six string types: not UniversalString, a
+        // constructed UTF8String, NULL or INTEGER (Go 1.26 takes some).
+        refused(subject(0x1c, b"\x00\x00\x00\x41"), BAD);
+        refused(subject(0x2c, b"\xff"), BAD);
+        refused(subject(NULL, b""), BAD);
+        refused(subject(INTEGER, &[0x01]), BAD);
+        refused(subject(UTC_TIME, b"260101000000Z"), BAD);
         // A high-tag-number identifier is not DER Go reads.
         refused(subject(0x1f, b"\x21\x00"), BAD);
         refused(
