@@ -35,8 +35,12 @@
 //! BOOLEAN, OIDs, times, raw values), refuses a name constraints extension only
 //! when both subtrees are empty (1.26: either), has no IPv4-mapped IPv6 check
 //! on SAN or constraint addresses and parses no X25519, ML-DSA or ML-KEM keys
-//! (1.26 does); for a version number above 3 (v4) 1.26 says "malformed", 1.25
+//! (1.26 does); for an encoded version above 3 1.26 says "malformed", 1.25
 //! "invalid".
+//!
+//! URI SANs go through a restatement of Go's `url.Parse` rather than the `url`
+//! crate, which follows the WHATWG URL standard and so accepts and refuses
+//! other strings than Go's `net/url`.
 //!
 //! Go also does NOT check the ordering of SET OF in names, nor that trailing
 //! bytes are absent inside most structures (extension values, the TBS after the
@@ -155,8 +159,8 @@ impl<'a> Der<'a> {
         let mut reader = SliceReader::new(self.rest.get(1..)?).ok()?;
         let length = Length::decode(&mut reader).ok()?;
         let contents = reader.read_slice(length).ok()?;
-        let header_len = usize::try_from(u32::from(reader.position())).ok()? - contents.len();
-        let total = 1 + header_len + contents.len();
+        // The identifier octet, then the length octets and contents read.
+        let total = 1 + usize::try_from(u32::from(reader.position())).ok()?;
         let full = self.rest.get(..total)?;
         self.rest = self.rest.get(total..)?;
         Some(Element {
@@ -2479,6 +2483,101 @@ mod tests {
         refused(
             Crl::new().with_extensions(&[tlv(SET, &[])]).check(),
             "x509: malformed extension",
+        );
+    }
+
+    // Regressions: the classes of mutated, re-signed intermediates that
+    // passed x509-parser and failed in Go, and the CRL with a broken outer
+    // AlgorithmIdentifier.
+
+    #[test]
+    fn regression_wrong_version_passed() {
+        let v = tlv(context_constructed(0), &tlv(INTEGER, &[5]));
+        refused(
+            Cert::intermediate().with(VERSION, v).check(),
+            "x509: invalid version",
+        );
+    }
+
+    #[test]
+    fn regression_non_der_boolean_passed() {
+        let bc = seq(&[&tlv(BOOLEAN, &[0x01])]);
+        let e = seq(&[
+            &oid(&id(19)),
+            &tlv(BOOLEAN, &[0x01]),
+            &tlv(OCTET_STRING, &bc),
+        ]);
+        refused(
+            Cert::intermediate().with_extension(e).check(),
+            "x509: malformed extension critical field",
+        );
+        refused(
+            Cert::intermediate()
+                .with_extension(ext(&id(19), true, &bc))
+                .check(),
+            "x509: invalid basic constraints",
+        );
+    }
+
+    #[test]
+    fn regression_invalid_utf8_in_name_passed() {
+        refused(
+            Cert::intermediate()
+                .with(SUBJECT, name(UTF8_STRING, b"Istio \xff"))
+                .check(),
+            "x509: invalid RDNSequence: invalid attribute value",
+        );
+    }
+
+    #[test]
+    fn regression_malformed_dns_name_passed() {
+        refused(
+            Cert::intermediate()
+                .with_extension(san(&[tlv(0x82, b"istiod\xe9")]))
+                .check(),
+            "x509: SAN dNSName is malformed",
+        );
+    }
+
+    #[test]
+    fn regression_signature_algorithm_mismatch_passed() {
+        let mut cert = Cert::intermediate();
+        // ecdsa-with-SHA384 outside, ecdsa-with-SHA256 inside.
+        cert.outer[1] = seq(&[&oid(&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03])]);
+        refused(
+            cert.check(),
+            "x509: inner and outer signature algorithm identifiers don't match",
+        );
+    }
+
+    #[test]
+    fn regression_malformed_key_usage_aki_ski_passed() {
+        let with = |e: Vec<u8>| Cert::intermediate().with_extension(e).check();
+        refused(
+            with(ext(&id(15), true, &tlv(BIT_STRING, &[0x08, 0x86]))),
+            "x509: invalid key usage",
+        );
+        refused(
+            with(ext(&id(35), false, &tlv(OCTET_STRING, &[1]))),
+            "x509: invalid authority key identifier",
+        );
+        refused(
+            with(ext(&id(14), false, &seq(&[]))),
+            "x509: invalid subject key identifier",
+        );
+    }
+
+    #[test]
+    fn regression_crl_broken_outer_algorithm_identifier_passed() {
+        let mut crl = Crl::new();
+        let inner = contents(&crl.outer[1]);
+        let mut broken = inner.clone();
+        broken[1] -= 1; // the OID one byte shorter: truncated arc
+        broken.truncate(broken.len() - 1);
+        crl.outer[1] = tlv(SEQUENCE, &broken);
+        refused(
+            crl.check(),
+            "x509: inner and outer signature algorithm identifiers don't match",
         );
     }
 
