@@ -4,7 +4,7 @@
 //! `x509.ParseRevocationList`; whatever those refuse, istiod refuses. x509-parser
 //! (which the rest of meshca uses to read certificates) accepts more than Go does,
 //! so this module restates Go's parser rule by rule and reports the first rule a
-//! DER document breaks, in Go's words. The reference is Go 1.25's
+//! DER document breaks, in Go's words. The reference is Go 1.25.5's
 //! `src/crypto/x509/parser.go` (functions named in the comments below),
 //! `src/crypto/x509/verify.go` (`parseRFC2821Mailbox`), `src/net/url/url.go`
 //! (`url.Parse`, for URI SANs) and the vendored
@@ -30,8 +30,7 @@
 //!   identifiers, all of which cryptobyte refuses: too lenient for this job.
 //!
 //! Where Go 1.25 and 1.26 differ, this follows 1.25 (the release istiod is
-//! built with today), which is the stricter one except for the version: 1.25
-//! takes only string types as name attribute values (1.26 also INTEGER,
+//! built with today): 1.25 takes only string types as name attribute values (1.26 also INTEGER,
 //! BOOLEAN, OIDs, times, raw values), refuses a name constraints extension only
 //! when both subtrees are empty (1.26: either), has no IPv4-mapped IPv6 check
 //! on SAN or constraint addresses and parses no X25519, ML-DSA or ML-KEM keys
@@ -41,6 +40,11 @@
 //! URI SANs go through a restatement of Go's `url.Parse` rather than the `url`
 //! crate, which follows the WHATWG URL standard and so accepts and refuses
 //! other strings than Go's `net/url`.
+//!
+//! Known differences from Go 1.25: a P-224 public key is checked for its
+//! uncompressed form and length but not for lying on the curve (aws-lc-rs
+//! offers no P-224); a URI whose host has a ']' before its last '[' makes Go
+//! panic (slice out of range) and is refused here.
 //!
 //! Go also does NOT check the ordering of SET OF in names, nor that trailing
 //! bytes are absent inside most structures (extension values, the TBS after the
