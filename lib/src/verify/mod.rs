@@ -445,3 +445,6 @@ fn check_chain_shape(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
