@@ -61,33 +61,47 @@ pub fn verify_mesh_step(
             ));
         }
     }
-    // Cross trust between the two stages, both ways.
+    // Cross trust between the two stages, both ways: each CA against each
+    // distinct root-cert.pem of the other stage (one path search per
+    // distinct file, however many clusters share it).
     for (a_label, a_mesh, b_label, b_mesh) in [
         (prev_label, prev, cur_label, cur),
         (cur_label, cur, prev_label, prev),
     ] {
+        let mut distinct: Vec<(&[u8], Vec<String>)> = Vec::new();
+        for (b, b_files) in &b_mesh.clusters {
+            let Some(roots) = b_files.root_cert.as_deref() else {
+                continue;
+            };
+            match distinct.iter_mut().find(|(r, _)| *r == roots) {
+                Some((_, holders)) => holders.push(join(b_label, b)),
+                None => distinct.push((roots, vec![join(b_label, b)])),
+            }
+        }
         for (a, a_files) in &a_mesh.clusters {
             let a_label = join(a_label, a);
-            for (b, b_files) in &b_mesh.clusters {
-                let b_label = join(b_label, b);
+            for (roots, holders) in &distinct {
                 let files = BundleFiles {
                     ca_cert: a_files.ca_cert.clone(),
                     cert_chain: a_files.cert_chain.clone(),
-                    root_cert: b_files.root_cert.clone(),
+                    root_cert: Some(roots.to_vec()),
                     ..BundleFiles::default()
                 };
                 let findings = verify_bundle(&a_label, None, &files, opts);
-                if findings
+                if !findings
                     .iter()
                     .any(|f| matches!(f.code, Code::UntrustedChain | Code::BadSignature))
                 {
+                    continue;
+                }
+                for b_label in holders {
                     out.push(err(
                         Code::CrossStageTrust,
                         &join(&a_label, CA_CERT),
                         format!(
                             "{} does not chain to {}: workloads of {a_label} and {b_label} would stop trusting each other",
                             join(&a_label, CA_CERT),
-                            join(&b_label, ROOT_CERT)
+                            join(b_label, ROOT_CERT)
                         ),
                     ));
                 }
