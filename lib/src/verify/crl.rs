@@ -196,6 +196,15 @@ pub(super) fn check_crls(
                 ));
             }
         }
+        if let Some(alg) = super::parse::weak_signature_oid(&crl.signature_algorithm.algorithm) {
+            out.push(err(
+                Code::WeakSignature,
+                &file,
+                format!(
+                    "{name} is signed with {alg}; Go refuses it, so istiod counts it as missing"
+                ),
+            ));
+        }
         crl_window(&name, &file, crl, opts, out);
         // The CRL of ca-cert.pem (chain position 0) covers workloads; the
         // others cover CAs.

@@ -590,3 +590,21 @@ fn the_secret_is_judged_as_istiod_mounts_it() {
     let f = run("istio-system", &entries(&chain), &folded, None);
     assert!(has(&f, Severity::Error, Code::SecretBase64, yaml), "{f:#?}");
 }
+
+#[test]
+fn path_building_tries_the_key_id_match_first_and_stays_within_budget() {
+    let r = root("Root CA");
+    let regional = issue("Regional CA", &r, |p| {
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+    });
+    let ca = issue("Intermediate CA", &regional, |_| {});
+    // More same-named look-alikes than the signature budget, listed first.
+    let decoys: Vec<Ca> = (0..(path::SIGNATURE_BUDGET + 20))
+        .map(|_| root("Regional CA"))
+        .collect();
+    let mut chain: Vec<&str> = decoys.iter().map(|d| d.pem.as_str()).collect();
+    chain.push(&regional.pem);
+    chain.push(&r.pem);
+    let f = check(&bundle(&ca, &chain, &[&r.pem]));
+    assert!(errors(&f).is_empty(), "{f:#?}");
+}
