@@ -608,3 +608,41 @@ fn path_building_tries_the_key_id_match_first_and_stays_within_budget() {
     let f = check(&bundle(&ca, &chain, &[&r.pem]));
     assert!(errors(&f).is_empty(), "{f:#?}");
 }
+
+#[test]
+fn a_rotation_step_checks_each_ca_against_each_distinct_root_file_once() {
+    let old = root("Root CA");
+    let new = root("New Root CA");
+    let mk = |r: &Ca| {
+        let mut m = MeshFiles::default();
+        for name in ["east", "west"] {
+            let ca = issue("Intermediate CA", r, |_| {});
+            m.clusters
+                .insert(name.into(), bundle(&ca, &[&r.pem], &[&r.pem]));
+        }
+        m
+    };
+    let (prev, cur) = (mk(&old), mk(&new));
+    let g = verify_mesh_step("a", &prev, "b", &cur, &VerifyOptions::at(NOW));
+    let count = |code| g.findings.iter().filter(|f| f.code == code).count();
+    // Neither root set is a superset of the other.
+    assert_eq!(count(Code::RootStep), 2, "{g:#?}");
+    // Every CA of each stage against both clusters of the other: 2 x 2 x 2.
+    assert_eq!(count(Code::CrossStageTrust), 8, "{g:#?}");
+    assert!(g
+        .findings
+        .iter()
+        .any(|f| f.file == "a/east/ca-cert.pem" && f.message.contains("b/west/root-cert.pem")));
+    // With both roots everywhere at the new stage: no cross-stage error.
+    let both = format!("{}{}", old.pem, new.pem);
+    let mut cur = cur;
+    for f in cur.clusters.values_mut() {
+        f.root_cert = Some(both.clone().into_bytes());
+    }
+    let mut prev = prev;
+    for f in prev.clusters.values_mut() {
+        f.root_cert = Some(both.clone().into_bytes());
+    }
+    let g = verify_mesh_step("a", &prev, "b", &cur, &VerifyOptions::at(NOW));
+    assert!(g.findings.is_empty(), "{g:#?}");
+}
