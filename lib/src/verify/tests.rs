@@ -646,3 +646,37 @@ fn a_rotation_step_checks_each_ca_against_each_distinct_root_file_once() {
     let g = verify_mesh_step("a", &prev, "b", &cur, &VerifyOptions::at(NOW));
     assert!(g.findings.is_empty(), "{g:#?}");
 }
+
+#[test]
+fn the_roots_own_crl_is_checked_in_the_mesh_group() {
+    let r = root("Root CA");
+    let other = root("Other Root CA");
+    let ca = issue("Intermediate CA", &r, |_| {});
+    let mut mesh = mesh_of(&r.pem, vec![("east", bundle(&ca, &[&r.pem], &[&r.pem]))]);
+    let run = |mesh: &MeshFiles| verify_mesh("", mesh, &VerifyOptions::at(NOW)).remove(0);
+    mesh.root_crl = Some(crl_of(&r, |_| {}).into_bytes());
+    assert!(run(&mesh).findings.is_empty(), "{:#?}", run(&mesh));
+    mesh.root_crl = Some(
+        crl_of(&r, |p| {
+            p.this_update = NOW - Duration::days(40);
+            p.next_update = NOW - Duration::days(10);
+        })
+        .into_bytes(),
+    );
+    let g = run(&mesh);
+    assert!(
+        has(&g.findings, Severity::Error, Code::CrlStale, "root-crl.pem"),
+        "{g:#?}"
+    );
+    mesh.root_crl = Some(crl_of(&other, |_| {}).into_bytes());
+    let g = run(&mesh);
+    assert!(
+        has(
+            &g.findings,
+            Severity::Error,
+            Code::CrlBadSignature,
+            "root-crl.pem"
+        ),
+        "{g:#?}"
+    );
+}
