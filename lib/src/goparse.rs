@@ -67,7 +67,6 @@ impl GoParseError {
     }
 
     /// Go's error text for the rule that was broken (values elided).
-    #[allow(dead_code)]
     pub(crate) fn reason(&self) -> &'static str {
         self.reason
     }
@@ -319,7 +318,6 @@ const OID_AKI: &[u8] = &[0x55, 0x1d, 0x23];
 
 /// Check a DER certificate as Go's `x509.ParseCertificate` does; `Err`
 /// exactly when Go returns an error (Go 1.25, default GODEBUG).
-#[allow(dead_code)] // called by the verify stage
 pub(crate) fn check_certificate(der: &[u8]) -> Result<(), GoParseError> {
     let mut input = Der::new(der);
     // parseCertificate: the outer SEQUENCE, read whole to know its length.
@@ -1197,7 +1195,6 @@ fn generalized_time_valid(text: &[u8]) -> bool {
 
 /// Check a DER CRL as Go's `x509.ParseRevocationList` does; `Err` exactly
 /// when Go returns an error (Go 1.25).
-#[allow(dead_code)] // called by the verify stage
 pub(crate) fn check_crl(der: &[u8]) -> Result<(), GoParseError> {
     const MALFORMED: &str = "x509: malformed crl";
     // Bytes after the outer SEQUENCE are ignored by ParseRevocationList.

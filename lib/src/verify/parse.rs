@@ -142,14 +142,14 @@ fn unhandled_critical(ext: &x509_parser::extensions::X509Extension<'_>) -> Optio
                     "critical name constraints of a form Go does not handle (directoryName, otherName, ...)",
                 );
             }
-            (14, _) => {
-                return Some("a subjectKeyIdentifier marked critical (Go's parser refuses it)")
-            }
+            // Go's parser refuses a critical SKI: reported as `go-parse`.
+            (14, _) => return None,
             _ => return Some("a critical extension Go does not handle"),
         }
     }
     if arcs.as_slice() == [1, 3, 6, 1, 5, 5, 7, 1, 1] {
-        return Some("an authorityInfoAccess marked critical (Go's parser refuses it)");
+        // Go's parser refuses a critical AIA: reported as `go-parse`.
+        return None;
     }
     Some("a critical extension Go does not handle")
 }
@@ -204,16 +204,33 @@ pub(super) fn check_cert_alone(l: &Loaded, file: &str, is_root: bool, out: &mut 
 
 /// What Go's crypto/x509 parser refuses in a certificate's DER, beyond
 /// what x509-parser refuses (wrong version, non-DER encodings, malformed
-/// names and extensions, inner/outer signature algorithm mismatch).
-///
-/// The single call site of the Go-exact DER check: it reports nothing until
-/// that check is part of the crate, and then becomes one `go-parse` error
-/// per refused certificate, with Go's reason.
-pub(super) fn go_parse_findings(_cert: &Loaded, _file: &str) -> Vec<Finding> {
-    Vec::new()
+/// names and extensions, inner/outer signature algorithm mismatch): one
+/// `go-parse` error with Go's reason. istiod parses every certificate of the
+/// bundle with Go (`x509.ParseCertificate`), so such a bundle never loads.
+pub(super) fn go_parse_findings(cert: &Loaded, file: &str) -> Vec<Finding> {
+    match crate::goparse::check_certificate(&cert.der) {
+        Ok(()) => Vec::new(),
+        // Reported with its own code, `negative-serial`.
+        Err(why) if why.reason() == "x509: negative serial number" => Vec::new(),
+        Err(why) => vec![err(
+            Code::GoParse,
+            file,
+            format!(
+                "{} is refused by Go's certificate parser ({why}); istiod cannot load it",
+                cert.name
+            ),
+        )],
+    }
 }
 
-/// As [`go_parse_findings`], for one CRL of `ca-crl.pem`.
-pub(super) fn go_parse_crl_findings(_der: &[u8], _name: &str, _file: &str) -> Vec<Finding> {
-    Vec::new()
+/// As [`go_parse_findings`], for one CRL of `ca-crl.pem` (`name` says which).
+pub(super) fn go_parse_crl_findings(der: &[u8], name: &str, file: &str) -> Vec<Finding> {
+    match crate::goparse::check_crl(der) {
+        Ok(()) => Vec::new(),
+        Err(why) => vec![err(
+            Code::GoParse,
+            file,
+            format!("{name} is refused by Go's CRL parser ({why}); istiod cannot load it"),
+        )],
+    }
 }
