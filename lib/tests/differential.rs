@@ -1,0 +1,244 @@
+//! Differential test: `meshca::verify_cluster_dir` against the Go oracle
+//! (`oracle/`), which loads a cluster directory the way istiod does and
+//! then verifies a workload leaf for serverAuth and clientAuth.
+//!
+//! Thousands of cluster directories are generated from a seed (printed;
+//! `MESHCA_DIFF_SEED` replays it, `MESHCA_DIFF_CASES` sets the count):
+//! good meshes made with the library, then mutated at the DER level (the
+//! intermediate's or the root's to-be-signed bytes, re-signed with the real
+//! issuer key), at the PEM and file level, and in ca-crl.pem.
+//!
+//! Asserted: whenever the oracle rejects a directory, meshca reports an
+//! error; whenever meshca reports an error the oracle does not, each error
+//! code is one of the documented policies in [`POLICIES`].
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use meshca::{verify_cluster_dir, Group, Severity, VerifyOptions};
+use support::gen::{Case, Generator, Meshes, AT, AT_RFC3339, CLUSTER};
+use support::oracle::{self, Verdict};
+
+/// Errors meshca reports by design where istiod itself would load the
+/// bundle (README, "What verify checks"). Anything else meshca rejects and
+/// the oracle accepts is a failure.
+const POLICIES: &[(&str, &str)] = &[
+    ("weak-key", "RSA under 2048 bits"),
+    (
+        "unsupported-key",
+        "a key type or curve istiod cannot sign workloads with",
+    ),
+    ("weak-signature", "SHA-1 or MD5 signatures"),
+    (
+        "no-keycertsign",
+        "a CA whose keyUsage lacks keyCertSign: Go ignores keyUsage, Envoy (BoringSSL) refuses it",
+    ),
+    (
+        "root-not-self-signed-ca",
+        "root-cert.pem holding a certificate that is not a self-signed CA",
+    ),
+    (
+        "chain-start",
+        "cert-chain.pem not starting with ca-cert.pem: istiod serves it after every leaf",
+    ),
+    (
+        "pem-format",
+        "PEM blocks glued on one line: Go reads them, Envoy does not",
+    ),
+];
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().map(|v| {
+        v.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number"))
+    })
+}
+
+/// The class a mismatch is counted under: the mutation without the random
+/// location of a fuzzed node, and the oracle's stage.
+fn class_of(kind: &str, case: &Case, v: &Verdict) -> String {
+    let m = match case.mutation.find(":fuzz:") {
+        Some(i) => {
+            let rest = &case.mutation[i + 6..];
+            let op = rest.split(['@', '-']).next().unwrap_or(rest);
+            format!("{}:fuzz:{op}", &case.mutation[..i])
+        }
+        None => case.mutation.clone(),
+    };
+    let stage = if v.ok { "ok" } else { v.stage.as_str() };
+    format!("{kind} | {m} | oracle {stage}")
+}
+
+fn errors(g: &Group) -> Vec<String> {
+    g.findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| f.code.as_str().to_owned())
+        .collect()
+}
+
+fn findings_text(g: &Group) -> String {
+    g.findings
+        .iter()
+        .map(|f| format!("{} {} {}: {}", f.severity, f.code, f.file, f.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+struct Mismatch {
+    index: usize,
+    class: String,
+    detail: String,
+}
+
+#[test]
+fn meshca_reports_an_error_whenever_the_istiod_oracle_rejects() {
+    let seed = env_u64("MESHCA_DIFF_SEED").unwrap_or_else(|| fastrand::u64(..));
+    let count = env_u64("MESHCA_DIFF_CASES").map_or(2000, |n| n as usize);
+    eprintln!("differential: seed {seed}, {count} cases (replay: MESHCA_DIFF_SEED={seed})");
+
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let bin = oracle::build(&tmp.join("oracle"), "oracle-differential");
+    let meshes = Meshes::new();
+    let mut gen = Generator::new(&meshes, seed);
+    let cases: Vec<Case> = (0..count).map(|_| gen.case()).collect();
+
+    let work = tempfile::Builder::new()
+        .prefix("differential-")
+        .tempdir_in(&tmp)
+        .unwrap();
+    let dirs: Vec<PathBuf> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let d = work.path().join(format!("{i:05}")).join(CLUSTER);
+            c.write(&d);
+            d
+        })
+        .collect();
+
+    let verdicts = oracle::run(&bin, AT_RFC3339, &dirs);
+    let opts = VerifyOptions::at(AT);
+    let groups: Vec<Group> = std::thread::scope(|s| {
+        let half = dirs.len().div_ceil(2);
+        let handles: Vec<_> = dirs
+            .chunks(half.max(1))
+            .map(|chunk| {
+                let opts = &opts;
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|d| verify_cluster_dir(d, opts))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+
+    let policy = |code: &str| POLICIES.iter().any(|(c, _)| *c == code);
+    let mut mismatches = Vec::new();
+    let (mut rejected, mut accepted, mut by_policy) = (0, 0, 0);
+    for (i, ((case, v), g)) in cases.iter().zip(&verdicts).zip(&groups).enumerate() {
+        let errs = errors(g);
+        if case.mutation == "none" {
+            assert!(
+                v.ok && errs.is_empty(),
+                "an unmutated bundle must pass both: seed {seed} case {i} ({}): oracle {v:?}, meshca {}",
+                meshes.bases[case.base].name,
+                findings_text(g)
+            );
+        }
+        if !v.ok {
+            rejected += 1;
+            if errs.is_empty() {
+                mismatches.push(Mismatch {
+                    index: i,
+                    class: class_of("MISSED (oracle rejects, meshca passes)", case, v),
+                    detail: format!(
+                        "oracle {}: {}; meshca: {}",
+                        v.stage,
+                        v.reason,
+                        findings_text(g)
+                    ),
+                });
+            }
+        } else {
+            accepted += 1;
+            let unexplained: Vec<&String> = errs.iter().filter(|c| !policy(c)).collect();
+            if !errs.is_empty() && unexplained.is_empty() {
+                by_policy += 1;
+            }
+            if !unexplained.is_empty() {
+                let codes: Vec<&str> = unexplained.iter().map(|s| s.as_str()).collect();
+                mismatches.push(Mismatch {
+                    index: i,
+                    class: format!(
+                        "{} [{}]",
+                        class_of("STRICT (meshca rejects, oracle accepts)", case, v),
+                        codes.join(",")
+                    ),
+                    detail: format!("meshca: {}", findings_text(g)),
+                });
+            }
+        }
+    }
+    eprintln!(
+        "differential: oracle rejected {rejected}, accepted {accepted} \
+         ({by_policy} of those rejected by meshca as a documented policy); {} mismatches",
+        mismatches.len()
+    );
+    // The generator must exercise both verdicts, or the test proves nothing.
+    assert!(
+        rejected * 5 >= count && accepted * 10 >= count,
+        "the generator is off balance: {rejected} rejected, {accepted} accepted of {count}"
+    );
+    if mismatches.is_empty() {
+        return;
+    }
+
+    // Classes, with a count and one kept, replayable example each.
+    let keep = tmp.join("differential-failures").join(seed.to_string());
+    let mut classes: BTreeMap<&str, (usize, &Mismatch)> = BTreeMap::new();
+    for m in &mismatches {
+        classes.entry(&m.class).or_insert((0, m)).0 += 1;
+    }
+    let mut table = String::new();
+    writeln!(
+        table,
+        "seed {seed}, {count} cases, verified at {AT_RFC3339}"
+    )
+    .unwrap();
+    writeln!(table, "| count | class | example case | detail |").unwrap();
+    writeln!(table, "|---:|---|---|---|").unwrap();
+    for (class, (n, m)) in &classes {
+        let kept = keep.join(format!("{:05}", m.index)).join(CLUSTER);
+        copy_dir(&dirs[m.index], &kept);
+        let mesh = &meshes.bases[cases[m.index].base].name;
+        let detail = m.detail.replace('|', "/");
+        writeln!(table, "| {n} | {class} | {} ({mesh}) | {detail} |", m.index).unwrap();
+    }
+    std::fs::write(tmp.join("differential-report.md"), &table).unwrap();
+    panic!(
+        "{} of {count} cases disagree with the oracle (seed {seed}; replay with \
+         MESHCA_DIFF_SEED={seed}; one example per class kept under {}, run \
+         `oracle --at {AT_RFC3339} DIR` on it):\n{table}",
+        mismatches.len(),
+        keep.display()
+    );
+}
