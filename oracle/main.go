@@ -33,6 +33,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -392,6 +393,19 @@ func verifyCRLs(chain, crl []byte, at time.Time) ([]*x509.RevocationList, *failu
 	if len(missing) != 0 {
 		return nil, fail("crl", "missing CRL signed by %d certificate(s) of the chain", len(missing))
 	}
+	// Envoy (BoringSSL) finds a CA's CRL by issuer name, then checks the
+	// signature; Go's CheckSignatureFrom looks at the signature only.
+	for _, s := range signers {
+		named := false
+		for _, c := range crls {
+			if c.CheckSignatureFrom(s) == nil && bytes.Equal(c.RawIssuer, s.RawSubject) {
+				named = true
+			}
+		}
+		if !named {
+			return nil, fail("crl", "a CRL signed by a chain certificate does not name it as issuer (Envoy matches CRLs by name)")
+		}
+	}
 	for _, s := range signers {
 		for _, c := range crls {
 			if c.CheckSignatureFrom(s) != nil {
@@ -410,7 +424,7 @@ func verifyCRLs(chain, crl []byte, at time.Time) ([]*x509.RevocationList, *failu
 func revoked(cert, issuer *x509.Certificate, crls []*x509.RevocationList) (bool, bool) {
 	found := false
 	for _, c := range crls {
-		if c.CheckSignatureFrom(issuer) != nil {
+		if c.CheckSignatureFrom(issuer) != nil || !bytes.Equal(c.RawIssuer, issuer.RawSubject) {
 			continue
 		}
 		found = true
@@ -471,6 +485,9 @@ func (o *oracle) check(dir string) *failure {
 	if err := keyType(key); err != nil {
 		return fail("verify", "%v", err)
 	}
+	if f := envoyParse(certPEM, chainPEM, rootPEM, crlPEM); f != nil {
+		return f
+	}
 	return o.leaf(cert, key, chainPEM, rootPEM, crls)
 }
 
@@ -529,11 +546,74 @@ func (o *oracle) leaf(ca *x509.Certificate, key crypto.PrivateKey, chainPEM, roo
 		if err != nil || len(chains) == 0 {
 			return fail("leaf", "workload certificate does not verify as a %s: %v", u.name, err)
 		}
+		if f := emptyEKU(chains); f != nil {
+			return f
+		}
 		if len(crls) == 0 {
 			continue
 		}
 		if f := pathRevocation(chains, crls); f != nil {
 			return f
+		}
+	}
+	return nil
+}
+
+var oidExtKeyUsage = asn1.ObjectIdentifier{2, 5, 29, 37}
+
+// emptyEKU: Go reads an extendedKeyUsage extension with no purposes as no
+// restriction; BoringSSL (Envoy) reads it as allowing nothing, so it
+// refuses the chain for TLS. Fails when every verified path has one.
+func emptyEKU(chains [][]*x509.Certificate) *failure {
+	for _, path := range chains {
+		bad := false
+		for _, c := range path[1:] {
+			for _, e := range c.Extensions {
+				if e.Id.Equal(oidExtKeyUsage) && len(c.ExtKeyUsage) == 0 && len(c.UnknownExtKeyUsage) == 0 {
+					bad = true
+				}
+			}
+		}
+		if !bad {
+			return nil
+		}
+	}
+	return fail("leaf", "a CA of the path has an empty extendedKeyUsage: Envoy (BoringSSL) allows no usage")
+}
+
+// envoyParse: what Envoy parses must parse in BoringSSL's strict DER: the
+// CA certificate, every certificate of cert-chain.pem (sent after each
+// workload leaf), every certificate of root-cert.pem (the workloads' trust
+// bundle: one bad block and Envoy loads none) and every CRL.
+func envoyParse(certPEM, chainPEM, rootPEM, crlPEM []byte) *failure {
+	check := func(file string, blocks []*pem.Block) *failure {
+		for i, b := range blocks {
+			if b.Type != "CERTIFICATE" {
+				continue
+			}
+			if _, err := x509.ParseCertificate(b.Bytes); err != nil {
+				return fail("parse", "Envoy cannot load %s (certificate %d): %v", file, i+1, err)
+			}
+			if err := strictCertificate(b.Bytes); err != nil {
+				return fail("parse", "Envoy (BoringSSL, strict DER) cannot parse %s (certificate %d): %v", file, i+1, err)
+			}
+		}
+		return nil
+	}
+	if first := pemBlocks(certPEM); len(first) > 0 {
+		if err := strictCertificate(first[0].Bytes); err != nil {
+			return fail("parse", "Envoy (BoringSSL, strict DER) cannot parse %s: %v", caCertFile, err)
+		}
+	}
+	if f := check(certChainFile, pemBlocks(chainPEM)); f != nil {
+		return f
+	}
+	if f := check(rootCertFile, pemBlocks(rootPEM)); f != nil {
+		return f
+	}
+	for i, b := range pemBlocks(crlPEM) {
+		if err := strictCRL(b.Bytes); err != nil {
+			return fail("crl", "Envoy (BoringSSL, strict DER) cannot parse %s (CRL %d): %v", caCRLFile, i+1, err)
 		}
 	}
 	return nil

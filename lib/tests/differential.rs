@@ -171,7 +171,8 @@ fn meshca_reports_an_error_whenever_the_istiod_oracle_rejects() {
                     index: i,
                     class: class_of("MISSED (oracle rejects, meshca passes)", case, v),
                     detail: format!(
-                        "oracle {}: {}; meshca: {}",
+                        "{}: oracle {}: {}; meshca: {}",
+                        case.mutation,
                         v.stage,
                         v.reason,
                         findings_text(g)
@@ -193,7 +194,7 @@ fn meshca_reports_an_error_whenever_the_istiod_oracle_rejects() {
                         class_of("STRICT (meshca rejects, oracle accepts)", case, v),
                         codes.join(",")
                     ),
-                    detail: format!("meshca: {}", findings_text(g)),
+                    detail: format!("{}: meshca: {}", case.mutation, findings_text(g)),
                 });
             }
         }
