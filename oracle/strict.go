@@ -199,6 +199,9 @@ func strictCertificate(der []byte) error {
 	if err := strictAlg(spki[0], "subjectPublicKeyInfo algorithm"); err != nil {
 		return err
 	}
+	if err := strictRSAKey(spki[0], spki[1]); err != nil {
+		return err
+	}
 	i += 6
 	for _, tag := range []int{1, 2} {
 		if i < len(k) && isContext(k[i], tag) {
@@ -276,6 +279,37 @@ func strictCRL(der []byte) error {
 	}
 	if i != len(k) {
 		return errors.New("tbsCertList has fields after the extensions")
+	}
+	return nil
+}
+
+var oidRSAEncryption = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
+
+// strictRSAKey: an RSA subjectPublicKey is exactly SEQUENCE { n, e }
+// (BoringSSL's RSA_parse_public_key refuses trailing bytes; Go ignores them).
+func strictRSAKey(alg, key asn1.RawValue) error {
+	k, _ := tlvs(alg.Bytes)
+	var oid asn1.ObjectIdentifier
+	if len(k) == 0 {
+		return nil
+	}
+	if _, err := asn1.Unmarshal(k[0].FullBytes, &oid); err != nil || !oid.Equal(oidRSAEncryption) {
+		return nil
+	}
+	var bits asn1.BitString
+	if _, err := asn1.Unmarshal(key.FullBytes, &bits); err != nil {
+		return fmt.Errorf("RSA subjectPublicKey: %v", err)
+	}
+	v, err := one(bits.Bytes)
+	if err != nil {
+		return fmt.Errorf("RSA subjectPublicKey: %v", err)
+	}
+	f, err := seqOf(v, asn1.TagSequence, "RSA subjectPublicKey")
+	if err != nil {
+		return err
+	}
+	if len(f) != 2 || !isUniversal(f[0], asn1.TagInteger) || !isUniversal(f[1], asn1.TagInteger) {
+		return errors.New("RSA subjectPublicKey is not { modulus, publicExponent }")
 	}
 	return nil
 }
