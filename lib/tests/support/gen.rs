@@ -37,6 +37,34 @@ pub struct Base {
     pub ica_der: Vec<u8>,
     pub root_crl: String,
     pub ca_crl: String,
+    /// The EC intermediate key as SEC1 with explicit curve parameters
+    /// (`openssl ec -param_enc explicit`); None for RSA.
+    pub ica_key_explicit: Option<String>,
+}
+
+/// `openssl ec -param_enc explicit` of an EC key (PEM in, SEC1 PEM out).
+/// openssl is a test requirement (`.ci/run` installs it); missing, it fails.
+fn explicit_curve(key_pem: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("openssl")
+        .args(["ec", "-param_enc", "explicit"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl is required (.ci/run installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(key_pem.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl ec -param_enc explicit failed"
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 fn pem_der(text: &str) -> Vec<u8> {
@@ -69,7 +97,9 @@ impl Base {
             .ca;
         let root_crl = root.crl(None, &[], T0, CRL_DAYS).unwrap();
         let ca_crl = ica.ca_crl(root_crl.as_bytes(), None, T0, CRL_DAYS).unwrap();
+        let ica_key_explicit = (!ica.key_type().is_rsa()).then(|| explicit_curve(ica_key_pem));
         Base {
+            ica_key_explicit,
             name: name.to_owned(),
             root_der: root.cert_der().to_vec(),
             ica_der: pem_der(&ica.cert_pem()),
@@ -1085,6 +1115,7 @@ const PEM_MUTATIONS: &[&str] = &[
     "key:no-final-newline",
     "key:public-key",
     "key:certificate-instead",
+    "key:explicit-curve",
     "files:no-ca-cert",
     "files:no-ca-key",
     "files:no-cert-chain",
@@ -1403,6 +1434,11 @@ impl<'a> Generator<'a> {
                 pem_block("PUBLIC KEY", &b.ica_key.public_key_der()),
             ),
             ("key", "certificate-instead") => put("ca-key.pem", ca.clone()),
+            ("key", "explicit-curve") => {
+                if let Some(k) = &b.ica_key_explicit {
+                    put("ca-key.pem", k.clone())
+                }
+            }
             ("files", op) => match op {
                 "no-ca-cert" => drop(f.remove("ca-cert.pem")),
                 "no-ca-key" => drop(f.remove("ca-key.pem")),
