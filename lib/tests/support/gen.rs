@@ -1105,6 +1105,10 @@ const PEM_MUTATIONS: &[&str] = &[
     "root:glued-two-roots",
     "root:comment-between",
     "root:garbage-block-first",
+    "root:expired-copy-first",
+    "root:expired-copy-last",
+    "chain:expired-root-copy",
+    "chain:expired-ca-copy",
     "key:ec-parameters-first",
     "key:inner-format",
     "key:wrong-label",
@@ -1320,6 +1324,20 @@ impl<'a> Generator<'a> {
             p.distinguished_name = rcgen::DistinguishedName::new();
             p.serialize_request(&b.ica_key).unwrap().pem().unwrap()
         };
+        // An expired copy of a certificate: same subject and key, re-signed
+        // by the same issuer (a renewed root or intermediate leaves these).
+        let expired_copy = |der: &[u8], key: &PrivateKey| {
+            let cert = Node::parse(der);
+            let mut tbs = cert.kids()[0].clone();
+            let i = Tbs::validity(&tbs);
+            tbs.kids_mut()[i] = Node::seq(vec![
+                utc(T0 - Duration::days(400)),
+                utc(T0 - Duration::days(35)),
+            ]);
+            meshca::certificate_pem(&signed(&tbs, &cert.kids()[1], key))
+        };
+        let old_root = expired_copy(&b.root_der, b.root.key());
+        let old_ca = expired_copy(&b.ica_der, b.root.key());
         let key = b.ica_key_pem.to_string();
         let mut put = |name: &str, text: String| {
             f.insert(name.to_owned(), text.into_bytes());
@@ -1405,6 +1423,12 @@ impl<'a> Generator<'a> {
                     pem_block("CERTIFICATE", &[0x30, 0x03, 0x02, 0x01, 0x00])
                 ),
             ),
+            ("root", "expired-copy-first") => put("root-cert.pem", format!("{old_root}{root}")),
+            ("root", "expired-copy-last") => put("root-cert.pem", format!("{root}{old_root}")),
+            ("chain", "expired-root-copy") => {
+                put("cert-chain.pem", format!("{ca}{old_root}{root}"))
+            }
+            ("chain", "expired-ca-copy") => put("cert-chain.pem", format!("{ca}{old_ca}{root}")),
             ("key", "ec-parameters-first") => put("ca-key.pem", format!("{ec_params}{key}")),
             ("key", "inner-format") => {
                 use pkcs8::der::Decode as _;
