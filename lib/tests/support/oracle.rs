@@ -48,7 +48,13 @@ pub fn build(out_dir: &Path, name: &str) -> PathBuf {
     );
     std::fs::create_dir_all(out_dir).unwrap();
     let bin = out_dir.join(name);
-    let out = Command::new(go_binary())
+    let mut cmd = Command::new(go_binary());
+    if std::env::var_os("GOCACHE").is_none() {
+        // Keep Go's build cache with the rest of the build output (and work
+        // where HOME is not set).
+        cmd.env("GOCACHE", out_dir.join("go-build"));
+    }
+    let out = cmd
         .arg("build")
         .arg("-o")
         .arg(&bin)
