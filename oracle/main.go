@@ -5,8 +5,9 @@
 //
 // Usage:
 //
-//	oracle [--at RFC3339] [--trust-domain TD] DIR...
-//	oracle [--at RFC3339] [--trust-domain TD] < dirs.txt   (one directory per line)
+//	oracle [--at RFC3339] [--trust-domain TD] [--enable-ca-crl=BOOL]
+//	       [--use-cacerts-for-self-signed-ca=BOOL] DIR...
+//	oracle [flags] < dirs.txt   (one directory per line)
 //
 // Output, one line per directory:
 //
@@ -16,7 +17,8 @@
 //   - pilot/pkg/bootstrap/istio_ca.go: detectSigningCABundleAndCRL (file
 //     names, the kubernetes.io/tls layout, ca-crl.pem only in the istiod
 //     layout), checkCABundleCompleteness (a partial set is an error),
-//     createIstioCA (the istio-generated key switches to the self-signed CA).
+//     createIstioCA (with USE_CACERTS_FOR_SELF_SIGNED_CA, an istio-generated
+//     key switches to the self-signed CA; the flag is off by default).
 //   - security/pkg/pki/ca/ca.go: NewPluggedCertIstioCAOptions (the signing
 //     certificate must be a CA).
 //   - security/pkg/pki/util/keycertbundle.go: NewVerifiedKeyCertBundleFromFile
@@ -96,6 +98,9 @@ type oracle struct {
 	at          time.Time
 	trustDomain string
 	leafKey     *ecdsa.PrivateKey
+	// istiod's feature flags (pilot/pkg/features), defaults as istiod's.
+	enableCACRL               bool // PILOT_ENABLE_CA_CRL, default true
+	useCacertsForSelfSignedCA bool // USE_CACERTS_FOR_SELF_SIGNED_CA, default false
 }
 
 // bundleFiles is what detectSigningCABundleAndCRL chooses.
@@ -122,7 +127,7 @@ func exists(p string) (bool, error) {
 // kubernetes.io/tls layout (chain = tls.crt + ca.crt, and no CRL is read);
 // otherwise the istiod layout, with ca-crl.pem when it exists
 // (PILOT_ENABLE_CA_CRL is on by default since Istio 1.27).
-func detect(dir string) (bundleFiles, *failure) {
+func detect(dir string, enableCACRL bool) (bundleFiles, *failure) {
 	tlsCert := filepath.Join(dir, tlsCertFile)
 	ok, err := exists(tlsCert)
 	if err != nil {
@@ -143,7 +148,7 @@ func detect(dir string) (bundleFiles, *failure) {
 		root:        filepath.Join(dir, rootCertFile),
 	}
 	crl := filepath.Join(dir, caCRLFile)
-	if ok, _ := exists(crl); ok {
+	if ok, _ := exists(crl); ok && enableCACRL {
 		b.crl = crl
 	}
 	return b, nil
@@ -152,7 +157,7 @@ func detect(dir string) (bundleFiles, *failure) {
 // completeness restates checkCABundleCompleteness and createIstioCA: all of
 // key, cert, root and one chain file, or none (then istiod runs its own
 // self-signed CA and the plugged-in files are not used at all).
-func completeness(dir string, b bundleFiles) *failure {
+func completeness(dir string, b bundleFiles, useCacertsForSelfSignedCA bool) *failure {
 	var have, missing []string
 	for _, f := range []string{b.signingKey, b.signingCert, b.root} {
 		ok, err := exists(f)
@@ -187,7 +192,7 @@ func completeness(dir string, b bundleFiles) *failure {
 	if len(have) == 0 {
 		return fail("load", "no signing CA bundle: istiod would run its self-signed CA")
 	}
-	if ok, _ := exists(filepath.Join(dir, istioGenerated)); ok {
+	if ok, _ := exists(filepath.Join(dir, istioGenerated)); ok && useCacertsForSelfSignedCA {
 		return fail("load", "istio-generated key present: istiod treats cacerts as its self-signed CA store")
 	}
 	return nil
@@ -438,11 +443,11 @@ func revoked(cert, issuer *x509.Certificate, crls []*x509.RevocationList) (bool,
 }
 
 func (o *oracle) check(dir string) *failure {
-	b, f := detect(dir)
+	b, f := detect(dir, o.enableCACRL)
 	if f != nil {
 		return f
 	}
-	if f := completeness(dir, b); f != nil {
+	if f := completeness(dir, b, o.useCacertsForSelfSignedCA); f != nil {
 		return f
 	}
 	certPEM, keyPEM, chainPEM, rootPEM, crlPEM, f := readFiles(b)
@@ -649,8 +654,11 @@ func pathRevocation(chains [][]*x509.Certificate, crls []*x509.RevocationList) *
 func main() {
 	at := flag.String("at", "", "verification time, RFC 3339 (default: now)")
 	td := flag.String("trust-domain", "cluster.local", "trust domain of the workload SPIFFE ID")
+	crl := flag.Bool("enable-ca-crl", true, "istiod's PILOT_ENABLE_CA_CRL: read ca-crl.pem")
+	selfSigned := flag.Bool("use-cacerts-for-self-signed-ca", false,
+		"istiod's USE_CACERTS_FOR_SELF_SIGNED_CA: an istio-generated key makes cacerts the self-signed CA's store")
 	flag.Parse()
-	o := &oracle{at: time.Now(), trustDomain: *td}
+	o := &oracle{at: time.Now(), trustDomain: *td, enableCACRL: *crl, useCacertsForSelfSignedCA: *selfSigned}
 	if *at != "" {
 		t, err := time.Parse(time.RFC3339, *at)
 		if err != nil {
