@@ -8,6 +8,7 @@
 //	oracle [--at RFC3339] [--trust-domain TD] [--enable-ca-crl=BOOL]
 //	       [--use-cacerts-for-self-signed-ca=BOOL] DIR...
 //	oracle [flags] < dirs.txt   (one directory per line)
+//	oracle --mesh [flags] CERTSDIR...   (every cluster, then cross-cluster trust; stage "mesh")
 //
 // Output, one line per directory:
 //
@@ -657,6 +658,7 @@ func main() {
 	crl := flag.Bool("enable-ca-crl", true, "istiod's PILOT_ENABLE_CA_CRL: read ca-crl.pem")
 	selfSigned := flag.Bool("use-cacerts-for-self-signed-ca", false,
 		"istiod's USE_CACERTS_FOR_SELF_SIGNED_CA: an istio-generated key makes cacerts the self-signed CA's store")
+	mesh := flag.Bool("mesh", false, "each argument is a certs directory: every cluster under it, and cross-cluster trust")
 	flag.Parse()
 	o := &oracle{at: time.Now(), trustDomain: *td, enableCACRL: *crl, useCacertsForSelfSignedCA: *selfSigned}
 	if *at != "" {
@@ -679,7 +681,11 @@ func main() {
 	enc := json.NewEncoder(out)
 	run := func(dir string) {
 		v := Verdict{Dir: dir, OK: true}
-		if f := o.check(dir); f != nil {
+		check := o.check
+		if *mesh {
+			check = o.checkMesh
+		}
+		if f := check(dir); f != nil {
 			v.OK, v.Stage, v.Reason = false, f.stage, f.reason
 		}
 		if err := enc.Encode(v); err != nil {

@@ -274,3 +274,102 @@ fn meshca_reports_an_error_whenever_the_istiod_oracle_rejects() {
         keep.display()
     );
 }
+
+/// Mesh-level errors meshca reports by design (README, "What verify
+/// checks") that no istiod and no workload refuses.
+const MESH_POLICIES: &[(&str, &str)] = &[
+    (
+        "shared-key",
+        "two clusters sharing an intermediate key (one leak exposes both)",
+    ),
+    (
+        "root-differs",
+        "a cluster whose root differs from the certs directory's mesh root",
+    ),
+];
+
+#[test]
+fn meshca_reports_an_error_whenever_the_oracle_rejects_a_mesh() {
+    let seed = env_u64("MESHCA_DIFF_SEED").unwrap_or_else(|| fastrand::u64(..));
+    let count = env_u64("MESHCA_DIFF_MESHES").map_or(200, |n| n as usize);
+    eprintln!("differential meshes: seed {seed}, {count} certs directories (replay: MESHCA_DIFF_SEED={seed})");
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let bin = oracle::build(&tmp.join("oracle"), "oracle-differential-mesh");
+    let meshes = Meshes::new();
+    let mut gen = Generator::new(&meshes, seed);
+    let cases: Vec<Case> = (0..count).map(|_| gen.mesh_case()).collect();
+    let work = tempfile::Builder::new()
+        .prefix("differential-mesh-")
+        .tempdir_in(&tmp)
+        .unwrap();
+    let dirs: Vec<PathBuf> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let d = work.path().join(format!("{i:05}"));
+            c.write(&d);
+            d
+        })
+        .collect();
+    let verdicts = oracle::run_with(&bin, AT_RFC3339, &["--mesh"], &dirs);
+    let opts = VerifyOptions::at(AT);
+    let prefix = format!("{}/", work.path().display());
+    let allowed = |code: &str, case: &Case| {
+        MESH_POLICIES.iter().any(|(c, _)| *c == code)
+            || POLICIES
+                .iter()
+                .any(|(c, only, _)| *c == code && only.is_none_or(|m| case.mutation.contains(m)))
+    };
+    let mut failures: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    let (mut rejected, mut accepted) = (0, 0);
+    for (i, ((case, v), dir)) in cases.iter().zip(&verdicts).zip(&dirs).enumerate() {
+        let groups = meshca::verify_certs_dir(dir, &opts).expect("a readable certs directory");
+        let errs: Vec<String> = groups.iter().flat_map(errors).collect();
+        let text = groups
+            .iter()
+            .map(findings_text)
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ")
+            .replace(&prefix, "");
+        if case.mutation == "mesh:good" {
+            assert!(
+                v.ok && errs.is_empty(),
+                "a good mesh must pass both: seed {seed} case {i}: oracle {v:?}, meshca {text}"
+            );
+        }
+        let class = if !v.ok {
+            rejected += 1;
+            errs.is_empty()
+                .then(|| format!("MISSED | {} | oracle {}", case.mutation, v.stage))
+        } else {
+            accepted += 1;
+            let odd: Vec<&str> = errs
+                .iter()
+                .filter(|c| !allowed(c, case))
+                .map(|s| s.as_str())
+                .collect();
+            (!odd.is_empty()).then(|| format!("STRICT | {} | [{}]", case.mutation, odd.join(",")))
+        };
+        if let Some(class) = class {
+            let e = failures
+                .entry(class)
+                .or_insert((0, format!("case {i}: oracle: {}; meshca: {text}", v.reason)));
+            e.0 += 1;
+        }
+    }
+    eprintln!("differential meshes: oracle rejected {rejected}, accepted {accepted}");
+    assert!(rejected > 0 && accepted > 0, "both verdicts must occur");
+    if failures.is_empty() {
+        return;
+    }
+    let mut table = String::new();
+    for (class, (n, example)) in &failures {
+        writeln!(table, "| {n} | {class} | {example} |").unwrap();
+    }
+    std::fs::write(tmp.join("differential-mesh-report.md"), &table).unwrap();
+    panic!(
+        "{} mesh classes disagree with the oracle (seed {seed}; replay with MESHCA_DIFF_SEED={seed}):\n{table}",
+        failures.len()
+    );
+}

@@ -37,6 +37,8 @@ pub struct Base {
     pub ica_der: Vec<u8>,
     pub root_crl: String,
     pub ca_crl: String,
+    /// A second cluster's intermediate from the same root (ECDSA P-256).
+    pub ica2: IntermediateCa,
     /// The EC intermediate key as SEC1 with explicit curve parameters
     /// (`openssl ec -param_enc explicit`); None for RSA.
     pub ica_key_explicit: Option<String>,
@@ -98,7 +100,17 @@ impl Base {
         let root_crl = root.crl(None, &[], T0, CRL_DAYS).unwrap();
         let ca_crl = ica.ca_crl(root_crl.as_bytes(), None, T0, CRL_DAYS).unwrap();
         let ica_key_explicit = (!ica.key_type().is_rsa()).then(|| explicit_curve(ica_key_pem));
+        let ica2 = root
+            .issue_intermediate(
+                "cluster2",
+                &IntermediateParams::default(),
+                PrivateKey::generate(KeyType::EcdsaP256).unwrap(),
+                T0,
+            )
+            .unwrap()
+            .ca;
         Base {
+            ica2,
             ica_key_explicit,
             name: name.to_owned(),
             root_der: root.cert_der().to_vec(),
@@ -178,6 +190,7 @@ impl Case {
         std::fs::create_dir_all(dir).unwrap();
         for (name, bytes) in &self.files {
             let p = dir.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(&p, bytes).unwrap();
             let mode = if name.contains("key") { 0o600 } else { 0o644 };
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
@@ -1666,5 +1679,94 @@ impl<'a> Generator<'a> {
         };
         f.insert("ca-crl.pem".into(), text.into_bytes());
         (name, f)
+    }
+}
+
+/// Mutations of a two-cluster mesh (a certs directory).
+const MESH_MUTATIONS: &[&str] = &[
+    "mesh:good",
+    "mesh:cluster2-foreign-ca-both-roots",
+    "mesh:cluster2-foreign-only",
+    "mesh:cluster1-both-roots",
+    "mesh:both-clusters-both-roots",
+    "mesh:shared-key",
+    "mesh:top-root-foreign",
+    "mesh:cluster2-chain-without-root",
+];
+
+fn cluster_files(prefix: &str, ca: &str, key: &str, chain: &str, roots: &str, into: &mut Files) {
+    for (n, v) in [
+        ("ca-cert.pem", ca),
+        ("ca-key.pem", key),
+        ("cert-chain.pem", chain),
+        ("root-cert.pem", roots),
+    ] {
+        into.insert(format!("{prefix}/{n}"), v.as_bytes().to_vec());
+    }
+}
+
+impl Generator<'_> {
+    /// A certs directory: the mesh root, cluster1 and cluster2, mutated.
+    pub fn mesh_case(&mut self) -> Case {
+        self.rng =
+            fastrand::Rng::with_seed(!self.seed ^ self.index.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        self.index += 1;
+        let base_i = self.rng.usize(..self.meshes.bases.len());
+        let b = &self.meshes.bases[base_i];
+        let f = &self.meshes.foreign;
+        let m = MESH_MUTATIONS[self.rng.usize(..MESH_MUTATIONS.len())];
+        let root = b.root.cert_pem();
+        let froot = f.root.cert_pem();
+        let (ca1, key1, chain1) = (
+            b.ica.cert_pem(),
+            b.ica_key_pem.to_string(),
+            b.ica.chain_pem(),
+        );
+        let b2 = b.ica2.bundle();
+        let (mut ca2, mut key2, mut chain2, mut roots2) = (
+            b2.ca_cert.clone(),
+            b2.ca_key.to_string(),
+            b2.cert_chain.clone(),
+            root.clone(),
+        );
+        let mut roots1 = root.clone();
+        let mut top = root.clone();
+        match m {
+            "mesh:good" => {}
+            "mesh:cluster2-foreign-ca-both-roots" => {
+                ca2 = f.ica.cert_pem();
+                key2 = f.ica_key_pem.to_string();
+                chain2 = f.ica.chain_pem();
+                roots2 = format!("{root}{froot}");
+            }
+            "mesh:cluster2-foreign-only" => {
+                ca2 = f.ica.cert_pem();
+                key2 = f.ica_key_pem.to_string();
+                chain2 = f.ica.chain_pem();
+                roots2 = froot.clone();
+            }
+            "mesh:cluster1-both-roots" => roots1 = format!("{root}{froot}"),
+            "mesh:both-clusters-both-roots" => {
+                roots1 = format!("{root}{froot}");
+                roots2 = format!("{froot}{root}");
+            }
+            "mesh:shared-key" => {
+                ca2 = ca1.clone();
+                key2 = key1.clone();
+                chain2 = chain1.clone();
+            }
+            "mesh:top-root-foreign" => top = froot.clone(),
+            "mesh:cluster2-chain-without-root" => chain2 = ca2.clone(),
+            other => panic!("unknown mutation {other}"),
+        }
+        let mut files = Files::new();
+        files.insert("root-cert.pem".into(), top.into_bytes());
+        cluster_files("cluster1", &ca1, &key1, &chain1, &roots1, &mut files);
+        cluster_files("cluster2", &ca2, &key2, &chain2, &roots2, &mut files);
+        Case {
+            base: base_i,
+            mutation: m.to_owned(),
+            files,
+        }
     }
 }

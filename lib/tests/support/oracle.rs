@@ -76,9 +76,16 @@ pub fn build(out_dir: &Path, name: &str) -> PathBuf {
 /// Runs the oracle once over every directory (one per stdin line), at the
 /// RFC 3339 time `at`, and returns the verdicts in the same order.
 pub fn run(bin: &Path, at: &str, dirs: &[PathBuf]) -> Vec<Verdict> {
+    run_with(bin, at, &[], dirs)
+}
+
+/// [`run`] with more oracle flags (`--mesh`: each directory is a certs
+/// directory).
+pub fn run_with(bin: &Path, at: &str, flags: &[&str], dirs: &[PathBuf]) -> Vec<Verdict> {
     let mut child = Command::new(bin)
         .arg("--at")
         .arg(at)
+        .args(flags)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
