@@ -400,26 +400,28 @@ func verifyCRLs(chain, crl []byte, at time.Time) ([]*x509.RevocationList, *failu
 		return nil, fail("crl", "missing CRL signed by %d certificate(s) of the chain", len(missing))
 	}
 	// Envoy (BoringSSL) finds a CA's CRL by issuer name, then checks the
-	// signature; Go's CheckSignatureFrom looks at the signature only.
+	// signature (Go's CheckSignatureFrom looks at the signature only), and
+	// uses the best of them: each CA needs one it can use.
 	for _, s := range signers {
 		named := false
+		var unusable error
+		usable := false
 		for _, c := range crls {
-			if c.CheckSignatureFrom(s) == nil && bytes.Equal(c.RawIssuer, s.RawSubject) {
-				named = true
+			if c.CheckSignatureFrom(s) != nil || !bytes.Equal(c.RawIssuer, s.RawSubject) {
+				continue
+			}
+			named = true
+			if err := crlUsable(c, at); err != nil {
+				unusable = err
+			} else {
+				usable = true
 			}
 		}
 		if !named {
 			return nil, fail("crl", "a CRL signed by a chain certificate does not name it as issuer (Envoy matches CRLs by name)")
 		}
-	}
-	for _, s := range signers {
-		for _, c := range crls {
-			if c.CheckSignatureFrom(s) != nil {
-				continue
-			}
-			if err := crlUsable(c, at); err != nil {
-				return nil, fail("crl", "CRL of a chain certificate unusable by Envoy: %v", err)
-			}
+		if !usable {
+			return nil, fail("crl", "CRL of a chain certificate unusable by Envoy: %v", unusable)
 		}
 	}
 	return crls, nil

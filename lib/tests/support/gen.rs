@@ -1153,6 +1153,7 @@ const PEM_MUTATIONS: &[&str] = &[
 const CRL_MUTATIONS: &[&str] = &[
     "crl:good",
     "crl:stale",
+    "crl:stale-and-fresh",
     "crl:future-this-update",
     "crl:wrong-signer",
     "crl:root-only",
@@ -1554,6 +1555,16 @@ impl<'a> Generator<'a> {
         let text = match m {
             "crl:good" => b.ca_crl.clone(),
             "crl:stale" => own_crl(AT - Duration::days(40), 30),
+            // An old CRL left next to the current one: Envoy uses the best.
+            "crl:stale-and-fresh" => {
+                let stale = own_crl(AT - Duration::days(40), 30);
+                let old = pem::parse_many(&stale).unwrap();
+                format!(
+                    "{}{}",
+                    b.ca_crl,
+                    pem_block("X509 CRL", old.last().unwrap().contents())
+                )
+            }
             "crl:future-this-update" => own_crl(AT + Duration::days(1), 30),
             "crl:wrong-signer" => format!("{}{own_only}", self.meshes.foreign.root_crl),
             "crl:root-only" => root_crl_pem.clone(),
