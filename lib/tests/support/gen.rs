@@ -1703,6 +1703,7 @@ const MESH_MUTATIONS: &[&str] = &[
     "mesh:shared-key",
     "mesh:top-root-foreign",
     "mesh:cluster2-chain-without-root",
+    "mesh:cluster2-ca-is-the-root",
 ];
 
 fn cluster_files(prefix: &str, ca: &str, key: &str, chain: &str, roots: &str, into: &mut Files) {
@@ -1768,6 +1769,12 @@ impl Generator<'_> {
             }
             "mesh:top-root-foreign" => top = froot.clone(),
             "mesh:cluster2-chain-without-root" => chain2 = ca2.clone(),
+            // The offline root deployed as a cluster CA: istiod loads it.
+            "mesh:cluster2-ca-is-the-root" => {
+                ca2 = root.clone();
+                key2 = b.root.key().to_pem().to_string();
+                chain2 = root.clone();
+            }
             other => panic!("unknown mutation {other}"),
         }
         let mut files = Files::new();
