@@ -1214,9 +1214,12 @@ impl<'a> Generator<'a> {
             (format!("ica:fuzz:{name}"), f)
         } else if roll < 57 {
             self.outer_mutation(b)
-        } else if roll < 67 {
+        } else if roll < 64 {
             let m = ROOT_MUTATIONS[self.rng.usize(..ROOT_MUTATIONS.len())];
             (format!("root:{m}"), self.root_mutation(b, m))
+        } else if roll < 67 {
+            let (name, f) = self.root_fuzz(b);
+            (format!("root:fuzz:{name}"), f)
         } else if roll < 85 {
             let m = PEM_MUTATIONS[self.rng.usize(..PEM_MUTATIONS.len())];
             (format!("pem:{m}"), self.pem_mutation(b, m))
@@ -1298,6 +1301,20 @@ impl<'a> Generator<'a> {
             }
         };
         (format!("ica-outer:{name}"), Self::with_ca(b, &der))
+    }
+
+    /// A random structure-aware edit of the root's TBS, re-signed by its key.
+    fn root_fuzz(&mut self, b: &Base) -> (String, Files) {
+        let cert = Node::parse(&b.root_der);
+        let mut tbs = cert.kids()[0].clone();
+        let name = fuzz_node(&mut tbs, &mut self.rng);
+        let root_der = signed(&tbs, &cert.kids()[1], b.root.key());
+        let ca = meshca::certificate_pem(&b.ica_der);
+        let root = meshca::certificate_pem(&root_der);
+        let mut f = b.files();
+        f.insert("cert-chain.pem".into(), format!("{ca}{root}").into_bytes());
+        f.insert("root-cert.pem".into(), root.into_bytes());
+        (name, f)
     }
 
     fn root_mutation(&mut self, b: &Base, m: &str) -> Files {
