@@ -35,6 +35,16 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// A path that must be a regular file is something else (a symbolic
+    /// link, which is never followed, a FIFO, a device, a socket).
+    #[error("{path}: is {kind}, not a regular file")]
+    NotRegularFile {
+        /// The path concerned.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+
     /// A document is not PEM, or holds no block of the expected kind.
     #[error("{what}: {problem}")]
     Pem {

@@ -53,6 +53,7 @@ mod mesh;
 mod pemutil;
 mod profile;
 mod secret;
+pub mod store;
 mod verify;
 
 pub use bundle::{
