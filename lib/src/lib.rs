@@ -73,8 +73,9 @@ pub use profile::{
 };
 pub use secret::{cacerts_yaml, SecretData, SecretOptions, SecretShape, MAX_SECRET_BYTES};
 pub use verify::{
-    verify_bundle, verify_certs_dir, verify_cluster_dir, verify_paths, verify_step, BundleFiles,
-    Code, Finding, Group, GroupKind, Report, Severity, VerifyOptions,
+    verify_bundle, verify_certs_dir, verify_cluster_dir, verify_mesh, verify_mesh_step,
+    verify_paths, verify_step, BundleFiles, Code, Finding, Group, GroupKind, MeshFiles, Report,
+    Severity, VerifyOptions,
 };
 
 // The README's Rust examples are compiled and run as doc-tests.

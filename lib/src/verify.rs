@@ -341,58 +341,6 @@ impl fmt::Debug for BundleFiles {
     }
 }
 
-impl BundleFiles {
-    /// Reads whichever of the bundle's files exist in `dir`. Files that
-    /// cannot be read (other than absent) are reported as findings later,
-    /// through `unreadable`.
-    fn read_dir(
-        dir: &Path,
-        label: &str,
-        findings: &mut Vec<Finding>,
-        unreadable: &mut Vec<String>,
-    ) -> Self {
-        let mut read = |name: &str| -> Option<Vec<u8>> {
-            let path = dir.join(name);
-            match std::fs::symlink_metadata(&path) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-                _ => {}
-            }
-            match crate::files::read_limited(&path) {
-                Ok(b) => Some(b),
-                Err(Error::TooLarge { size, limit, .. }) => {
-                    findings.push(err(
-                        Code::TooLarge,
-                        &join(label, name),
-                        format!(
-                            "{} is {size} bytes, over the {limit}-byte limit",
-                            join(label, name)
-                        ),
-                    ));
-                    unreadable.push(join(label, name));
-                    None
-                }
-                Err(e) => {
-                    findings.push(err(
-                        Code::NotPem,
-                        &join(label, name),
-                        format!("{} cannot be read: {e}", join(label, name)),
-                    ));
-                    unreadable.push(join(label, name));
-                    None
-                }
-            }
-        };
-        BundleFiles {
-            ca_cert: read(CA_CERT),
-            ca_key: read(CA_KEY).map(zeroize::Zeroizing::new),
-            cert_chain: read(CERT_CHAIN),
-            root_cert: read(ROOT_CERT),
-            ca_crl: read(CA_CRL),
-            cacerts_yaml: read(SECRET_YAML).map(zeroize::Zeroizing::new),
-        }
-    }
-}
-
 fn join(label: &str, name: &str) -> String {
     if label.is_empty() {
         name.to_owned()
@@ -1450,61 +1398,206 @@ fn cluster_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Verifies a cluster directory.
 pub fn verify_cluster_dir(dir: &Path, opts: &VerifyOptions) -> Group {
-    check_cluster_dir(dir, opts).0
+    check_cluster_dir(dir, opts)
 }
 
-/// Verifies a cluster directory, handing back the files it read.
-fn check_cluster_dir(dir: &Path, opts: &VerifyOptions) -> (Group, BundleFiles) {
+/// Verifies a cluster directory: reads it, then runs [`verify_bundle`].
+fn check_cluster_dir(dir: &Path, opts: &VerifyOptions) -> Group {
     let label = label_for(dir);
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| label.clone());
-    let mut findings = Vec::new();
-    let mut unreadable = Vec::new();
-    let files = BundleFiles::read_dir(dir, &label, &mut findings, &mut unreadable);
-    findings.extend(
-        verify_bundle(&label, Some(&name), &files, opts)
-            .into_iter()
-            .filter(|f| !(f.code == Code::MissingFile && unreadable.contains(&f.file))),
-    );
-    for key in [CA_KEY, SECRET_YAML] {
-        check_key_mode(&dir.join(key), &join(&label, key), &mut findings);
+    let (files, rf) = read_bundle_dir(dir, &label);
+    let findings = verify_bundle(&label, Some(&name), &files, opts);
+    rf.merge_into(Group::new(&name, &label, GroupKind::Cluster, findings))
+}
+
+/// Every file of a certs directory, as bytes (`None`: absent). Lets a
+/// program verify a whole mesh held in memory and get the same report as
+/// from disk.
+#[derive(Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MeshFiles {
+    /// `DIR/root-cert.pem`.
+    pub root_cert: Option<Vec<u8>>,
+    /// `DIR/root-key.pem` (may be encrypted PKCS#8; zeroized on drop).
+    pub root_key: Option<zeroize::Zeroizing<Vec<u8>>>,
+    /// `DIR/root-crl.pem`.
+    pub root_crl: Option<Vec<u8>>,
+    /// `DIR/<name>/...`, by cluster name.
+    pub clusters: BTreeMap<String, BundleFiles>,
+}
+
+impl fmt::Debug for MeshFiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let len = |o: Option<usize>| o.map_or("absent".to_owned(), |n| format!("{n} bytes"));
+        f.debug_struct("MeshFiles")
+            .field("root_cert", &len(self.root_cert.as_ref().map(Vec::len)))
+            .field("root_key", &"[secret key elided]")
+            .field("root_crl", &len(self.root_crl.as_ref().map(Vec::len)))
+            .field("clusters", &self.clusters)
+            .finish()
     }
-    (
-        Group::new(&name, &label, GroupKind::Cluster, findings),
-        files,
-    )
+}
+
+/// What reading a directory found that the bytes cannot show: files that
+/// could not be read, too large, or with loose permissions.
+#[derive(Default)]
+struct ReadFindings {
+    findings: Vec<Finding>,
+    /// Files (as labelled) that exist but could not be read: their
+    /// `missing-file` finding from the byte checks is dropped.
+    unreadable: Vec<String>,
+}
+
+impl ReadFindings {
+    /// Reads one file, `None` when absent; other failures become findings.
+    fn read(&mut self, dir: &Path, label: &str, name: &str) -> Option<Vec<u8>> {
+        let path = dir.join(name);
+        if let Err(e) = std::fs::symlink_metadata(&path) {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                return None;
+            }
+        }
+        let file = join(label, name);
+        match crate::files::read_limited(&path) {
+            Ok(b) => Some(b),
+            Err(Error::TooLarge { size, limit, .. }) => {
+                self.findings.push(err(
+                    Code::TooLarge,
+                    &file,
+                    format!("{file} is {size} bytes, over the {limit}-byte limit"),
+                ));
+                self.unreadable.push(file);
+                None
+            }
+            Err(e) => {
+                self.findings.push(err(
+                    Code::NotPem,
+                    &file,
+                    format!("{file} cannot be read: {e}"),
+                ));
+                self.unreadable.push(file);
+                None
+            }
+        }
+    }
+
+    /// Adds these findings to a group computed from the bytes.
+    fn merge_into(self, group: Group) -> Group {
+        let mut findings: Vec<Finding> = group
+            .findings
+            .into_iter()
+            .filter(|f| !(f.code == Code::MissingFile && self.unreadable.contains(&f.file)))
+            .collect();
+        findings.extend(self.findings);
+        Group::new(&group.name, &group.path, group.kind, findings)
+    }
+}
+
+/// Reads a cluster directory's files, with what the file system says.
+fn read_bundle_dir(dir: &Path, label: &str) -> (BundleFiles, ReadFindings) {
+    let mut rf = ReadFindings::default();
+    let files = BundleFiles {
+        ca_cert: rf.read(dir, label, CA_CERT),
+        ca_key: rf.read(dir, label, CA_KEY).map(zeroize::Zeroizing::new),
+        cert_chain: rf.read(dir, label, CERT_CHAIN),
+        root_cert: rf.read(dir, label, ROOT_CERT),
+        ca_crl: rf.read(dir, label, CA_CRL),
+        cacerts_yaml: rf
+            .read(dir, label, SECRET_YAML)
+            .map(zeroize::Zeroizing::new),
+    };
+    for key in [CA_KEY, SECRET_YAML] {
+        check_key_mode(&dir.join(key), &join(label, key), &mut rf.findings);
+    }
+    (files, rf)
+}
+
+/// Reads a certs directory: its root files and every cluster directory.
+/// Returns the files, the mesh-level read findings and each cluster's.
+fn read_mesh_dir(
+    dir: &Path,
+    label: &str,
+) -> Result<(MeshFiles, ReadFindings, BTreeMap<String, ReadFindings>)> {
+    let mut rf = ReadFindings::default();
+    let root_cert = rf.read(dir, label, ROOT_CERT);
+    let root_key = rf.read(dir, label, ROOT_KEY).map(zeroize::Zeroizing::new);
+    if root_key.is_some() {
+        check_key_mode(
+            &dir.join(ROOT_KEY),
+            &join(label, ROOT_KEY),
+            &mut rf.findings,
+        );
+    }
+    let root_crl = rf.read(dir, label, crate::crl::ROOT_CRL);
+    let mut clusters = BTreeMap::new();
+    let mut cluster_reads = BTreeMap::new();
+    for cdir in cluster_dirs(dir)? {
+        let Some(name) = cdir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        let (files, crf) = read_bundle_dir(&cdir, &join(label, &name));
+        clusters.insert(name.clone(), files);
+        cluster_reads.insert(name, crf);
+    }
+    Ok((
+        MeshFiles {
+            root_cert,
+            root_key,
+            root_crl,
+            clusters,
+        },
+        rf,
+        cluster_reads,
+    ))
 }
 
 /// Verifies a certs directory: its root, every cluster under it, and the
-/// mesh as a whole (one root, no shared intermediate keys).
+/// mesh as a whole (one root, no shared intermediate keys). Reads the
+/// directory, then runs [`verify_mesh`]; what only the file system shows
+/// (unreadable files, key file modes) is added to the groups.
 pub fn verify_certs_dir(dir: &Path, opts: &VerifyOptions) -> Result<Vec<Group>> {
     let label = label_for(dir);
-    let entries = cluster_dirs(dir)?;
-    let mut mesh = Vec::new();
-    let root_file = join(&label, ROOT_CERT);
-    let root_path = dir.join(ROOT_CERT);
-    let mesh_roots: Option<Vec<Loaded>> = if root_path.exists() {
-        let bytes = crate::files::read_limited(&root_path).ok();
-        let roots = load_certs(&root_file, bytes.as_deref(), &mut mesh);
-        if let Some(roots) = &roots {
-            for r in roots {
-                check_cert_alone(r, &root_file, true, &mut mesh);
-                validity_findings(r, &root_file, opts, Severity::Error, &mut mesh);
-            }
+    let (mesh, mesh_reads, mut cluster_reads) = read_mesh_dir(dir, &label)?;
+    let mut groups = verify_mesh(&label, &mesh, opts).into_iter();
+    let mut all = Vec::new();
+    if let Some(first) = groups.next() {
+        all.push(mesh_reads.merge_into(first));
+    }
+    for group in groups {
+        match cluster_reads.remove(&group.name) {
+            Some(rf) => all.push(rf.merge_into(group)),
+            None => all.push(group),
         }
-        roots
-    } else {
-        None
+    }
+    Ok(all)
+}
+
+/// Verifies a mesh held in memory. `label` is the path prefix used in
+/// finding file names (`"certs"` gives `certs/cluster1/ca-cert.pem`, `""`
+/// gives `cluster1/ca-cert.pem`). Returns the `mesh` group followed by one
+/// group per cluster, exactly as [`verify_certs_dir`] does.
+pub fn verify_mesh(label: &str, mesh_files: &MeshFiles, opts: &VerifyOptions) -> Vec<Group> {
+    let mut mesh = Vec::new();
+    let root_file = join(label, ROOT_CERT);
+    let mesh_roots: Option<Vec<Loaded>> = match &mesh_files.root_cert {
+        Some(bytes) => {
+            let roots = load_certs(&root_file, Some(bytes), &mut mesh);
+            if let Some(roots) = &roots {
+                for r in roots {
+                    check_cert_alone(r, &root_file, true, &mut mesh);
+                    validity_findings(r, &root_file, opts, Severity::Error, &mut mesh);
+                }
+            }
+            roots
+        }
+        None => None,
     };
-    let key_path = dir.join(ROOT_KEY);
-    if key_path.exists() {
-        let key_file = join(&label, ROOT_KEY);
-        check_key_mode(&key_path, &key_file, &mut mesh);
-        match crate::files::read_limited(&key_path)
-            .and_then(|b| PrivateKey::from_pem(&key_file, &zeroize::Zeroizing::new(b)))
-        {
+    if let Some(bytes) = &mesh_files.root_key {
+        let key_file = join(label, ROOT_KEY);
+        match PrivateKey::from_pem(&key_file, bytes) {
             Ok(k) => {
                 let spki = k.public_key_der();
                 let matches = mesh_roots.as_ref().is_some_and(|rs| {
@@ -1524,17 +1617,26 @@ pub fn verify_certs_dir(dir: &Path, opts: &VerifyOptions) -> Result<Vec<Group>> 
             Err(e) => mesh.push(err(Code::KeyUnparsable, &key_file, e.to_string())),
         }
     }
+    let entries: Vec<(&String, &BundleFiles)> = mesh_files.clusters.iter().collect();
     let mut groups = Vec::new();
     let mut keys: BTreeMap<Vec<u8>, String> = BTreeMap::new();
     let mut first_roots: Option<(String, Vec<Vec<u8>>)> = None;
     // Clusters are independent: check them on all cores.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let checked =
-        crate::mesh::map_parallel(entries.iter().collect(), threads, &|cdir: &PathBuf| {
-            check_cluster_dir(cdir, opts)
-        });
-    for (cdir, (group, files)) in entries.iter().zip(checked) {
-        let clabel = label_for(cdir);
+    let checked = crate::mesh::map_parallel(entries.clone(), threads, &|(name, files): (
+        &String,
+        &BundleFiles,
+    )| {
+        let clabel = join(label, name);
+        Group::new(
+            name,
+            &clabel,
+            GroupKind::Cluster,
+            verify_bundle(&clabel, Some(name), files, opts),
+        )
+    });
+    for ((name, files), group) in entries.iter().zip(checked) {
+        let clabel = join(label, name);
         // Mesh-wide checks on this cluster.
         let mut scratch = Vec::new();
         if let Some(cas) = load_certs(
@@ -1603,18 +1705,18 @@ pub fn verify_certs_dir(dir: &Path, opts: &VerifyOptions) -> Result<Vec<Group>> 
             },
             format!(
                 "{} has no cluster directories",
-                if label.is_empty() { "." } else { &label }
+                if label.is_empty() { "." } else { label }
             ),
         ));
     }
     let mut all = vec![Group::new(
         "mesh",
-        if label.is_empty() { "." } else { &label },
+        if label.is_empty() { "." } else { label },
         GroupKind::Mesh,
         mesh,
     )];
     all.extend(groups);
-    Ok(all)
+    all
 }
 
 /// Verifies each path: a cluster directory (it holds `ca-cert.pem`,
@@ -1657,26 +1759,34 @@ pub fn verify_paths(paths: &[PathBuf], opts: &VerifyOptions) -> Result<Report> {
 }
 
 /// Checks the step between two certs directories, `previous` then
-/// `current` (stages of a root rotation): for every cluster present in both,
-/// its `root-cert.pem` must be a superset or a subset of the previous one
-/// (istiod's rule with `ISTIO_MULTIROOT_MESH=true`), and every cluster's CA
-/// at one stage must chain to the roots of every cluster at the other, so
-/// workloads keep trusting each other while clusters move one by one.
+/// `current` (stages of a root rotation): reads both, then runs
+/// [`verify_mesh_step`].
 pub fn verify_step(previous: &Path, current: &Path, opts: &VerifyOptions) -> Result<Group> {
+    let (prev_label, cur_label) = (label_for(previous), label_for(current));
+    let (prev, ..) = read_mesh_dir(previous, &prev_label)?;
+    let (cur, ..) = read_mesh_dir(current, &cur_label)?;
+    Ok(verify_mesh_step(&prev_label, &prev, &cur_label, &cur, opts))
+}
+
+/// The rotation-step check of two meshes in memory, `prev` then `cur`: for
+/// every cluster present in both, its `root-cert.pem` must be a superset or
+/// a subset of the previous one (istiod's rule with
+/// `ISTIO_MULTIROOT_MESH=true`), and every cluster's CA at one stage must
+/// chain to the roots of every cluster at the other, so workloads keep
+/// trusting each other while clusters move one by one.
+pub fn verify_mesh_step(
+    prev_label: &str,
+    prev: &MeshFiles,
+    cur_label: &str,
+    cur: &MeshFiles,
+    opts: &VerifyOptions,
+) -> Group {
     let mut out = Vec::new();
-    let list = |dir: &Path| -> Result<Vec<String>> {
-        Ok(cluster_dirs(dir)?
-            .iter()
-            .filter_map(|p| p.file_name().and_then(|n| n.to_str()).map(str::to_owned))
-            .collect())
-    };
-    let read = |p: PathBuf| crate::files::read_limited(&p).ok();
-    let roots_of = |dir: &Path, name: &str, out: &mut Vec<Finding>| -> Vec<Vec<u8>> {
-        let label = label_for(&dir.join(name));
+    let roots_of = |label: &str, files: &BundleFiles, out: &mut Vec<Finding>| -> Vec<Vec<u8>> {
         let mut scratch = Vec::new();
         let certs = load_certs(
-            &join(&label, ROOT_CERT),
-            read(dir.join(name).join(ROOT_CERT)).as_deref(),
+            &join(label, ROOT_CERT),
+            files.root_cert.as_deref(),
             &mut scratch,
         );
         if certs.is_none() {
@@ -1690,38 +1800,39 @@ pub fn verify_step(previous: &Path, current: &Path, opts: &VerifyOptions) -> Res
         v.sort();
         v
     };
-    let old_clusters = list(previous)?;
-    let new_clusters = list(current)?;
-    for name in new_clusters.iter().filter(|n| old_clusters.contains(n)) {
-        let old = roots_of(previous, name, &mut out);
-        let new = roots_of(current, name, &mut out);
+    for (name, new_files) in &cur.clusters {
+        let Some(old_files) = prev.clusters.get(name) else {
+            continue;
+        };
+        let old = roots_of(&join(prev_label, name), old_files, &mut out);
+        let new = roots_of(&join(cur_label, name), new_files, &mut out);
         let sub = new.iter().all(|r| old.contains(r));
         let sup = old.iter().all(|r| new.contains(r));
         if !sub && !sup {
-            let file = join(&label_for(&current.join(name)), ROOT_CERT);
+            let file = join(&join(cur_label, name), ROOT_CERT);
             out.push(err(
                 Code::RootStep,
                 &file,
                 format!(
                     "{file} is neither a superset nor a subset of {}: istiod refuses such a root change",
-                    join(&label_for(&previous.join(name)), ROOT_CERT)
+                    join(&join(prev_label, name), ROOT_CERT)
                 ),
             ));
         }
     }
     // Cross trust between the two stages, both ways.
-    for (a_dir, a_list, b_dir, b_list) in [
-        (previous, &old_clusters, current, &new_clusters),
-        (current, &new_clusters, previous, &old_clusters),
+    for (a_label, a_mesh, b_label, b_mesh) in [
+        (prev_label, prev, cur_label, cur),
+        (cur_label, cur, prev_label, prev),
     ] {
-        for a in a_list {
-            let a_label = label_for(&a_dir.join(a));
-            for b in b_list {
-                let b_label = label_for(&b_dir.join(b));
+        for (a, a_files) in &a_mesh.clusters {
+            let a_label = join(a_label, a);
+            for (b, b_files) in &b_mesh.clusters {
+                let b_label = join(b_label, b);
                 let files = BundleFiles {
-                    ca_cert: read(a_dir.join(a).join(CA_CERT)),
-                    cert_chain: read(a_dir.join(a).join(CERT_CHAIN)),
-                    root_cert: read(b_dir.join(b).join(ROOT_CERT)),
+                    ca_cert: a_files.ca_cert.clone(),
+                    cert_chain: a_files.cert_chain.clone(),
+                    root_cert: b_files.root_cert.clone(),
                     ..BundleFiles::default()
                 };
                 let findings = verify_bundle(&a_label, None, &files, opts);
@@ -1742,6 +1853,6 @@ pub fn verify_step(previous: &Path, current: &Path, opts: &VerifyOptions) -> Res
             }
         }
     }
-    let name = format!("{} -> {}", label_for(previous), label_for(current));
-    Ok(Group::new(&name, &label_for(current), GroupKind::Step, out))
+    let name = format!("{prev_label} -> {cur_label}");
+    Group::new(&name, cur_label, GroupKind::Step, out)
 }
