@@ -49,7 +49,7 @@ mod files;
 mod inspect;
 mod issue;
 mod key;
-mod mesh;
+pub mod mesh;
 mod pemutil;
 mod profile;
 mod secret;
@@ -65,7 +65,7 @@ pub use files::{read_limited, refuse_existing, write_files, FileWrite};
 pub use inspect::{inspect_pem, CertSummary, CrlSummary, Item, KeySummary};
 pub use issue::{IntermediateCa, IssuedIntermediate, RootCa, Workload, SERIAL_LEN};
 pub use key::{KeyFormat, PrivateKey};
-pub use mesh::{generate_keys, map_parallel, CertsDir, RootState};
+pub use mesh::{generate_keys, Mesh};
 pub use pemutil::{certificate_pem, certificates, concat as concat_pem, MAX_PEM_BYTES};
 pub use profile::{
     validate_name, IntermediateParams, KeyType, RootParams, WorkloadParams, DEFAULT_BACKDATE,

@@ -18,19 +18,38 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<u8> {
         }
         report = Report::new(groups, &options);
     }
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer_pretty(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        write_human(&mut out, &report)?;
+    // Temporary files an interrupted run left may hold keys: a failure.
+    let mut leftovers = Vec::new();
+    for path in &args.paths {
+        leftovers.extend(meshca::store::leftovers(path)?);
     }
-    out.flush()?;
-    Ok(if report.ok {
+    let code = if report.ok && leftovers.is_empty() {
         crate::EXIT_OK
     } else {
         crate::EXIT_FAILED
-    })
+    };
+    for path in &leftovers {
+        crate::output::error(format_args!(
+            "{}: a temporary file left by an interrupted meshca run (it may hold a private key): remove it",
+            path.display()
+        ));
+    }
+    let written = (|| -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        if args.json {
+            serde_json::to_writer_pretty(&mut out, &report)?;
+            writeln!(out)?;
+        } else {
+            write_human(&mut out, &report)?;
+        }
+        out.flush()
+    })();
+    match written {
+        // A reader that stops early (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(code),
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(code),
+    }
 }
 
 fn plural(n: usize, word: &str) -> String {
