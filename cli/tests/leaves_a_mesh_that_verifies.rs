@@ -301,7 +301,7 @@ fn dev_zero_a_fifo_or_nested_brackets_fail_at_once() {
     fs::remove_file(dir.join("c1/ca-cert.pem")).unwrap();
     rustix::fs::mkfifoat(
         rustix::fs::CWD,
-        &dir.join("c1/ca-cert.pem"),
+        dir.join("c1/ca-cert.pem"),
         rustix::fs::Mode::from_raw_mode(0o644),
     )
     .unwrap();
