@@ -110,6 +110,7 @@ impl std::fmt::Debug for Change {
 pub struct Transaction {
     changes: Vec<Change>,
     fail_at: Option<usize>,
+    no_sync: bool,
 }
 
 /// The file operations of a commit, counted for fault injection.
@@ -177,6 +178,13 @@ impl Transaction {
         self.fail_at = Some(n);
     }
 
+    /// Skips flushing files and directories to disk: still all-or-nothing
+    /// for other processes, but not across a power loss. For tests and
+    /// scratch directories only.
+    pub fn no_sync(&mut self) {
+        self.no_sync = true;
+    }
+
     /// Applies every change, or none (see [`Transaction`]).
     pub fn commit(self) -> Result<()> {
         let mut ops = Ops {
@@ -185,7 +193,14 @@ impl Transaction {
         };
         let mut created_dirs: Vec<PathBuf> = Vec::new();
         let mut staged: Vec<Staged<'_>> = Vec::with_capacity(self.changes.len());
-        let result = apply(&self.changes, &mut ops, &mut created_dirs, &mut staged);
+        let sync = !self.no_sync;
+        let result = apply(
+            &self.changes,
+            &mut ops,
+            &mut created_dirs,
+            &mut staged,
+            sync,
+        );
         if let Err(e) = result {
             rollback(staged, &created_dirs);
             return Err(e);
@@ -197,7 +212,7 @@ impl Transaction {
                 dirs.push(dir);
             }
         }
-        for dir in dirs {
+        for dir in dirs.into_iter().filter(|_| sync) {
             sync_dir(dir)?;
         }
         // The hard links to replaced files go with `staged`.
@@ -211,6 +226,7 @@ fn apply<'a>(
     ops: &mut Ops,
     created_dirs: &mut Vec<PathBuf>,
     staged: &mut Vec<Staged<'a>>,
+    sync: bool,
 ) -> Result<()> {
     // 1. Every new file goes to a temporary file beside its target.
     for change in changes {
@@ -223,7 +239,7 @@ fn apply<'a>(
                 let dir = parent_dir(path);
                 create_dirs(dir, created_dirs)?;
                 ops.step(path)?;
-                Some(write_temp(dir, contents, *secret)?)
+                Some(write_temp(dir, contents, *secret, sync)?)
             }
             Change::Remove { .. } => None,
         };
@@ -308,7 +324,7 @@ fn rollback(staged: Vec<Staged<'_>>, created_dirs: &[PathBuf]) {
     }
 }
 
-fn write_temp(dir: &Path, contents: &[u8], secret: bool) -> Result<NamedTempFile> {
+fn write_temp(dir: &Path, contents: &[u8], secret: bool, sync: bool) -> Result<NamedTempFile> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".meshca-")
         .suffix(".tmp")
@@ -323,9 +339,11 @@ fn write_temp(dir: &Path, contents: &[u8], secret: bool) -> Result<NamedTempFile
             .map_err(|e| Error::io(tmp.path(), e))?;
     }
     let _ = secret;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(tmp.path(), e))?;
+    if sync {
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io(tmp.path(), e))?;
+    }
     Ok(tmp)
 }
 
