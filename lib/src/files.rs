@@ -1,23 +1,11 @@
-//! Reading bounded files and writing sets of files atomically.
+//! Reading input files safely (writing is the store's: [`crate::store`]).
 
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::pemutil::MAX_PEM_BYTES;
-
-/// One file to write.
-#[derive(Debug)]
-pub struct FileWrite<'a> {
-    /// Where it goes.
-    pub path: PathBuf,
-    /// What it holds.
-    pub contents: &'a [u8],
-    /// Whether it holds a private key: then it is created mode 0600 and
-    /// stays so; other files end up 0644.
-    pub secret: bool,
-}
 
 /// Reads a file of at most 1 MiB, naming it in every error.
 ///
@@ -118,112 +106,9 @@ fn file_kind(ft: &fs::FileType) -> &'static str {
     "something else"
 }
 
-/// Fails with [`Error::AlreadyExists`] for the first file of `paths` that exists.
-pub fn refuse_existing<'p>(paths: impl IntoIterator<Item = &'p Path>) -> Result<()> {
-    for path in paths {
-        if fs::symlink_metadata(path).is_ok() {
-            return Err(Error::AlreadyExists {
-                path: path.to_owned(),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// Writes every file atomically and all together (see
-/// [`crate::store::Transaction`]): on any failure nothing is changed.
-/// Without `force`, nothing is written when any target exists, and a file
-/// appearing in the meantime is never replaced.
-pub fn write_files(files: &[FileWrite<'_>], force: bool) -> Result<()> {
-    if !force {
-        refuse_existing(files.iter().map(|f| f.path.as_path()))?;
-    }
-    let mut tx = crate::store::Transaction::new();
-    for f in files {
-        tx.write(f.path.clone(), f.contents, f.secret);
-    }
-    tx.commit()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn refuses_to_overwrite_and_leaves_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let a = dir.path().join("a.pem");
-        let b = dir.path().join("b.pem");
-        fs::write(&b, "old").unwrap();
-        let files = [
-            FileWrite {
-                path: a.clone(),
-                contents: b"new-a",
-                secret: false,
-            },
-            FileWrite {
-                path: b.clone(),
-                contents: b"new-b",
-                secret: true,
-            },
-        ];
-        let err = write_files(&files, false).unwrap_err();
-        assert!(
-            matches!(err, Error::AlreadyExists { ref path } if *path == b),
-            "{err}"
-        );
-        assert!(
-            !a.exists(),
-            "a file was written although the set was refused"
-        );
-        assert_eq!(fs::read_to_string(&b).unwrap(), "old");
-        write_files(&files, true).unwrap();
-        assert_eq!(fs::read_to_string(&b).unwrap(), "new-b");
-        let leftovers: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .filter(|e| {
-                e.as_ref()
-                    .unwrap()
-                    .file_name()
-                    .to_string_lossy()
-                    .ends_with(".tmp")
-            })
-            .collect();
-        assert!(leftovers.is_empty());
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn secrets_are_0600_and_others_0644() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let k = dir.path().join("sub/k.pem");
-        let c = dir.path().join("sub/c.pem");
-        write_files(
-            &[
-                FileWrite {
-                    path: k.clone(),
-                    contents: b"k",
-                    secret: true,
-                },
-                FileWrite {
-                    path: c.clone(),
-                    contents: b"c",
-                    secret: false,
-                },
-            ],
-            false,
-        )
-        .unwrap();
-        assert_eq!(
-            fs::metadata(&k).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(
-            fs::metadata(&c).unwrap().permissions().mode() & 0o777,
-            0o644
-        );
-    }
 
     #[test]
     fn read_limited_names_missing_files_and_directories() {

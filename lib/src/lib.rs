@@ -6,9 +6,17 @@
 //! signs workload certificates with it. Because every intermediate chains
 //! to the same root, workloads trust each other across clusters.
 //!
-//! Everything here works in memory; the only functions that touch the file
-//! system are the explicit readers and writers ([`CertsDir`],
-//! [`ClusterBundle::read_dir`], [`ClusterBundle::write_dir`]).
+//! Everything here works in memory except [`store`], which loads a
+//! [`Mesh`] from a certs directory and saves one back (all files or none,
+//! under the directory's lock), and the directory readers of `verify`.
+//! The modules:
+//!
+//! - [`mesh`]: a certs directory held in memory ([`Mesh`]) and the
+//!   workflows over it (add clusters, re-issue, revoke, CRLs, rotation
+//!   stages, workloads), each returning a new mesh or a typed error;
+//! - [`store`]: loading and saving a mesh, the lock, leftover temporary files;
+//! - at the crate root: the certificates ([`RootCa`], [`IntermediateCa`]),
+//!   keys, the Secret, and verification ([`verify_mesh`], [`Report`]).
 //!
 //! ```
 //! use meshca::{cacerts_yaml, IntermediateParams, KeyType, PrivateKey, RootCa, RootParams,
@@ -61,7 +69,7 @@ pub use bundle::{
 };
 pub use crl::{Reason, Revocation, DEFAULT_CRL_DAYS, REASON_NAMES, ROOT_CRL};
 pub use error::{Error, Result};
-pub use files::{read_limited, refuse_existing, write_files, FileWrite};
+pub use files::read_limited;
 pub use inspect::{inspect_pem, CertSummary, CrlSummary, Item, KeySummary};
 pub use issue::{IntermediateCa, IssuedIntermediate, RootCa, Workload, SERIAL_LEN};
 pub use key::{KeyFormat, PrivateKey};

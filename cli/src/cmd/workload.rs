@@ -17,7 +17,9 @@ pub(crate) fn run(global: &Global, args: &WorkloadArgs) -> Result<u8> {
     ]
     .map(|n| out_dir.join(n));
     if !args.force {
-        meshca::refuse_existing(targets.iter().map(|p| p.as_path()))?;
+        if let Some(path) = targets.iter().find(|p| p.symlink_metadata().is_ok()) {
+            return Err(meshca::Error::AlreadyExists { path: path.clone() }.into());
+        }
     }
     let now = time::OffsetDateTime::now_utc();
     let issuer = args.cluster.as_deref().unwrap_or(&args.namespace);

@@ -199,3 +199,47 @@ pub fn snapshot(dir: &Path) -> Result<BTreeMap<PathBuf, Zeroizing<Vec<u8>>>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_the_loaded_mesh_does_not_know_is_kept_without_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = crate::RootCa::generate(
+            &crate::RootParams {
+                key_type: crate::KeyType::EcdsaP256,
+                ..crate::RootParams::default()
+            },
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        fs::write(dir.path().join(ROOT_KEY), "operator's own file\n").unwrap();
+        // root-key.pem without root-cert.pem: the load names the missing file.
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("root-cert.pem"), "{err}");
+        let new = Mesh::new()
+            .with_root(&root, Some(root.key().to_pem()), false)
+            .unwrap();
+        let err = save(dir.path(), None, &new, false).unwrap_err();
+        assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+        assert_eq!(
+            fs::read(dir.path().join(ROOT_KEY)).unwrap(),
+            b"operator's own file\n"
+        );
+        assert!(!dir.path().join(ROOT_CERT).exists());
+        save(dir.path(), None, &new, true).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), new);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_cluster_directory_is_not_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        fs::write(elsewhere.path().join(CA_CERT), "x").unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("c1")).unwrap();
+        assert!(cluster_names(dir.path()).unwrap().is_empty());
+    }
+}

@@ -483,6 +483,21 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_0600_and_other_files_0644() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let k = dir.path().join("sub/k.pem");
+        let c = dir.path().join("sub/c.pem");
+        let mut tx = Transaction::new();
+        tx.write(&k, b"k", true);
+        tx.write(&c, b"c", false);
+        tx.commit().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&k), 0o600);
+        assert_eq!(mode(&c), 0o644);
+    }
+
+    #[test]
     fn leftover_temporary_files_are_found() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir(dir.path().join("c1")).unwrap();
