@@ -74,6 +74,9 @@ fn main() -> ExitCode {
             if let Some(h) = lib.and_then(|e| hint(e, &cli)) {
                 let _ = writeln!(stderr, "  hint: {h}");
             }
+            if err.downcast_ref::<cmd::SaveFailed>().is_some() {
+                return ExitCode::from(EXIT_FAILED);
+            }
             ExitCode::from(exit_code(lib, &cli.command))
         }
     }

@@ -141,12 +141,28 @@ impl Session {
     /// operator's own doing and never blocks).
     pub(crate) fn commit(&self, new: &Mesh, force: bool) -> Result<Vec<PathBuf>> {
         check_new(Some(&self.mesh), new)?;
-        Ok(meshca::store::save(
-            &self.dir,
-            Some(&self.mesh),
-            new,
-            force,
-        )?)
+        meshca::store::save(&self.dir, Some(&self.mesh), new, force).map_err(|e| {
+            anyhow::Error::new(e).context(SaveFailed {
+                dir: self.dir.clone(),
+            })
+        })
+    }
+}
+
+/// A save that failed (and changed nothing): the command failed (exit 1),
+/// whatever the I/O error was.
+#[derive(Debug)]
+pub(crate) struct SaveFailed {
+    pub(crate) dir: PathBuf,
+}
+
+impl std::fmt::Display for SaveFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "could not save {}; nothing was changed",
+            self.dir.display()
+        )
     }
 }
 

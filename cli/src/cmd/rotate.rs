@@ -84,9 +84,13 @@ pub(crate) fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
     }
     let mut tx = meshca::store::Transaction::new();
     for ((dir, old), new) in stages.iter().zip(&old_stages).zip(&new_meshes) {
-        meshca::store::plan(&mut tx, dir, Some(old), new, true)?;
+        meshca::store::plan(&mut tx, dir, Some(old), new, args.force)?;
     }
-    tx.commit()?;
+    tx.commit().map_err(|e| {
+        anyhow::Error::new(e).context(super::SaveFailed {
+            dir: args.out.clone(),
+        })
+    })?;
     drop(lock);
     for (n, dir) in stages.iter().enumerate() {
         say(

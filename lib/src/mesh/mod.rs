@@ -367,26 +367,39 @@ impl Mesh {
                 key: None,
             });
         }
-        let root_crl = self.root_crl.clone();
+        // One root CRL for every cluster that needs a ca-crl.pem: the
+        // mesh's, or (when a re-issued cluster had CRLs without one) a new,
+        // empty one, then kept as root-crl.pem.
+        let needs_crl = |c: &NewCluster| {
+            self.root_crl.is_some()
+                || self
+                    .clusters
+                    .get(&c.name)
+                    .is_some_and(|o| o.bundle.ca_crl.is_some())
+        };
+        let root_crl = match &self.root_crl {
+            Some(crl) => Some(crl.clone()),
+            None if new.iter().any(needs_crl) => {
+                Some(signer.crl(None, &[], now, crate::crl::DEFAULT_CRL_DAYS)?)
+            }
+            None => None,
+        };
+        mesh.root_crl = root_crl.clone();
         let issued: Vec<Result<(String, Cluster, Added)>> = new
             .into_par_iter()
             .map(|c| {
                 let old = self.clusters.get(&c.name);
                 let issued = signer.issue_intermediate(&c.name, &c.params, c.key, now)?;
-                let uses_crl = root_crl.is_some() || old.is_some_and(|o| o.bundle.ca_crl.is_some());
-                let ca_crl = if uses_crl {
-                    let root_crl = match &root_crl {
-                        Some(crl) => crl.clone(),
-                        None => signer.crl(None, &[], now, crate::crl::DEFAULT_CRL_DAYS)?,
-                    };
-                    Some(issued.ca.ca_crl(
+                let uses_crl =
+                    self.root_crl.is_some() || old.is_some_and(|o| o.bundle.ca_crl.is_some());
+                let ca_crl = match (&root_crl, uses_crl) {
+                    (Some(root_crl), true) => Some(issued.ca.ca_crl(
                         root_crl.as_bytes(),
                         None,
                         now,
                         crate::crl::DEFAULT_CRL_DAYS,
-                    )?)
-                } else {
-                    None
+                    )?),
+                    _ => None,
                 };
                 let bundle = issued.ca.bundle().with_crl(ca_crl);
                 let mut cluster = Cluster {
@@ -411,25 +424,10 @@ impl Mesh {
             })
             .collect();
         let mut added = Vec::new();
-        let mut made_root_crl = false;
         for r in issued {
             let (name, cluster, a) = r?;
-            made_root_crl |= a.crl && self.root_crl.is_none();
             mesh.clusters.insert(name, cluster);
             added.push(a);
-        }
-        if made_root_crl {
-            // A replaced cluster kept its CRLs without a root-crl.pem:
-            // record the root CRL its new ca-crl.pem starts with.
-            if let Some(first) = mesh
-                .clusters
-                .values()
-                .filter_map(|c| c.bundle.ca_crl.as_deref())
-                .next()
-                .and_then(first_crl_pem)
-            {
-                mesh.root_crl = Some(first);
-            }
         }
         Ok((mesh, added))
     }
@@ -810,14 +808,6 @@ pub const WORKLOAD_KEY: &str = "key.pem";
 pub const WORKLOAD_CERT: &str = "workload-cert.pem";
 /// `workload-cert-chain.pem`: leaf, intermediate, root.
 pub const WORKLOAD_CHAIN: &str = "workload-cert-chain.pem";
-
-/// The first CRL block of a PEM text.
-fn first_crl_pem(text: &str) -> Option<String> {
-    let end = "-----END X509 CRL-----";
-    let start = text.find("-----BEGIN X509 CRL-----")?;
-    let stop = text.get(start..)?.find(end)? + start + end.len();
-    text.get(start..stop).map(|s| format!("{s}\n"))
-}
 
 /// Runs `f` on every item on rayon's pool, results in the items' order.
 /// `_threads` is kept for the callers written for the old pool.
