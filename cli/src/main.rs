@@ -135,6 +135,11 @@ fn hint(err: &meshca::Error, cli: &Cli) -> Option<String> {
                 "use --force to overwrite it".to_owned()
             })
         }
+        E::WouldNotVerify { .. } if matches!(cli.command, Command::Root(_)) => Some(
+            "a new root orphans every cluster of the mesh: make it in another directory \
+             (`meshca root --dir NEW`) and move the clusters with `meshca rotate`"
+                .to_owned(),
+        ),
         E::MissingFile { path, .. }
             if path
                 .file_name()
