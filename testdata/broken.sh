@@ -18,6 +18,12 @@ BROKEN_CASES=(
 	untrusted-chain bad-signature expired not-yet-valid expires-soon
 	outlives-root no-aki no-san locality-mismatch chain-without-root
 	crl-missing crl-bad-signature revoked crl-signer-no-crlsign crl-stale
+	key-ec-parameters-first ca-cert-csr-first key-explicit-curve
+	critical-aia critical-issuer-alt-name critical-dirname-constraints
+	constraints-exclude-istiod constraints-exclude-trust-domain eku-server-only
+	crl-not-yet-valid crl-critical-extension crl-only-some-reasons
+	crl-holds-certificate chain-holds-crl-with-crl root-pem-headers
+	root-combined-no-newline
 )
 ALL_CASES=("${GOOD_CASES[@]}" "${BROKEN_CASES[@]}")
 
@@ -263,11 +269,11 @@ EOF
 # a v2 CRL (CRL number + AKI) signed by ISSUER, nextUpdate 30 days ahead
 # unless last/next are given; revoke=NAME lists NAME.pem's serial first.
 crl() {
-	local iss=$1 out=$2 revoke='' last='' next='' kv
+	local iss=$1 out=$2 revoke='' last='' next='' ext='' kv
 	shift 2
 	for kv; do
 		case ${kv%%=*} in
-		revoke | last | next) printf -v "${kv%%=*}" '%s' "${kv#*=}" ;;
+		revoke | last | next | ext) printf -v "${kv%%=*}" '%s' "${kv#*=}" ;;
 		*) fail "crl: unknown setting '$kv'" ;;
 		esac
 	done
@@ -279,7 +285,14 @@ crl() {
 	local dates=()
 	[[ -z $last ]] || dates+=(-crl_lastupdate "$last")
 	[[ -z $next ]] || dates+=(-crl_nextupdate "$next")
-	run openssl ca -batch -config "db-$iss/ca.conf" -cert "$iss.pem" -keyfile "$iss.key" \
+	local conf=db-$iss/ca.conf
+	if [[ -n $ext ]]; then
+		# the baseline CRL extensions plus EXT (lines, sections allowed)
+		conf=db-$iss/ca-ext.conf
+		sed 's/^crl_extensions = crl_ext$/crl_extensions = crl_ext_more/' "db-$iss/ca.conf" >"$conf"
+		printf '[ crl_ext_more ]\nauthorityKeyIdentifier = keyid:always\n%s\n' "$ext" >>"$conf"
+	fi
+	run openssl ca -batch -config "$conf" -cert "$iss.pem" -keyfile "$iss.key" \
 		-md sha256 -gencrl "${dates[@]}" -out "$out"
 }
 
@@ -465,6 +478,120 @@ case_crl-stale() {
 	bundle crls="root.crl ca.crl"
 }
 
+# ca-key.pem as `openssl ecparam -genkey` writes it: EC PARAMETERS, then the
+# key. istiod reads only the first block.
+case_key-ec-parameters-first() {
+	run openssl ecparam -genkey -name prime256v1 -out ca.key
+	base_root
+	issue ca root
+	bundle
+}
+
+# ca-cert.pem = the CSR, then the certificate.
+case_ca-cert-csr-first() {
+	base_root
+	issue ca root
+	bundle
+	cat ca.csr ca.pem >"$D/cluster1/ca-cert.pem"
+}
+
+# ca-key.pem = the same key with explicit curve parameters (SEC1).
+case_key-explicit-curve() {
+	base_root
+	issue ca root
+	run openssl ec -in ca.key -param_enc explicit -out ca.explicit.key
+	bundle cakey=ca.explicit.key
+}
+
+case_critical-aia() {
+	base_root
+	issue ca root extra="authorityInfoAccess = critical, caIssuers;URI:http://ca.example/root.crt"
+	bundle
+}
+case_critical-issuer-alt-name() {
+	base_root
+	issue ca root extra="issuerAltName = critical, DNS:root.example"
+	bundle
+}
+# Name constraints with a directoryName: Go leaves them unhandled.
+case_critical-dirname-constraints() {
+	base_root
+	issue ca root extra=$'nameConstraints = critical, permitted;dirName:nc_dir\n[ nc_dir ]\nO = Istio'
+	bundle
+}
+# The root excludes the intermediate's (and istiod's) DNS name.
+case_constraints-exclude-istiod() {
+	mkroot root "/O=Istio/CN=Root CA" 3650 p256 "nameConstraints = critical, excluded;DNS:istiod.istio-system.svc"
+	issue ca root
+	bundle
+}
+# The cluster CA excludes the trust domain: every workload certificate fails.
+case_constraints-exclude-trust-domain() {
+	base_root
+	issue ca root extra="nameConstraints = critical, excluded;URI:cluster.local"
+	bundle
+}
+case_eku-server-only() { base_root; issue ca root eku=serverAuth; bundle; }
+
+case_crl-not-yet-valid() {
+	base_root
+	issue ca root
+	crl root root.crl
+	crl ca ca.crl last="$(utc 1)" next="$(utc 31)"
+	bundle crls="root.crl ca.crl"
+}
+case_crl-critical-extension() {
+	base_root
+	issue ca root
+	crl root root.crl
+	crl ca ca.crl ext="1.2.3.4.5.6.7 = critical, ASN1:NULL"
+	bundle crls="root.crl ca.crl"
+}
+case_crl-only-some-reasons() {
+	base_root
+	issue ca root
+	crl root root.crl
+	crl ca ca.crl ext=$'issuingDistributionPoint = critical, @idp\n[ idp ]\nfullname = URI:http://ca.example/ca.crl\nonlysomereasons = keyCompromise'
+	bundle crls="root.crl ca.crl"
+}
+# good-crl + the cluster CA's certificate appended to ca-crl.pem.
+case_crl-holds-certificate() {
+	base_root
+	issue ca root
+	crl root root.crl
+	crl ca ca.crl
+	bundle crls="root.crl ca.crl"
+	cat ca.pem >>"$D/cluster1/ca-crl.pem"
+}
+# good-crl + a CRL block appended to cert-chain.pem: with ca-crl.pem present,
+# istiod parses every block of cert-chain.pem as a certificate.
+case_chain-holds-crl-with-crl() {
+	base_root
+	issue ca root
+	crl root root.crl
+	crl ca ca.crl
+	bundle crls="root.crl ca.crl"
+	cat root.crl >>"$D/cluster1/cert-chain.pem"
+}
+# cluster1/root-cert.pem with a PEM header line: Go's certificate pool skips
+# the block, so istiod has no root.
+case_root-pem-headers() {
+	base_root
+	issue ca root
+	bundle
+	awk '{print} /-----BEGIN CERTIFICATE-----/{print "Comment: the mesh root"; print ""}' \
+		root.pem >"$D/cluster1/root-cert.pem"
+}
+# The shape of Istio's samples/certs/root-cert-combined.pem: two roots, no
+# final newline (cluster1's copy only). istiod accepts it: a warning.
+case_root-combined-no-newline() {
+	base_root
+	mkroot root2 "/O=Istio/CN=New Root CA" 3650 p256
+	issue ca root
+	bundle roots="root root2"
+	printf '%s' "$(cat root.pem root2.pem)" >"$D/cluster1/root-cert.pem"
+}
+
 #------------------------------------------------------------------------
 # --check: openssl's view of each case. Runs inside $D, with a scratch
 # directory $CK for a workload leaf issued by cluster1's CA when needed.
@@ -547,10 +674,13 @@ check_case() {
 		CHECK_ERRORS=0
 		cd "$D"
 		for f in root-cert.pem cluster1/*.pem; do
-			[[ -z $(tail -c1 "$f") ]] || check_fail "$f does not end with a newline"
+			[[ $C == root-combined-no-newline || -z $(tail -c1 "$f") ]] || check_fail "$f does not end with a newline"
 		done
-		cmp -s root-cert.pem cluster1/root-cert.pem || check_fail "root-cert.pem differs from cluster1/root-cert.pem"
-		if [[ $C != key-encrypted ]]; then
+		case $C in
+		root-pem-headers | root-combined-no-newline) ;; # cluster1's copy is the change
+		*) cmp -s root-cert.pem cluster1/root-cert.pem || check_fail "root-cert.pem differs from cluster1/root-cert.pem" ;;
+		esac
+		if [[ $C != key-encrypted && $C != key-explicit-curve ]]; then
 			[[ $(openssl x509 -in cluster1/ca-cert.pem -noout -pubkey 2>&1) == $(openssl pkey -in cluster1/ca-key.pem -pubout 2>&1) ]] ||
 				check_fail "ca-key.pem does not match ca-cert.pem"
 		fi

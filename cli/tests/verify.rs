@@ -162,12 +162,12 @@ const CASES: &[(&str, Mutation, &str, &str, &str)] = &[
         "certs/cluster1/ca-key.pem",
     ),
     (
-        "no final newline",
+        "no final newline (a warning: istiod accepts Istio's root-cert-combined.pem)",
         |d| {
             let root = d.read("certs/cluster1/root-cert.pem");
             write(d, "certs/cluster1/root-cert.pem", root.trim_end());
         },
-        "error",
+        "warning",
         "pem-format",
         "certs/cluster1/root-cert.pem",
     ),
@@ -357,6 +357,113 @@ const CASES: &[(&str, Mutation, &str, &str, &str)] = &[
         "error",
         "secret-mismatch",
         "certs/cluster1/cacerts.yaml",
+    ),
+    (
+        "Secret in another namespace than istiod's",
+        |d| {
+            let y = d.read("certs/cluster1/cacerts.yaml");
+            let y = y.replace("namespace: istio-system", "namespace: default");
+            write(d, "certs/cluster1/cacerts.yaml", y);
+        },
+        "error",
+        "secret-namespace",
+        "certs/cluster1/cacerts.yaml",
+    ),
+    (
+        "Secret with the istio-generated key",
+        |d| {
+            let y = d.read("certs/cluster1/cacerts.yaml") + "  istio-generated: \"\"\n";
+            write(d, "certs/cluster1/cacerts.yaml", y);
+        },
+        "error",
+        "secret-istio-generated",
+        "certs/cluster1/cacerts.yaml",
+    ),
+    (
+        "Secret with base64 folded across lines",
+        |d| {
+            let y = d.read("certs/cluster1/cacerts.yaml");
+            let folded: Vec<String> = y
+                .lines()
+                .map(|l| match l.strip_prefix("  root-cert.pem: ") {
+                    Some(v) => format!("  root-cert.pem: {}\n    {}", &v[..40], &v[40..]),
+                    None => l.to_owned(),
+                })
+                .collect();
+            write(d, "certs/cluster1/cacerts.yaml", folded.join("\n") + "\n");
+        },
+        "error",
+        "secret-base64",
+        "certs/cluster1/cacerts.yaml",
+    ),
+    (
+        "Secret with a tls.crt key and a CRL",
+        |d| {
+            let y = d.read("certs/cluster1/cacerts.yaml");
+            let crt = y
+                .lines()
+                .find_map(|l| l.strip_prefix("  ca-cert.pem: "))
+                .unwrap()
+                .to_owned();
+            write(
+                d,
+                "certs/cluster1/cacerts.yaml",
+                y + &format!("  tls.crt: {crt}\n  ca-crl.pem: {crt}\n"),
+            );
+        },
+        "error",
+        "secret-shape",
+        "certs/cluster1/cacerts.yaml",
+    ),
+    (
+        "EC PARAMETERS before the key",
+        |d| {
+            let key = d.read("certs/cluster1/ca-key.pem");
+            let params =
+                "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n";
+            write(d, "certs/cluster1/ca-key.pem", format!("{params}{key}"));
+        },
+        "error",
+        "first-block",
+        "certs/cluster1/ca-key.pem",
+    ),
+    (
+        "a cluster of another mesh holding both roots",
+        |d| {
+            d.ok(&[
+                "init",
+                "--dir",
+                "other",
+                "--key-type",
+                "ecdsa-p256",
+                "cluster3",
+            ]);
+            fs::rename(d.join("other/cluster3"), d.join("certs/cluster3")).unwrap();
+            let roots = d.read("certs/root-cert.pem") + &d.read("other/root-cert.pem");
+            write(d, "certs/cluster3/root-cert.pem", roots);
+            fs::remove_file(d.join("certs/cluster3/cacerts.yaml")).unwrap();
+        },
+        "error",
+        "foreign-root",
+        "certs/cluster3/ca-cert.pem",
+    ),
+    (
+        "the root deployed as a cluster CA",
+        |d| {
+            fs::create_dir(d.join("certs/cluster3")).unwrap();
+            let root = d.read("certs/root-cert.pem");
+            for f in ["ca-cert.pem", "cert-chain.pem", "root-cert.pem"] {
+                write(d, &format!("certs/cluster3/{f}"), &root);
+            }
+            fs::copy(
+                d.join("certs/root-key.pem"),
+                d.join("certs/cluster3/ca-key.pem"),
+            )
+            .unwrap();
+        },
+        "error",
+        "root-as-cluster-ca",
+        "certs/cluster3/ca-cert.pem",
     ),
     (
         "not a Secret",
@@ -718,7 +825,7 @@ fn openssl_made_broken_bundles_give_exactly_their_finding() {
         assert_eq!(exit, if severity == "error" { 1 } else { 0 }, "case {case}");
         checked += 1;
     }
-    assert!(checked >= 25, "only {checked} cases in broken-cases.tsv");
+    assert!(checked >= 43, "only {checked} cases in broken-cases.tsv");
     for good in [
         "good",
         "good-three-level",

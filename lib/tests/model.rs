@@ -31,17 +31,23 @@ static ROLLED_BACK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUs
 
 const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
 
-fn opts() -> VerifyOptions {
-    VerifyOptions::at(NOW + time::Duration::days(1))
+fn opts(namespace: &str) -> VerifyOptions {
+    let mut o = VerifyOptions::at(NOW + time::Duration::days(1));
+    o.namespace = namespace.to_owned();
+    o
 }
 
 struct World {
     rng: fastrand::Rng,
+    /// istiod's namespace, one per mesh.
+    namespace: &'static str,
     mesh: Mesh,
     signer: RootCa,
     dir: tempfile::TempDir,
     /// Clusters revoked and not yet re-issued: verify rightly fails.
     revoked: Vec<String>,
+    /// Clusters the step in progress re-issues (no longer revoked once saved).
+    reissuing: Vec<String>,
     log: Vec<String>,
 }
 
@@ -53,6 +59,17 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         .collect()
 }
 
+/// Asserts two snapshots are equal, naming the paths that differ (never
+/// their bytes).
+fn assert_same(before: &BTreeMap<PathBuf, Vec<u8>>, after: &BTreeMap<PathBuf, Vec<u8>>, ctx: &str) {
+    let differ: Vec<&PathBuf> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|p| before.get(*p) != after.get(*p))
+        .collect();
+    assert!(differ.is_empty(), "changed: {differ:?}\n{ctx}");
+}
+
 fn key_type(rng: &mut fastrand::Rng) -> KeyType {
     if rng.u8(..4) == 0 {
         KeyType::EcdsaP384
@@ -61,9 +78,8 @@ fn key_type(rng: &mut fastrand::Rng) -> KeyType {
     }
 }
 
-fn new_cluster(rng: &mut fastrand::Rng, name: &str) -> NewCluster {
+fn new_cluster(rng: &mut fastrand::Rng, name: &str, ns: &str) -> NewCluster {
     let kt = key_type(rng);
-    let ns = NAMESPACES[rng.usize(..NAMESPACES.len())];
     let mut p = IntermediateParams::default();
     p.key_type = kt;
     p.san_dns = vec![format!("istiod.{ns}.svc")];
@@ -88,16 +104,19 @@ fn root(rng: &mut fastrand::Rng) -> RootCa {
 impl World {
     fn new(seed: u64) -> World {
         let mut rng = fastrand::Rng::with_seed(seed);
+        let namespace = NAMESPACES[rng.usize(..NAMESPACES.len())];
         let signer = root(&mut rng);
         let mesh = Mesh::new()
             .with_root(&signer, Some(signer.key().to_pem()), false)
             .unwrap();
         let w = World {
             rng,
+            namespace,
             mesh: Mesh::new(),
             signer,
             dir: tempfile::tempdir().unwrap(),
             revoked: Vec::new(),
+            reissuing: Vec::new(),
             log: vec!["root".into()],
         };
         let mut w = w;
@@ -105,28 +124,41 @@ impl World {
         w
     }
 
-    /// Saves `new` over the current mesh, sometimes with a failure
-    /// injected; checks all-or-nothing either way. Returns whether it
-    /// was saved.
+    /// Verifies `new` against the current mesh and saves it, sometimes with
+    /// a failure injected; checks all-or-nothing either way. `Err`: the
+    /// verify-before-write check refused it (nothing written).
     fn save(&mut self, new: Mesh) -> Result<(), String> {
         let before = snapshot(self.dir.path());
+        // Verify before write, as every command does.
+        if let Err(e) = new.check_against(Some(&self.mesh), &opts(self.namespace)) {
+            let meshca::Error::WouldNotVerify { errors } = &e else {
+                panic!("{e}");
+            };
+            // The one refusal a valid sequence can meet: a TLS-shaped
+            // Secret in a mesh that uses CRLs (istiod would ignore them).
+            assert!(
+                errors.iter().all(|e| e.starts_with("secret-shape:")),
+                "a workflow made a mesh that does not verify: {errors:#?}\n{}",
+                self.log.join("\n")
+            );
+            return Err(e.to_string());
+        }
         let plan = |force| {
             let mut tx = Transaction::new();
             tx.no_sync();
             store::plan(&mut tx, self.dir.path(), Some(&self.mesh), &new, force).map(|()| tx)
         };
-        let tx = plan(true).map_err(|e| e.to_string())?;
+        let tx = plan(true).unwrap_or_else(|e| panic!("plan: {e}\n{}", self.log.join("\n")));
         let ops = tx.paths().count() * 3;
         if ops > 0 && self.rng.u8(..4) == 0 {
             let mut tx = plan(true).unwrap();
             let n = self.rng.usize(..ops);
             tx.fail_at(n);
             if tx.commit().is_err() {
-                assert_eq!(
-                    snapshot(self.dir.path()),
-                    before,
-                    "a save failing at operation {n} changed the directory\n{}",
-                    self.log.join("\n")
+                assert_same(
+                    &before,
+                    &snapshot(self.dir.path()),
+                    &format!("a save failing at operation {n}\n{}", self.log.join("\n")),
                 );
                 self.log
                     .push(format!("  (save failed at operation {n}: rolled back)"));
@@ -143,7 +175,8 @@ impl World {
             .paths()
             .map(|p| p.strip_prefix(self.dir.path()).unwrap().to_owned())
             .collect();
-        tx.commit().map_err(|e| e.to_string())?;
+        tx.commit()
+            .unwrap_or_else(|e| panic!("save: {e}\n{}", self.log.join("\n")));
         let after = snapshot(self.dir.path());
         for (path, bytes) in &before {
             if !targets.contains(path) {
@@ -166,7 +199,7 @@ impl World {
 
     fn check(&self) {
         let ctx = || self.log.join("\n");
-        let report = self.mesh.verify("", &opts());
+        let report = self.mesh.verify("", &opts(self.namespace));
         let bad: Vec<String> = report
             .findings()
             .filter(|f| f.severity == meshca::Severity::Error)
@@ -174,8 +207,8 @@ impl World {
             .map(|f| format!("{}: {}", f.code, f.message))
             .collect();
         assert!(bad.is_empty(), "in memory: {bad:#?}\n{}", ctx());
-        let groups = meshca::verify_certs_dir(self.dir.path(), &opts()).unwrap();
-        let disk = meshca::Report::new(groups, &opts());
+        let groups = meshca::verify_certs_dir(self.dir.path(), &opts(self.namespace)).unwrap();
+        let disk = meshca::Report::new(groups, &opts(self.namespace));
         let bad: Vec<String> = disk
             .findings()
             .filter(|f| f.severity == meshca::Severity::Error)
@@ -229,7 +262,7 @@ impl World {
     }
 
     fn step(&mut self) {
-        let before = snapshot(self.dir.path());
+        let mut before = snapshot(self.dir.path());
         let choice = self.rng.u8(..100);
         let result: Result<Mesh, String> = match choice {
             0..=29 => {
@@ -243,9 +276,10 @@ impl World {
                 }
                 let force = self.rng.bool();
                 self.log.push(format!("add {names:?} force={force}"));
+                let ns = self.namespace;
                 let new: Vec<NewCluster> = names
                     .iter()
-                    .map(|n| new_cluster(&mut self.rng, n))
+                    .map(|n| new_cluster(&mut self.rng, n, ns))
                     .collect();
                 let exists = names.iter().any(|n| self.mesh.clusters.contains_key(n));
                 match self.mesh.add_clusters(&self.signer, new, force, NOW) {
@@ -276,7 +310,8 @@ impl World {
                         self.revoked.push(name.clone());
                         self.check();
                     }
-                    let c = new_cluster(&mut self.rng, &name);
+                    before = snapshot(self.dir.path());
+                    let c = new_cluster(&mut self.rng, &name, self.namespace);
                     let (m, _) = self
                         .mesh
                         .add_clusters(&self.signer, vec![c], true, NOW)
@@ -338,15 +373,12 @@ impl World {
                 }
             }
         };
-        match result {
-            Ok(m) => {
-                if let Err(e) = self.save(m) {
-                    panic!("save failed: {e}\n{}", self.log.join("\n"));
-                }
-            }
+        let reissuing = std::mem::take(&mut self.reissuing);
+        match result.and_then(|m| self.save(m)) {
+            Ok(()) => self.revoked.retain(|r| !reissuing.contains(r)),
             Err(why) => {
                 self.refused(&why);
-                assert_eq!(snapshot(self.dir.path()), before, "{}", self.log.join("\n"));
+                assert_same(&before, &snapshot(self.dir.path()), &self.log.join("\n"));
             }
         }
         self.check();
@@ -376,7 +408,13 @@ impl World {
             .unwrap();
         let mut prev = self.mesh.files();
         for (i, stage) in stages.into_iter().enumerate() {
-            let step = meshca::verify_mesh_step("prev", &prev, "cur", &stage.files(), &opts());
+            let step = meshca::verify_mesh_step(
+                "prev",
+                &prev,
+                "cur",
+                &stage.files(),
+                &opts(self.namespace),
+            );
             assert!(
                 step.findings
                     .iter()

@@ -16,7 +16,7 @@ pub(crate) fn run(global: &Global, args: &CrlArgs) -> Result<u8> {
         .mesh
         .write_crls(&root, &args.clusters, now, args.next_update_days)?;
     let new_root_crl = session.mesh.root_crl.is_none();
-    session.commit(&mesh, true)?;
+    session.commit(&mesh, true, super::ISTIOD_NAMESPACE)?;
     if new_root_crl {
         say(
             global.quiet,

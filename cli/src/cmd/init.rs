@@ -125,7 +125,7 @@ pub(crate) fn run(global: &Global, args: &InitArgs, m: &ArgMatches) -> Result<u8
         &args.intermediate,
         args.force,
     )?;
-    session.commit(&mesh, args.force)?;
+    session.commit(&mesh, args.force, &args.intermediate.namespace)?;
     if new_root {
         say(
             global.quiet,

@@ -34,7 +34,7 @@ pub(crate) fn run(global: &Global, args: &IntermediateArgs) -> Result<u8> {
         args.force,
     )?;
     let root_written = session.mesh.root.is_none();
-    session.commit(&mesh, args.force)?;
+    session.commit(&mesh, args.force, &args.intermediate.namespace)?;
     if root_written {
         say(
             global.quiet,

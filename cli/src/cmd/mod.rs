@@ -27,6 +27,9 @@ use meshca::{
 use crate::cli::IntermediateOpts;
 use crate::output::{date, say, warn, Progress};
 
+/// istiod's namespace when a command has no option for it.
+pub(crate) const ISTIOD_NAMESPACE: &str = "istio-system";
+
 /// Generates keys on all cores, with progress on a terminal when slow.
 pub(crate) fn keys(types: &[KeyType], quiet: bool) -> Result<Vec<PrivateKey>> {
     let labels = (1..=types.len()).map(|i| format!("key {i}")).collect();
@@ -139,8 +142,10 @@ impl Session {
     /// files or none. Refused when `new` has an error `verify` would report
     /// that the loaded mesh did not have (a revoked intermediate is the
     /// operator's own doing and never blocks).
-    pub(crate) fn commit(&self, new: &Mesh, force: bool) -> Result<Vec<PathBuf>> {
-        check_new(Some(&self.mesh), new)?;
+    ///
+    /// `namespace`: where istiod runs (it reads `cacerts` there).
+    pub(crate) fn commit(&self, new: &Mesh, force: bool, namespace: &str) -> Result<Vec<PathBuf>> {
+        check_new(Some(&self.mesh), new, namespace)?;
         meshca::store::save(&self.dir, Some(&self.mesh), new, force).map_err(|e| {
             anyhow::Error::new(e).context(SaveFailed {
                 dir: self.dir.clone(),
@@ -166,27 +171,13 @@ impl std::fmt::Display for SaveFailed {
     }
 }
 
-/// The errors of `new` that `old` did not have, as [`meshca::Error::WouldNotVerify`].
-pub(crate) fn check_new(old: Option<&Mesh>, new: &Mesh) -> Result<()> {
-    let opts = VerifyOptions::at(time::OffsetDateTime::now_utc());
-    let errors = |m: &Mesh| -> Vec<(meshca::Code, String, String)> {
-        m.verify("", &opts)
-            .findings()
-            .filter(|f| f.severity == meshca::Severity::Error && f.code != meshca::Code::Revoked)
-            .map(|f| (f.code, f.file.clone(), f.message.clone()))
-            .collect()
-    };
-    let before = old.map(errors).unwrap_or_default();
-    let fresh: Vec<String> = errors(new)
-        .into_iter()
-        .filter(|e| !before.contains(e))
-        .map(|(code, _, message)| format!("{code}: {message}"))
-        .collect();
-    if fresh.is_empty() {
-        Ok(())
-    } else {
-        Err(meshca::Error::WouldNotVerify { errors: fresh }.into())
-    }
+/// Verify before write (see [`Mesh::check_against`]), for an istiod in
+/// `namespace`.
+pub(crate) fn check_new(old: Option<&Mesh>, new: &Mesh, namespace: &str) -> Result<()> {
+    let mut opts = VerifyOptions::at(time::OffsetDateTime::now_utc());
+    opts.namespace = namespace.to_owned();
+    new.check_against(old, &opts)?;
+    Ok(())
 }
 
 /// Warns about `.meshca-*.tmp` files under `dir`.

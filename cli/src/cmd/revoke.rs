@@ -17,7 +17,7 @@ pub(crate) fn run(global: &Global, args: &RevokeArgs) -> Result<u8> {
         now,
         args.next_update_days,
     )?;
-    session.commit(&mesh, true)?;
+    session.commit(&mesh, true, super::ISTIOD_NAMESPACE)?;
     say(
         global.quiet,
         format_args!(

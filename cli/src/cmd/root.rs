@@ -24,7 +24,7 @@ pub(crate) fn run(global: &Global, args: &RootArgs) -> Result<u8> {
     let root = RootCa::self_signed(&params, key, time::OffsetDateTime::now_utc())?;
     let key_pem = super::root_key_pem(&root, pass.as_ref())?;
     let mesh = session.mesh.with_root(&root, Some(key_pem), args.force)?;
-    session.commit(&mesh, args.force)?;
+    session.commit(&mesh, args.force, super::ISTIOD_NAMESPACE)?;
     say(
         global.quiet,
         format_args!(

@@ -61,7 +61,7 @@ pub(crate) fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
     let mut prev: &meshca::Mesh = &session.mesh;
     let mut prev_label = super::label(&global.dir);
     for (dir, m) in stages.iter().zip(&new_meshes) {
-        super::check_new(Some(&session.mesh), m)?;
+        super::check_new(Some(&session.mesh), m, &args.intermediate.namespace)?;
         let label = super::label(dir);
         steps.push(meshca::verify_mesh_step(
             &prev_label,

@@ -55,7 +55,7 @@ pub(crate) fn run(global: &Global, args: &WorkloadArgs) -> Result<u8> {
     {
         mesh.extra.remove(&root_copy);
     }
-    session.commit(&mesh, args.force)?;
+    session.commit(&mesh, args.force, &args.istio_namespace)?;
     if make_ca {
         say(
             global.quiet,

@@ -31,7 +31,7 @@ use crate::issue::{IntermediateCa, RootCa};
 use crate::key::PrivateKey;
 use crate::profile::{validate_name, IntermediateParams, KeyType, WorkloadParams};
 use crate::secret::{cacerts_yaml, SecretData, SecretOptions, SecretShape};
-use crate::verify::{BundleFiles, MeshFiles, Report, Severity, VerifyOptions};
+use crate::verify::{BundleFiles, Code, MeshFiles, Report, Severity, VerifyOptions};
 
 /// The root of a mesh: `root-cert.pem` and, when the directory keeps it,
 /// `root-key.pem` exactly as stored (it may be encrypted).
@@ -371,11 +371,17 @@ impl Mesh {
         // mesh's, or (when a re-issued cluster had CRLs without one) a new,
         // empty one, then kept as root-crl.pem.
         let needs_crl = |c: &NewCluster| {
-            self.root_crl.is_some()
+            // istiod ignores ca-crl.pem in the kubernetes.io/tls layout
+            // (and verify refuses the pair): such a cluster gets none.
+            let tls = c
+                .secret
+                .as_ref()
+                .is_some_and(|s| s.shape == SecretShape::Tls);
+            !tls && (self.root_crl.is_some()
                 || self
                     .clusters
                     .get(&c.name)
-                    .is_some_and(|o| o.bundle.ca_crl.is_some())
+                    .is_some_and(|o| o.bundle.ca_crl.is_some()))
         };
         let root_crl = match &self.root_crl {
             Some(crl) => Some(crl.clone()),
@@ -389,9 +395,8 @@ impl Mesh {
             .into_par_iter()
             .map(|c| {
                 let old = self.clusters.get(&c.name);
+                let uses_crl = needs_crl(&c);
                 let issued = signer.issue_intermediate(&c.name, &c.params, c.key, now)?;
-                let uses_crl =
-                    self.root_crl.is_some() || old.is_some_and(|o| o.bundle.ca_crl.is_some());
                 let ca_crl = match (&root_crl, uses_crl) {
                     (Some(root_crl), true) => Some(issued.ca.ca_crl(
                         root_crl.as_bytes(),
@@ -784,20 +789,31 @@ impl Mesh {
         Report::new(crate::verify::verify_mesh(label, &self.files(), opts), opts)
     }
 
-    /// Fails with [`Error::WouldNotVerify`] when [`Mesh::verify`] finds an
-    /// error: what every command checks before it writes anything.
-    pub fn check(&self, label: &str, opts: &VerifyOptions) -> Result<Report> {
-        let report = self.verify(label, opts);
-        if report.ok {
+    /// Verify before write: fails with [`Error::WouldNotVerify`] when
+    /// [`Mesh::verify`] finds an error in this mesh that `old` (the mesh it
+    /// was made from, `None` for a new one) did not have, so a command
+    /// never makes a mesh worse and is not blocked by problems it did not
+    /// cause. A revoked intermediate (`revoked`) is the operator's own
+    /// doing and never blocks. Both meshes are checked with `opts`.
+    pub fn check_against(&self, old: Option<&Mesh>, opts: &VerifyOptions) -> Result<Report> {
+        let errors = |report: &Report| -> Vec<(Code, String, String)> {
+            report
+                .findings()
+                .filter(|f| f.severity == Severity::Error && f.code != Code::Revoked)
+                .map(|f| (f.code, f.file.clone(), f.message.clone()))
+                .collect()
+        };
+        let before = old.map(|m| errors(&m.verify("", opts))).unwrap_or_default();
+        let report = self.verify("", opts);
+        let fresh: Vec<String> = errors(&report)
+            .into_iter()
+            .filter(|e| !before.contains(e))
+            .map(|(code, _, message)| format!("{code}: {message}"))
+            .collect();
+        if fresh.is_empty() {
             Ok(report)
         } else {
-            Err(Error::WouldNotVerify {
-                errors: report
-                    .findings()
-                    .filter(|f| f.severity == Severity::Error)
-                    .map(|f| format!("{}: {}", f.code, f.message))
-                    .collect(),
-            })
+            Err(Error::WouldNotVerify { errors: fresh })
         }
     }
 }

@@ -1,0 +1,262 @@
+//! Reading cluster and certs directories into [`BundleFiles`] and
+//! [`MeshFiles`], then verifying the bytes. What only the file system
+//! shows (files that cannot be read, key file modes) is reported here, not
+//! by the byte checks.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::report::{err, join, warn, Code, Finding, Group, GroupKind, Report};
+use super::{verify_bundle, verify_mesh, verify_mesh_step, BundleFiles, MeshFiles, VerifyOptions};
+use crate::bundle::{CA_CERT, CA_CRL, CA_KEY, CERT_CHAIN, ROOT_CERT, ROOT_KEY, SECRET_YAML};
+use crate::error::{Error, Result};
+
+fn label_for(path: &Path) -> String {
+    let s = path.display().to_string();
+    let s = s
+        .strip_prefix("./")
+        .unwrap_or(&s)
+        .trim_end_matches('/')
+        .to_owned();
+    if s == "." {
+        String::new()
+    } else {
+        s
+    }
+}
+
+fn is_cluster_dir(dir: &Path) -> bool {
+    [CA_CERT, CA_KEY, CERT_CHAIN, SECRET_YAML]
+        .iter()
+        .any(|n| dir.join(n).exists())
+}
+
+#[cfg(unix)]
+fn check_key_mode(path: &Path, file: &str, out: &mut Vec<Finding>) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(path) {
+        let mode = m.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            out.push(warn(
+                Code::KeyPermissions,
+                file,
+                format!("{file} is readable by others (mode {mode:o}); run `chmod 600 {file}`"),
+            ));
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn check_key_mode(_: &Path, _: &str, _: &mut Vec<Finding>) {}
+
+/// The cluster directories directly under `dir`, sorted.
+fn cluster_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && is_cluster_dir(p))
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+/// Verifies a cluster directory.
+pub fn verify_cluster_dir(dir: &Path, opts: &VerifyOptions) -> Group {
+    check_cluster_dir(dir, opts)
+}
+
+/// Verifies a cluster directory: reads it, then runs [`verify_bundle`].
+fn check_cluster_dir(dir: &Path, opts: &VerifyOptions) -> Group {
+    let label = label_for(dir);
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| label.clone());
+    let (files, rf) = read_bundle_dir(dir, &label);
+    let findings = verify_bundle(&label, Some(&name), &files, opts);
+    rf.merge_into(Group::new(&name, &label, GroupKind::Cluster, findings))
+}
+
+/// What reading a directory found that the bytes cannot show: files that
+/// could not be read, too large, or with loose permissions.
+#[derive(Default)]
+struct ReadFindings {
+    findings: Vec<Finding>,
+    /// Files (as labelled) that exist but could not be read: their
+    /// `missing-file` finding from the byte checks is dropped.
+    unreadable: Vec<String>,
+}
+
+impl ReadFindings {
+    /// Reads one file, `None` when absent; other failures become findings.
+    fn read(&mut self, dir: &Path, label: &str, name: &str) -> Option<Vec<u8>> {
+        let path = dir.join(name);
+        if let Err(e) = std::fs::symlink_metadata(&path) {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                return None;
+            }
+        }
+        let file = join(label, name);
+        match crate::files::read_limited(&path) {
+            Ok(b) => Some(b),
+            Err(Error::TooLarge { size, limit, .. }) => {
+                self.findings.push(err(
+                    Code::TooLarge,
+                    &file,
+                    format!("{file} is {size} bytes, over the {limit}-byte limit"),
+                ));
+                self.unreadable.push(file);
+                None
+            }
+            Err(e) => {
+                self.findings.push(err(
+                    Code::NotPem,
+                    &file,
+                    format!("{file} cannot be read: {e}"),
+                ));
+                self.unreadable.push(file);
+                None
+            }
+        }
+    }
+
+    /// Adds these findings to a group computed from the bytes.
+    fn merge_into(self, group: Group) -> Group {
+        let mut findings: Vec<Finding> = group
+            .findings
+            .into_iter()
+            .filter(|f| !(f.code == Code::MissingFile && self.unreadable.contains(&f.file)))
+            .collect();
+        findings.extend(self.findings);
+        Group::new(&group.name, &group.path, group.kind, findings)
+    }
+}
+
+/// Reads a cluster directory's files, with what the file system says.
+fn read_bundle_dir(dir: &Path, label: &str) -> (BundleFiles, ReadFindings) {
+    let mut rf = ReadFindings::default();
+    let files = BundleFiles {
+        ca_cert: rf.read(dir, label, CA_CERT),
+        ca_key: rf.read(dir, label, CA_KEY).map(zeroize::Zeroizing::new),
+        cert_chain: rf.read(dir, label, CERT_CHAIN),
+        root_cert: rf.read(dir, label, ROOT_CERT),
+        ca_crl: rf.read(dir, label, CA_CRL),
+        cacerts_yaml: rf
+            .read(dir, label, SECRET_YAML)
+            .map(zeroize::Zeroizing::new),
+    };
+    for key in [CA_KEY, SECRET_YAML] {
+        check_key_mode(&dir.join(key), &join(label, key), &mut rf.findings);
+    }
+    (files, rf)
+}
+
+/// Reads a certs directory: its root files and every cluster directory.
+/// Returns the files, the mesh-level read findings and each cluster's.
+fn read_mesh_dir(
+    dir: &Path,
+    label: &str,
+) -> Result<(MeshFiles, ReadFindings, BTreeMap<String, ReadFindings>)> {
+    let mut rf = ReadFindings::default();
+    let root_cert = rf.read(dir, label, ROOT_CERT);
+    let root_key = rf.read(dir, label, ROOT_KEY).map(zeroize::Zeroizing::new);
+    if root_key.is_some() {
+        check_key_mode(
+            &dir.join(ROOT_KEY),
+            &join(label, ROOT_KEY),
+            &mut rf.findings,
+        );
+    }
+    let root_crl = rf.read(dir, label, crate::crl::ROOT_CRL);
+    let mut clusters = BTreeMap::new();
+    let mut cluster_reads = BTreeMap::new();
+    for cdir in cluster_dirs(dir)? {
+        let Some(name) = cdir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        let (files, crf) = read_bundle_dir(&cdir, &join(label, &name));
+        clusters.insert(name.clone(), files);
+        cluster_reads.insert(name, crf);
+    }
+    Ok((
+        MeshFiles {
+            root_cert,
+            root_key,
+            root_crl,
+            clusters,
+        },
+        rf,
+        cluster_reads,
+    ))
+}
+
+/// Verifies a certs directory: its root, every cluster under it, and the
+/// mesh as a whole (one root, no shared intermediate keys). Reads the
+/// directory, then runs [`verify_mesh`]; what only the file system shows
+/// (unreadable files, key file modes) is added to the groups.
+pub fn verify_certs_dir(dir: &Path, opts: &VerifyOptions) -> Result<Vec<Group>> {
+    let label = label_for(dir);
+    let (mesh, mesh_reads, mut cluster_reads) = read_mesh_dir(dir, &label)?;
+    let mut groups = verify_mesh(&label, &mesh, opts).into_iter();
+    let mut all = Vec::new();
+    if let Some(first) = groups.next() {
+        all.push(mesh_reads.merge_into(first));
+    }
+    for group in groups {
+        match cluster_reads.remove(&group.name) {
+            Some(rf) => all.push(rf.merge_into(group)),
+            None => all.push(group),
+        }
+    }
+    Ok(all)
+}
+
+/// Verifies each path: a cluster directory (it holds `ca-cert.pem`,
+/// `ca-key.pem`, `cert-chain.pem` or `cacerts.yaml`) or a certs directory
+/// (its root and every cluster under it). A path that is neither is an
+/// [`Error`], not a finding: the command could not run.
+pub fn verify_paths(paths: &[PathBuf], opts: &VerifyOptions) -> Result<Report> {
+    let mut groups = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::MissingFile {
+                    path: path.clone(),
+                    hint: String::new(),
+                }
+            } else {
+                Error::io(path, e)
+            }
+        })?;
+        if !meta.is_dir() {
+            return Err(Error::InvalidArgument {
+                what: "path",
+                value: path.display().to_string(),
+                reason: "not a directory: give a cluster directory or a certs directory (use `meshca inspect` for a single file)".into(),
+            });
+        }
+        if is_cluster_dir(path) {
+            groups.push(verify_cluster_dir(path, opts));
+        } else if path.join(ROOT_CERT).exists() || !cluster_dirs(path)?.is_empty() {
+            groups.extend(verify_certs_dir(path, opts)?);
+        } else {
+            return Err(Error::InvalidArgument {
+                what: "path",
+                value: path.display().to_string(),
+                reason: "neither a cluster directory (no ca-cert.pem) nor a certs directory (no root-cert.pem, no cluster directories)".into(),
+            });
+        }
+    }
+    Ok(Report::new(groups, opts))
+}
+
+/// Checks the step between two certs directories, `previous` then
+/// `current` (stages of a root rotation): reads both, then runs
+/// [`verify_mesh_step`].
+pub fn verify_step(previous: &Path, current: &Path, opts: &VerifyOptions) -> Result<Group> {
+    let (prev_label, cur_label) = (label_for(previous), label_for(current));
+    let (prev, ..) = read_mesh_dir(previous, &prev_label)?;
+    let (cur, ..) = read_mesh_dir(current, &cur_label)?;
+    Ok(verify_mesh_step(&prev_label, &prev, &cur_label, &cur, opts))
+}

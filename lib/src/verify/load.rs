@@ -1,0 +1,437 @@
+//! The load stage: what istiod reads from each file of `/etc/cacerts`.
+//!
+//! istiod (security/pkg/pki/util/keycertbundle.go `Verify`, crypto.go
+//! `ParsePemEncodedCertificate` and `ParsePemEncodedKey`, in istio/istio)
+//! reads:
+//! - `ca-cert.pem` and `ca-key.pem`: only the FIRST PEM block, whatever its
+//!   type (`pem.Decode` once); a key block must be `EC PRIVATE KEY`,
+//!   `RSA PRIVATE KEY` or `PRIVATE KEY`;
+//! - `root-cert.pem` and `cert-chain.pem`: through Go's
+//!   `CertPool.AppendCertsFromPEM`, which skips blocks that are not
+//!   `CERTIFICATE`, that carry PEM headers, or that do not parse;
+//! - with a CRL, `cert-chain.pem` again, every block parsed as a
+//!   certificate (a block of another type is then a hard error), and every
+//!   block of `ca-crl.pem` parsed as a CRL.
+
+use x509_parser::asn1_rs::{Any, Class, FromDer, Tag};
+use x509_parser::certificate::X509Certificate;
+
+use super::report::{err, warn, Code, Finding};
+use crate::error::Error;
+use crate::key::PrivateKey;
+use crate::pemutil::{self, Blocks};
+
+/// A certificate from a file, with where it came from.
+pub(super) struct Loaded {
+    /// Its DER.
+    pub(super) der: Vec<u8>,
+    /// `cluster1/cert-chain.pem` or `cluster1/cert-chain.pem (certificate 2)`.
+    pub(super) name: String,
+}
+
+/// Parses a certificate's DER (already checked to parse when loaded).
+pub(super) fn parse(der: &[u8]) -> Option<X509Certificate<'_>> {
+    x509_parser::parse_x509_certificate(der)
+        .ok()
+        .map(|(_, c)| c)
+}
+
+/// Words for a PEM block type, without echoing unknown input.
+pub(super) fn describe_tag(tag: &str) -> &'static str {
+    match tag {
+        "CERTIFICATE" => "a certificate",
+        "CERTIFICATE REQUEST" | "NEW CERTIFICATE REQUEST" => "a certificate request (CSR)",
+        "EC PARAMETERS" => "EC PARAMETERS (as `openssl ecparam -genkey` writes first)",
+        "X509 CRL" => "a CRL",
+        "PUBLIC KEY" | "RSA PUBLIC KEY" => "a public key",
+        "ENCRYPTED PRIVATE KEY" => "an encrypted private key",
+        t if t.ends_with("PRIVATE KEY") => "a private key",
+        _ => "a block of another type",
+    }
+}
+
+/// Checks PEM hygiene that Envoy and istiod depend on.
+pub(super) fn check_pem_format(file: &str, bytes: &[u8], out: &mut Vec<Finding>) {
+    if !bytes.ends_with(b"\n") {
+        // istiod accepts it (Istio's own samples/certs/root-cert-combined.pem
+        // has no final newline); only a file appended to it may glue blocks.
+        out.push(warn(
+            Code::PemFormat,
+            file,
+            format!("{file} does not end with a newline; istiod accepts it, but a file appended to it would glue two PEM blocks on one line"),
+        ));
+    }
+    let text = String::from_utf8_lossy(bytes);
+    if text.contains("----------BEGIN") {
+        out.push(err(
+            Code::PemFormat,
+            file,
+            format!("{file} has two PEM blocks glued on one line (\"-----END ...----------BEGIN\"); Envoy rejects that"),
+        ));
+    }
+}
+
+/// The PEM blocks of a file, reporting a missing, empty, oversized or
+/// non-PEM file.
+pub(super) fn pem_blocks(
+    file: &str,
+    bytes: Option<&[u8]>,
+    out: &mut Vec<Finding>,
+) -> Option<Blocks> {
+    let Some(bytes) = bytes else {
+        out.push(err(Code::MissingFile, file, format!("{file} is missing")));
+        return None;
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        out.push(err(Code::EmptyFile, file, format!("{file} is empty")));
+        return None;
+    }
+    match pemutil::parse_blocks(file, bytes) {
+        Ok(b) => {
+            check_pem_format(file, bytes, out);
+            Some(b)
+        }
+        Err(Error::TooLarge { size, limit, .. }) => {
+            out.push(err(
+                Code::TooLarge,
+                file,
+                format!("{file} is {size} bytes, over the {limit}-byte limit"),
+            ));
+            None
+        }
+        Err(Error::Pem { problem, .. }) => {
+            out.push(err(Code::NotPem, file, format!("{file} is {problem}")));
+            None
+        }
+        Err(e) => {
+            out.push(err(Code::NotPem, file, e.to_string()));
+            None
+        }
+    }
+}
+
+/// How a certificate file is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum CertFile {
+    /// `ca-cert.pem`: the first block is parsed as a certificate.
+    First,
+    /// `root-cert.pem`, `cert-chain.pem`: a Go certificate pool.
+    Pool,
+}
+
+/// Loads the certificates of a file, reporting every problem. For a
+/// [`CertFile::Pool`] file, a block Go's pool skips (PEM headers) is
+/// reported and left out, as istiod leaves it out.
+pub(super) fn load_certs(
+    file: &str,
+    bytes: Option<&[u8]>,
+    how: CertFile,
+    out: &mut Vec<Finding>,
+) -> Option<Vec<Loaded>> {
+    let blocks = pem_blocks(file, bytes, out)?;
+    let total = blocks.iter().filter(|b| b.tag() == "CERTIFICATE").count();
+    if how == CertFile::First {
+        if let Some(first) = blocks.first() {
+            if first.tag() != "CERTIFICATE" && !first.tag().contains("PRIVATE KEY") {
+                out.push(err(
+                    Code::FirstBlock,
+                    file,
+                    format!(
+                        "the first PEM block of {file} is {}; istiod reads only the first block as its CA certificate and fails",
+                        describe_tag(first.tag())
+                    ),
+                ));
+                return None;
+            }
+        }
+    }
+    let mut certs = Vec::new();
+    let mut index = 0;
+    for block in blocks.iter() {
+        if block.tag() != "CERTIFICATE" {
+            if block.tag().contains("PRIVATE KEY") {
+                let first = how == CertFile::First
+                    && blocks.first().is_some_and(|b| std::ptr::eq(b, block));
+                out.push(err(
+                    Code::WrongContent,
+                    file,
+                    if first {
+                        format!("{file} starts with a private key; istiod reads only its first PEM block as the CA certificate and fails")
+                    } else {
+                        format!(
+                            "{file} holds {}; it should hold only certificates",
+                            describe_tag(block.tag())
+                        )
+                    },
+                ));
+                if first {
+                    return None;
+                }
+            }
+            continue;
+        }
+        index += 1;
+        let name = if total > 1 {
+            format!("{file} (certificate {index})")
+        } else {
+            file.to_owned()
+        };
+        if block.headers().iter().next().is_some() {
+            if how == CertFile::Pool {
+                out.push(err(
+                    Code::PemHeaders,
+                    file,
+                    format!("{name} is a PEM block with header lines; Go's certificate pool skips such a block, so istiod does not see this certificate"),
+                ));
+                continue;
+            }
+            out.push(warn(
+                Code::PemHeaders,
+                file,
+                format!("{name} is a PEM block with header lines; istiod reads it, but Go's certificate pools skip such blocks"),
+            ));
+        }
+        match x509_parser::parse_x509_certificate(block.contents()) {
+            Ok(([], _)) => certs.push(Loaded {
+                der: block.contents().to_vec(),
+                name,
+            }),
+            Ok(_) => out.push(err(
+                Code::BadCertificate,
+                file,
+                format!("{name} has trailing bytes after the certificate"),
+            )),
+            Err(e) => out.push(err(
+                Code::BadCertificate,
+                file,
+                format!("{name} is not a valid X.509 certificate: {e}"),
+            )),
+        }
+    }
+    if total == 0 {
+        let mut kinds: Vec<&str> = blocks.iter().map(|b| describe_tag(b.tag())).collect();
+        kinds.dedup();
+        out.push(err(
+            Code::WrongContent,
+            file,
+            format!("{file} holds no certificate (found: {})", kinds.join(", ")),
+        ));
+        return None;
+    }
+    if certs.is_empty() {
+        return None;
+    }
+    Some(certs)
+}
+
+/// With a CRL, istiod parses every block of `cert-chain.pem` as a
+/// certificate (keycertbundle.go `Verify`): any other block is fatal.
+/// Without one, such a block is skipped by istiod but still served to
+/// workloads after their certificates.
+pub(super) fn check_chain_blocks(
+    file: &str,
+    bytes: Option<&[u8]>,
+    crl_present: bool,
+    out: &mut Vec<Finding>,
+) {
+    let Some(bytes) = bytes else { return };
+    let Ok(blocks) = pemutil::parse_blocks(file, bytes) else {
+        return;
+    };
+    for (i, block) in blocks.iter().enumerate() {
+        let tag = block.tag();
+        if tag == "CERTIFICATE" || tag.contains("PRIVATE KEY") {
+            continue;
+        }
+        if crl_present {
+            out.push(err(
+                Code::WrongContent,
+                file,
+                format!(
+                    "PEM block {} of {file} is {}; with a ca-crl.pem istiod parses every block of {file} as a certificate and fails",
+                    i + 1,
+                    describe_tag(tag)
+                ),
+            ));
+        } else {
+            out.push(warn(
+                Code::WrongContent,
+                file,
+                format!(
+                    "PEM block {} of {file} is {}, not a certificate; istiod skips it but serves it to workloads after their certificates",
+                    i + 1,
+                    describe_tag(tag)
+                ),
+            ));
+        }
+    }
+}
+
+/// Key block types istiod's `ParsePemEncodedKey` accepts as the first block.
+const KEY_TAGS: &[&str] = &["EC PRIVATE KEY", "RSA PRIVATE KEY", "PRIVATE KEY"];
+
+/// Loads `ca-key.pem` as istiod does: its first PEM block only.
+pub(super) fn load_key(
+    file: &str,
+    bytes: Option<&[u8]>,
+    out: &mut Vec<Finding>,
+) -> Option<PrivateKey> {
+    let bytes = bytes?;
+    let first = {
+        let mut scratch = Vec::new();
+        let blocks = pem_blocks(file, Some(bytes), &mut scratch);
+        let any_key = blocks
+            .as_ref()
+            .is_some_and(|b| b.iter().any(|b| b.tag().ends_with("PRIVATE KEY")));
+        let first = blocks.as_ref().and_then(|b| b.first()).map(|b| {
+            (
+                any_key,
+                b.tag().to_owned(),
+                b.headers().iter().next().is_some(),
+                b.headers()
+                    .get("Proc-Type")
+                    .is_some_and(|v| v.contains("ENCRYPTED")),
+                zeroize::Zeroizing::new(b.contents().to_vec()),
+            )
+        });
+        // Missing, empty, oversized and non-PEM files are reported below,
+        // by the key parser's own words, except the newline check.
+        out.extend(scratch.into_iter().filter(|f| f.code == Code::PemFormat));
+        first
+    };
+    if let Some((any_key, tag, has_headers, encrypted, der)) = &first {
+        if *encrypted {
+            out.push(err(
+                Code::KeyEncrypted,
+                file,
+                format!(
+                    "{file} is encrypted (legacy PEM encryption); istiod needs an unencrypted key"
+                ),
+            ));
+            return None;
+        }
+        if !any_key {
+            out.push(err(
+                Code::WrongContent,
+                file,
+                format!(
+                    "{file} holds no private key (its first PEM block is {})",
+                    describe_tag(tag)
+                ),
+            ));
+            return None;
+        }
+        if tag != "ENCRYPTED PRIVATE KEY" && !KEY_TAGS.contains(&tag.as_str()) {
+            out.push(err(
+                Code::FirstBlock,
+                file,
+                format!(
+                    "the first PEM block of {file} is {}; istiod reads only the first block as its CA key and fails",
+                    describe_tag(tag)
+                ),
+            ));
+            return None;
+        }
+        if *has_headers {
+            out.push(warn(
+                Code::PemHeaders,
+                file,
+                format!("{file} has PEM header lines; istiod ignores them"),
+            ));
+        }
+        if explicit_curve_key(tag, der) {
+            out.push(err(
+                Code::ExplicitCurve,
+                file,
+                format!("{file} is an EC key with explicit curve parameters; Go's parser (and so istiod) accepts only named curves (P-256, P-384)"),
+            ));
+            return None;
+        }
+    }
+    // Parse the first block alone, as istiod does.
+    let text = match &first {
+        Some((_, tag, _, _, der)) => {
+            let block = pem::Pem::new(tag.clone(), der.to_vec());
+            let text = pemutil::encode(&block);
+            zeroize::Zeroize::zeroize(&mut block.into_contents());
+            text
+        }
+        None => zeroize::Zeroizing::new(String::from_utf8_lossy(bytes).into_owned()),
+    };
+    match PrivateKey::from_pem(file, text.as_bytes()) {
+        Ok(k) => Some(k),
+        Err(e) => {
+            let (code, msg) = match &e {
+                Error::EncryptedKey { .. } => (
+                    Code::KeyEncrypted,
+                    format!("{file} is encrypted; istiod needs an unencrypted key"),
+                ),
+                Error::UnsupportedKey { found, .. } => (
+                    Code::UnsupportedKey,
+                    format!(
+                        "{file} is a {found} key; istiod supports RSA 2048+ and ECDSA P-256/P-384"
+                    ),
+                ),
+                Error::Pem { problem, .. } if problem.starts_with("no private key") => {
+                    (Code::WrongContent, format!("{file} holds {problem}"))
+                }
+                Error::Pem { problem, .. } if problem.contains("empty") => {
+                    (Code::EmptyFile, format!("{file} is empty"))
+                }
+                Error::Pem { problem, .. } => (Code::NotPem, format!("{file} is {problem}")),
+                Error::TooLarge { .. } => (Code::TooLarge, e.to_string()),
+                _ => (Code::KeyUnparsable, format!("{file} cannot be used: {e}")),
+            };
+            out.push(err(code, file, msg));
+            None
+        }
+    }
+}
+
+/// Whether a private key's DER (SEC1 `EC PRIVATE KEY` or PKCS#8
+/// `PRIVATE KEY`) names its curve by explicit parameters rather than by
+/// OID. Go's `x509.ParseECPrivateKey`/`ParsePKCS8PrivateKey` refuse it.
+fn explicit_curve_key(tag: &str, der: &[u8]) -> bool {
+    let Ok((_, outer)) = Any::from_der(der) else {
+        return false;
+    };
+    let elements = sequence_elements(outer.data);
+    match tag {
+        // ECPrivateKey ::= SEQUENCE { version, privateKey, [0] parameters, [1] publicKey }
+        "EC PRIVATE KEY" => elements.iter().any(|e| {
+            e.header.class() == Class::ContextSpecific
+                && e.header.tag() == Tag(0)
+                && Any::from_der(e.data).is_ok_and(|(_, p)| p.header.tag() == Tag::Sequence)
+        }),
+        // PrivateKeyInfo ::= SEQUENCE { version, AlgorithmIdentifier { ecPublicKey, parameters }, ... }
+        "PRIVATE KEY" => elements.get(1).is_some_and(|alg| {
+            let parts = sequence_elements(alg.data);
+            let is_ec = parts.first().is_some_and(|oid| {
+                oid.header.tag() == Tag::Oid && oid.data == EC_PUBLIC_KEY_OID_CONTENT
+            });
+            is_ec
+                && parts
+                    .get(1)
+                    .is_some_and(|p| p.header.tag() == Tag::Sequence)
+        }),
+        _ => false,
+    }
+}
+
+/// The content octets of OID 1.2.840.10045.2.1 (id-ecPublicKey).
+const EC_PUBLIC_KEY_OID_CONTENT: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+
+/// The elements of a SEQUENCE's content (stopping at the first that does not parse).
+fn sequence_elements(mut content: &[u8]) -> Vec<Any<'_>> {
+    let mut out = Vec::new();
+    while !content.is_empty() {
+        match Any::from_der(content) {
+            Ok((rest, any)) => {
+                out.push(any);
+                content = rest;
+            }
+            Err(_) => break,
+        }
+    }
+    out
+}

@@ -1,0 +1,212 @@
+//! The parse stage: each certificate on its own, as Go's crypto/x509
+//! parser and istiod judge it (signature algorithm, key, extensions).
+
+use x509_parser::certificate::X509Certificate;
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::public_key::PublicKey;
+use x509_parser::x509::SubjectPublicKeyInfo;
+
+use super::load::{parse, Loaded};
+use super::report::{err, warn, Code, Finding};
+
+const WEAK_SIGNATURES: &[(&str, &str)] = &[
+    ("1.2.840.113549.1.1.2", "MD2 with RSA"),
+    ("1.2.840.113549.1.1.3", "MD4 with RSA"),
+    ("1.2.840.113549.1.1.4", "MD5 with RSA"),
+    ("1.2.840.113549.1.1.5", "SHA-1 with RSA"),
+    ("1.3.14.3.2.29", "SHA-1 with RSA"),
+    ("1.3.14.3.2.25", "MD5 with RSA"),
+    ("1.2.840.10040.4.3", "DSA with SHA-1"),
+    ("1.2.840.10045.4.1", "ECDSA with SHA-1"),
+];
+
+fn weak_signature(c: &X509Certificate<'_>) -> Option<&'static str> {
+    let oid = c.signature_algorithm.algorithm.to_id_string();
+    WEAK_SIGNATURES
+        .iter()
+        .find(|(o, _)| *o == oid)
+        .map(|(_, name)| *name)
+}
+
+/// Key strength as istiod sees it: RSA 2048+, ECDSA P-256/P-384.
+fn check_key_strength(
+    name: &str,
+    file: &str,
+    spki: &SubjectPublicKeyInfo<'_>,
+    out: &mut Vec<Finding>,
+) {
+    use x509_parser::oid_registry::{
+        OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_PKCS1_RSAENCRYPTION,
+    };
+    let alg = &spki.algorithm.algorithm;
+    if *alg == OID_PKCS1_RSAENCRYPTION {
+        match spki.parsed() {
+            Ok(PublicKey::RSA(rsa)) if rsa.key_size() >= 2048 => {}
+            Ok(PublicKey::RSA(rsa)) => out.push(err(
+                Code::WeakKey,
+                file,
+                format!(
+                    "{name} has a {}-bit RSA key; at least 2048 bits are needed",
+                    rsa.key_size()
+                ),
+            )),
+            _ => out.push(err(
+                Code::UnsupportedKey,
+                file,
+                format!("{name} has an RSA key that cannot be parsed"),
+            )),
+        }
+    } else if *alg == OID_KEY_TYPE_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok());
+        match curve {
+            Some(c) if c == OID_EC_P256 || c == OID_NIST_EC_P384 => {}
+            Some(c) => out.push(err(
+                Code::UnsupportedKey,
+                file,
+                format!("{name} has an ECDSA key on curve {c}; istiod supports P-256 and P-384"),
+            )),
+            None => out.push(err(
+                Code::UnsupportedKey,
+                file,
+                format!("{name} has an ECDSA key without a named curve (explicit parameters); Go refuses it"),
+            )),
+        }
+    } else {
+        out.push(err(
+            Code::UnsupportedKey,
+            file,
+            format!(
+                "{name} has a key of algorithm {alg}; istiod supports RSA and ECDSA P-256/P-384"
+            ),
+        ));
+    }
+}
+
+/// Why Go's parser does not handle a critical extension, or `None` when it
+/// does. Restates `processExtensions` in Go's crypto/x509/parser.go: Go
+/// handles keyUsage, basicConstraints, subjectAltName (when it holds a DNS,
+/// email, IP or URI name), nameConstraints (DNS, email, IP and URI forms
+/// only), CRL distribution points, AKI, policyConstraints, extKeyUsage,
+/// certificatePolicies, policyMappings and inhibitAnyPolicy; everything
+/// else marked critical makes `Verify` fail with "unhandled critical
+/// extension" (verify.go `isValid`, for every certificate of the chain).
+fn unhandled_critical(ext: &x509_parser::extensions::X509Extension<'_>) -> Option<&'static str> {
+    const HANDLED: &[u64] = &[15, 19, 31, 35, 36, 37, 32, 33, 54];
+    let arcs: Option<Vec<u64>> = ext.oid.iter().map(|i| i.collect());
+    let arcs = arcs.unwrap_or_default();
+    if let [2, 5, 29, n] = arcs.as_slice() {
+        if HANDLED.contains(n) {
+            return None;
+        }
+        match (*n, ext.parsed_extension()) {
+            (17, ParsedExtension::SubjectAlternativeName(san)) => {
+                let usable = san.general_names.iter().any(|g| {
+                    matches!(
+                        g,
+                        GeneralName::DNSName(_)
+                            | GeneralName::RFC822Name(_)
+                            | GeneralName::IPAddress(_)
+                            | GeneralName::URI(_)
+                    )
+                });
+                return (!usable)
+                    .then_some("a critical subjectAltName without a DNS, email, IP or URI name");
+            }
+            (30, ParsedExtension::NameConstraints(nc)) => {
+                let subtrees = nc
+                    .permitted_subtrees
+                    .iter()
+                    .chain(nc.excluded_subtrees.iter())
+                    .flatten();
+                let other = subtrees.into_iter().any(|s| {
+                    !matches!(
+                        s.base,
+                        GeneralName::DNSName(_)
+                            | GeneralName::RFC822Name(_)
+                            | GeneralName::IPAddress(_)
+                            | GeneralName::URI(_)
+                    )
+                });
+                return other.then_some(
+                    "critical name constraints of a form Go does not handle (directoryName, otherName, ...)",
+                );
+            }
+            (14, _) => {
+                return Some("a subjectKeyIdentifier marked critical (Go's parser refuses it)")
+            }
+            _ => return Some("a critical extension Go does not handle"),
+        }
+    }
+    if arcs.as_slice() == [1, 3, 6, 1, 5, 5, 7, 1, 1] {
+        return Some("an authorityInfoAccess marked critical (Go's parser refuses it)");
+    }
+    Some("a critical extension Go does not handle")
+}
+
+/// Checks every certificate on its own: parse-level rules Go enforces,
+/// weak signatures and keys, critical extensions.
+pub(super) fn check_cert_alone(l: &Loaded, file: &str, is_root: bool, out: &mut Vec<Finding>) {
+    out.extend(go_parse_findings(l, file));
+    let Some(c) = parse(&l.der) else { return };
+    if c.raw_serial().first().is_some_and(|b| b & 0x80 != 0) {
+        out.push(err(
+            Code::NegativeSerial,
+            file,
+            format!(
+                "{} has a negative serial number; Go's crypto/x509 refuses to parse it",
+                l.name
+            ),
+        ));
+    }
+    if !is_root {
+        if let Some(alg) = weak_signature(&c) {
+            out.push(err(
+                Code::WeakSignature,
+                file,
+                format!(
+                    "{} is signed with {alg}; Go rejects such signatures",
+                    l.name
+                ),
+            ));
+        }
+    } else if let Some(alg) = weak_signature(&c) {
+        out.push(warn(
+            Code::WeakSignature,
+            file,
+            format!("{} (a root) is self-signed with {alg}; Go ignores a root's own signature, but replace it", l.name),
+        ));
+    }
+    check_key_strength(&l.name, file, c.public_key(), out);
+    for ext in c.extensions().iter().filter(|e| e.critical) {
+        if let Some(why) = unhandled_critical(ext) {
+            out.push(err(
+                Code::UnknownCriticalExtension,
+                file,
+                format!(
+                    "{} has {why} ({}); Go's verification, as istiod runs it, fails",
+                    l.name, ext.oid
+                ),
+            ));
+        }
+    }
+}
+
+/// What Go's crypto/x509 parser refuses in a certificate's DER, beyond
+/// what x509-parser refuses (wrong version, non-DER encodings, malformed
+/// names and extensions, inner/outer signature algorithm mismatch).
+///
+/// The single call site of the Go-exact DER check: it reports nothing until
+/// that check is part of the crate, and then becomes one `go-parse` error
+/// per refused certificate, with Go's reason.
+pub(super) fn go_parse_findings(_cert: &Loaded, _file: &str) -> Vec<Finding> {
+    Vec::new()
+}
+
+/// As [`go_parse_findings`], for one CRL of `ca-crl.pem`.
+pub(super) fn go_parse_crl_findings(_der: &[u8], _name: &str, _file: &str) -> Vec<Finding> {
+    Vec::new()
+}
