@@ -31,7 +31,9 @@ fn key_type(s: &str) -> Result<KeyType, String> {
     kubectl --context cluster1 apply -f certs/cluster1/cacerts.yaml
 
 EXIT STATUS:
-    0 success, 1 the command (or a check) failed, 2 bad arguments.")]
+    0 success; 1 a check failed, or the command refused or failed (it says why;
+    nothing was written); 2 bad arguments, a missing or unreadable input, or a
+    cluster that does not exist.")]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: Global,

@@ -375,3 +375,31 @@ fn verify_into_a_closed_pipe_is_not_an_error() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains("Broken pipe"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_run_while_another_holds_the_lock_says_it_waits_then_runs() {
+    let dir = Dir::new();
+    dir.ok(&["init", "--key-type", "ecdsa-p256", "c1"]);
+    let lock = meshca::store::DirLock::acquire(dir.path(), &|_| panic!("not held yet")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_meshca"))
+        .current_dir(dir.path())
+        .args(["intermediate", "-q", "--key-type", "ecdsa-p256", "c2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        !dir.join("c2").exists(),
+        "c2 was written under another run's lock"
+    );
+    drop(lock);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("waiting for") && stderr(&out).contains(".meshca.lock"),
+        "{}",
+        stderr(&out)
+    );
+    verify_passes(&dir, ".");
+}

@@ -48,6 +48,8 @@ struct World {
     revoked: Vec<String>,
     /// Clusters the step in progress re-issues (no longer revoked once saved).
     reissuing: Vec<String>,
+    /// The in-memory report of the mesh last saved (from its check).
+    report: Option<meshca::Report>,
     log: Vec<String>,
 }
 
@@ -117,6 +119,7 @@ impl World {
             dir: tempfile::tempdir().unwrap(),
             revoked: Vec::new(),
             reissuing: Vec::new(),
+            report: None,
             log: vec!["root".into()],
         };
         let mut w = w;
@@ -130,7 +133,8 @@ impl World {
     fn save(&mut self, new: Mesh) -> Result<(), String> {
         let before = snapshot(self.dir.path());
         // Verify before write, as every command does.
-        if let Err(e) = new.check_against(Some(&self.mesh), &opts(self.namespace)) {
+        let checked = new.check_against(Some(&self.mesh), &opts(self.namespace));
+        if let Err(e) = checked {
             let meshca::Error::WouldNotVerify { errors } = &e else {
                 panic!("{e}");
             };
@@ -143,6 +147,7 @@ impl World {
             );
             return Err(e.to_string());
         }
+        let report = checked.ok();
         let plan = |force| {
             let mut tx = Transaction::new();
             tx.no_sync();
@@ -168,6 +173,7 @@ impl World {
             // the rest below as a plain save of the same mesh.
             if snapshot(self.dir.path()) != before {
                 self.mesh = new;
+                self.report = report;
                 return Ok(());
             }
         }
@@ -190,6 +196,7 @@ impl World {
             }
         }
         self.mesh = new;
+        self.report = report;
         Ok(())
     }
 
@@ -199,7 +206,10 @@ impl World {
 
     fn check(&self) {
         let ctx = || self.log.join("\n");
-        let report = self.mesh.verify("", &opts(self.namespace));
+        let report = match &self.report {
+            Some(r) => r.clone(),
+            None => self.mesh.verify("", &opts(self.namespace)),
+        };
         let bad: Vec<String> = report
             .findings()
             .filter(|f| f.severity == meshca::Severity::Error)
