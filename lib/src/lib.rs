@@ -8,15 +8,22 @@
 //!
 //! Everything here works in memory except [`store`], which loads a
 //! [`Mesh`] from a certs directory and saves one back (all files or none,
-//! under the directory's lock), and the directory readers of `verify`.
-//! The modules:
+//! under the directory's lock), and the directory readers of [`verify`].
+//! The modules, from the top down:
 //!
 //! - [`mesh`]: a certs directory held in memory ([`Mesh`]) and the
 //!   workflows over it (add clusters, re-issue, revoke, CRLs, rotation
-//!   stages, workloads), each returning a new mesh or a typed error;
-//! - [`store`]: loading and saving a mesh, the lock, leftover temporary files;
-//! - at the crate root: the certificates ([`RootCa`], [`IntermediateCa`]),
-//!   keys, the Secret, and verification ([`verify_mesh`], [`Report`]).
+//!   stages, workloads), each returning a new mesh or a typed error, and
+//!   the verify-before-write check ([`Mesh::check_against`]);
+//! - [`store`]: loading and saving a mesh, the directory lock, leftover
+//!   temporary files;
+//! - [`verify`]: findings about bundles and meshes, as istiod, Go's
+//!   crypto/x509 and Envoy judge them;
+//! - [`issue`] (signing), [`crl`], [`secret`] (the `cacerts` Secret),
+//!   [`bundle`] (a cluster's four documents), [`key`], [`profile`] (what
+//!   each certificate should be), [`inspect`].
+//!
+//! The everyday types are also re-exported at the crate root.
 //!
 //! ```
 //! use meshca::{cacerts_yaml, IntermediateParams, KeyType, PrivateKey, RootCa, RootParams,
@@ -50,19 +57,19 @@
     )
 )]
 
-mod bundle;
-mod crl;
+pub mod bundle;
+pub mod crl;
 mod error;
 mod files;
-mod inspect;
-mod issue;
-mod key;
+pub mod inspect;
+pub mod issue;
+pub mod key;
 pub mod mesh;
 mod pemutil;
-mod profile;
-mod secret;
+pub mod profile;
+pub mod secret;
 pub mod store;
-mod verify;
+pub mod verify;
 
 pub use bundle::{
     ClusterBundle, CA_CERT, CA_CRL, CA_KEY, CERT_CHAIN, ROOT_CERT, ROOT_KEY, SECRET_YAML,
