@@ -132,7 +132,8 @@ fn relabel(e: Error, dir: &Path) -> Error {
 /// for a directory meshca has not written) into `new` on disk: every file
 /// whose bytes differ is written, every file of `old` that `new` lacks is
 /// removed. A file `new` adds where a file exists that `old` does not
-/// know is refused unless `force`.
+/// know is left alone when it holds the same bytes, else refused unless
+/// `force`.
 pub fn plan(
     tx: &mut Transaction,
     dir: &Path,
@@ -148,8 +149,15 @@ pub fn plan(
             Some(_) => {}
             None => {
                 let full = dir.join(path);
-                if !force && fs::symlink_metadata(&full).is_ok() {
-                    return Err(Error::AlreadyExists { path: full });
+                if fs::symlink_metadata(&full).is_ok() {
+                    // A file the mesh did not load: the same bytes need no
+                    // write; other bytes are replaced only with `force`.
+                    if read_limited(&full).is_ok_and(|b| b.as_slice() == file.contents.as_slice()) {
+                        continue;
+                    }
+                    if !force {
+                        return Err(Error::AlreadyExists { path: full });
+                    }
                 }
             }
         }
