@@ -7,7 +7,7 @@ use crate::output::say;
 
 pub(crate) fn run(global: &Global, args: &CrlArgs) -> Result<u8> {
     super::check_clusters(&args.clusters)?;
-    let session = super::Session::open(&global.dir)?;
+    let session = super::Session::open(&global.dir, false)?;
     // Every cluster is checked before anything is signed or written.
     session.mesh.check_clusters(&args.clusters)?;
     let root = super::mesh_signer(&global.dir, &session.mesh, global)?;

@@ -23,7 +23,7 @@ pub(crate) fn given(m: &ArgMatches, id: &str) -> bool {
 
 pub(crate) fn run(global: &Global, args: &InitArgs, m: &ArgMatches) -> Result<u8> {
     super::check_clusters(&args.clusters)?;
-    let session = super::Session::open(&global.dir)?;
+    let session = super::Session::open(&global.dir, true)?;
     let has_root = session.mesh.root.is_some();
     let from_secret = args.intermediate.root_from_secret.is_some();
     // Options about a new root mean nothing when none is made: refuse them

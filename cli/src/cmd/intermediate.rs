@@ -7,7 +7,7 @@ use crate::output::say;
 
 pub(crate) fn run(global: &Global, args: &IntermediateArgs) -> Result<u8> {
     super::check_clusters(&args.clusters)?;
-    let session = super::Session::open(&global.dir)?;
+    let session = super::Session::open(&global.dir, args.intermediate.root_from_secret.is_some())?;
     let root = super::signer(&session, global, &args.intermediate)?;
     if !args.force {
         for c in &args.clusters {

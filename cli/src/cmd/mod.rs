@@ -111,8 +111,17 @@ pub(crate) fn label(dir: &Path) -> String {
 
 impl Session {
     /// Locks `dir` (saying so while another run holds it), warns about
-    /// temporary files an interrupted run left, and loads the mesh.
-    pub(crate) fn open(dir: &Path) -> Result<Session> {
+    /// temporary files an interrupted run left, and loads the mesh. A
+    /// missing `dir` is made only when `create` (a command that can start a
+    /// mesh); otherwise it is a missing input.
+    pub(crate) fn open(dir: &Path, create: bool) -> Result<Session> {
+        if !create && std::fs::symlink_metadata(dir).is_err() {
+            return Err(meshca::Error::MissingFile {
+                path: dir.to_owned(),
+                hint: String::new(),
+            }
+            .into());
+        }
         let lock = DirLock::acquire(dir, &|path| {
             warn(format_args!(
                 "waiting for {}: another meshca run is changing {}",

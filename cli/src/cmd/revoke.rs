@@ -6,7 +6,7 @@ use crate::cli::{Global, RevokeArgs};
 use crate::output::say;
 
 pub(crate) fn run(global: &Global, args: &RevokeArgs) -> Result<u8> {
-    let session = super::Session::open(&global.dir)?;
+    let session = super::Session::open(&global.dir, false)?;
     session.mesh.cluster(&args.cluster)?;
     let root = super::mesh_signer(&global.dir, &session.mesh, global)?;
     let now = time::OffsetDateTime::now_utc();

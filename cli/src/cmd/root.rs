@@ -7,7 +7,7 @@ use crate::cli::{Global, RootArgs};
 use crate::output::{date, say};
 
 pub(crate) fn run(global: &Global, args: &RootArgs) -> Result<u8> {
-    let session = super::Session::open(&global.dir)?;
+    let session = super::Session::open(&global.dir, true)?;
     if session.mesh.root.is_some() && !args.force {
         return Err(meshca::Error::AlreadyExists {
             path: global.dir.join(meshca::ROOT_CERT),

@@ -8,7 +8,7 @@ use crate::output::{date, say};
 
 pub(crate) fn run(global: &Global, args: &WorkloadArgs) -> Result<u8> {
     meshca::validate_name("namespace", &args.namespace)?;
-    let session = super::Session::open(&global.dir)?;
+    let session = super::Session::open(&global.dir, false)?;
     let out_dir = global.dir.join(&args.namespace);
     let targets = [
         meshca::mesh::WORKLOAD_KEY,
