@@ -403,3 +403,16 @@ fn a_run_while_another_holds_the_lock_says_it_waits_then_runs() {
     );
     verify_passes(&dir, ".");
 }
+
+#[test]
+fn secret_of_one_cluster_does_not_depend_on_the_others() {
+    let dir = Dir::new();
+    dir.ok(&["init", "--key-type", "ecdsa-p256", "c1", "c2"]);
+    fs::remove_file(dir.join("c2/ca-key.pem")).unwrap();
+    let out = dir.ok(&["secret", "c1"]);
+    assert!(stdout(&out).contains("name: cacerts"));
+    // A change to the mesh still refuses to run over the broken cluster.
+    let out = dir.meshca(&["crl", "c1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("c2/ca-key.pem"), "{}", stderr(&out));
+}

@@ -9,8 +9,8 @@ use meshca::{cacerts_yaml, IntermediateCa, SecretShape};
 use crate::cli::{Global, SecretArgs};
 
 pub(crate) fn run(global: &Global, args: &SecretArgs, m: &ArgMatches) -> Result<u8> {
-    let session = super::Session::read(&global.dir)?;
-    let cluster = session.mesh.cluster(&args.cluster)?;
+    // Only this cluster is read: the others' state does not matter here.
+    let cluster = &meshca::store::load_cluster(&global.dir, &args.cluster)?;
     // Refuse to package a bundle whose key does not match its certificate
     // or whose chain does not start with it: istiod would refuse it too.
     IntermediateCa::from_bundle(&args.cluster, &cluster.bundle)?;

@@ -267,12 +267,7 @@ impl Mesh {
     }
 
     fn unknown(&self, name: &str) -> Error {
-        let mut known: Vec<String> = self.clusters.keys().cloned().collect();
-        known.sort_by_key(|k| (strsim::damerau_levenshtein(name, k), k.clone()));
-        Error::UnknownCluster {
-            name: name.to_owned(),
-            known,
-        }
+        unknown_cluster(name, self.clusters.keys().cloned().collect())
     }
 
     /// Checks that every name is a cluster of the mesh.
@@ -815,6 +810,16 @@ impl Mesh {
         } else {
             Err(Error::WouldNotVerify { errors: fresh })
         }
+    }
+}
+
+/// [`Error::UnknownCluster`] for `name`, the `known` clusters nearest to
+/// it (by edit distance, a transposition counting once) first.
+pub(crate) fn unknown_cluster(name: &str, mut known: Vec<String>) -> Error {
+    known.sort_by_key(|k| (strsim::damerau_levenshtein(name, k), k.clone()));
+    Error::UnknownCluster {
+        name: name.to_owned(),
+        known,
     }
 }
 

@@ -96,26 +96,42 @@ pub fn load(dir: &Path) -> Result<Mesh> {
     };
     mesh.root_crl = read_text(&dir.join(ROOT_CRL))?;
     for name in cluster_names(dir)? {
-        let cdir = dir.join(&name);
-        let need = |file: &str| -> Result<String> {
-            let path = cdir.join(file);
-            read_text(&path)?.ok_or(Error::MissingFile {
-                path,
-                hint: String::new(),
-            })
-        };
-        let bundle = ClusterBundle::new(
-            need(CA_CERT)?,
-            Zeroizing::new(need(CA_KEY)?),
-            need(CERT_CHAIN)?,
-            need(ROOT_CERT)?,
-        )
-        .with_crl(read_text(&cdir.join(CA_CRL))?);
-        let yaml = read_text(&cdir.join(SECRET_YAML))?.map(Zeroizing::new);
-        let cluster = Cluster::from_bundle(&name, bundle, yaml).map_err(|e| relabel(e, dir))?;
+        let cluster = read_cluster(dir, &name)?;
         mesh.clusters.insert(name, cluster);
     }
     Ok(mesh)
+}
+
+/// Loads one cluster of the certs directory `dir`, whatever the state of
+/// the others; a name that is not a cluster directory there is
+/// [`Error::UnknownCluster`], listing those that are.
+pub fn load_cluster(dir: &Path, name: &str) -> Result<Cluster> {
+    validate_name("cluster name", name)?;
+    let names = cluster_names(dir)?;
+    if !names.iter().any(|n| n == name) {
+        return Err(crate::mesh::unknown_cluster(name, names));
+    }
+    read_cluster(dir, name)
+}
+
+fn read_cluster(dir: &Path, name: &str) -> Result<Cluster> {
+    let cdir = dir.join(name);
+    let need = |file: &str| -> Result<String> {
+        let path = cdir.join(file);
+        read_text(&path)?.ok_or(Error::MissingFile {
+            path,
+            hint: String::new(),
+        })
+    };
+    let bundle = ClusterBundle::new(
+        need(CA_CERT)?,
+        Zeroizing::new(need(CA_KEY)?),
+        need(CERT_CHAIN)?,
+        need(ROOT_CERT)?,
+    )
+    .with_crl(read_text(&cdir.join(CA_CRL))?);
+    let yaml = read_text(&cdir.join(SECRET_YAML))?.map(Zeroizing::new);
+    Cluster::from_bundle(name, bundle, yaml).map_err(|e| relabel(e, dir))
 }
 
 fn relabel(e: Error, dir: &Path) -> Error {
