@@ -806,6 +806,36 @@ check_case() {
 			count cluster1/ca-crl.pem 'X509 CRL' 2
 			verify_ok -crl_check_all -CRLfile cluster1/ca-crl.pem
 			leaf_fails 'CRL has expired' -crl_check_all -CRLfile cluster1/ca-crl.pem ;;
+		key-ec-parameters-first)
+			[[ $(grep -m1 -- '-----BEGIN' cluster1/ca-key.pem) == '-----BEGIN EC PARAMETERS-----' ]] ||
+				check_fail "ca-key.pem does not start with EC PARAMETERS" ;;
+		ca-cert-csr-first)
+			[[ $(grep -m1 -- '-----BEGIN' cluster1/ca-cert.pem) == '-----BEGIN CERTIFICATE REQUEST-----' ]] ||
+				check_fail "ca-cert.pem does not start with a CSR" ;;
+		key-explicit-curve)
+			grep -q 'Field Type: prime-field' <<<"$(openssl ec -in cluster1/ca-key.pem -noout -text 2>&1)" ||
+				check_fail "ca-key.pem has no explicit curve parameters" ;;
+		critical-aia) has cluster1/ca-cert.pem 'Authority Information Access: critical' ;;
+		critical-issuer-alt-name) has cluster1/ca-cert.pem 'Issuer Alternative Name: critical' ;;
+		critical-dirname-constraints) has cluster1/ca-cert.pem 'DirName:O ?= ?Istio' ;;
+		constraints-exclude-istiod)
+			has root-cert.pem 'Excluded:'
+			verify_fails 'excluded subtree violation' ;;
+		constraints-exclude-trust-domain)
+			has cluster1/ca-cert.pem 'URI:cluster.local'
+			leaf_fails 'excluded subtree violation' ;;
+		eku-server-only) leaf_fails 'unsuitable certificate purpose' -purpose sslclient ;;
+		crl-not-yet-valid) leaf_fails 'CRL is not yet valid' -crl_check_all -CRLfile cluster1/ca-crl.pem ;;
+		crl-critical-extension)
+			crl_has cluster1/ca-crl.pem '1\.2\.3\.4\.5\.6\.7: critical'
+			leaf_fails 'unhandled critical CRL extension' -crl_check_all -CRLfile cluster1/ca-crl.pem ;;
+		crl-only-some-reasons) crl_has cluster1/ca-crl.pem 'Some Reasons:|Only Some Reasons' ;;
+		crl-holds-certificate | chain-holds-crl-with-crl)
+			count cluster1/ca-crl.pem 'X509 CRL' 2 ;;
+		root-pem-headers) grep -q '^Comment: ' cluster1/root-cert.pem || check_fail "no PEM header line" ;;
+		root-combined-no-newline)
+			count cluster1/root-cert.pem CERTIFICATE 2
+			[[ -n $(tail -c1 cluster1/root-cert.pem) ]] || check_fail "cluster1/root-cert.pem ends with a newline" ;;
 		esac
 		exit "$CHECK_ERRORS"
 	)

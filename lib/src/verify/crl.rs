@@ -196,6 +196,15 @@ pub(super) fn check_crls(
                 ));
             }
         }
+        if let Some(alg) = super::parse::weak_signature_oid(&crl.signature_algorithm.algorithm) {
+            out.push(err(
+                Code::WeakSignature,
+                &file,
+                format!(
+                    "{name} is signed with {alg}; Go refuses it, so istiod counts it as missing"
+                ),
+            ));
+        }
         crl_window(&name, &file, crl, opts, out);
         // The CRL of ca-cert.pem (chain position 0) covers workloads; the
         // others cover CAs.
@@ -343,5 +352,68 @@ fn crl_extensions(
             ));
             break;
         }
+    }
+}
+
+/// The root's own CRL (`root-crl.pem`, from which every cluster's
+/// `ca-crl.pem` takes its first CRL): CRL blocks only, each signed by a
+/// root of `root-cert.pem`, inside its window, with no extension Envoy
+/// refuses.
+pub(super) fn check_root_crl(
+    file: &str,
+    roots: &[Loaded],
+    bytes: &[u8],
+    opts: &VerifyOptions,
+    out: &mut Vec<Finding>,
+) {
+    let blocks = match pemutil::parse_blocks(file, bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            out.push(err(Code::NotPem, file, e.to_string()));
+            return;
+        }
+    };
+    super::load::check_pem_format(file, bytes, out);
+    let parsed_roots: Vec<X509Certificate<'_>> =
+        roots.iter().filter_map(|r| parse(&r.der)).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        let n = i + 1;
+        if block.tag() != "X509 CRL" {
+            out.push(err(
+                Code::WrongContent,
+                file,
+                format!(
+                    "PEM block {n} of {file} is {}, not a CRL",
+                    describe_tag(block.tag())
+                ),
+            ));
+            continue;
+        }
+        let name = format!("{file} (CRL {n})");
+        out.extend(go_parse_crl_findings(block.contents(), &name, file));
+        let crl = match CertificateRevocationList::from_der(block.contents()) {
+            Ok(([], crl)) => crl,
+            Ok(_) | Err(_) => {
+                out.push(err(
+                    Code::WrongContent,
+                    file,
+                    format!("{name} does not parse as a CRL"),
+                ));
+                continue;
+            }
+        };
+        let signed = parsed_roots.iter().any(|r| {
+            r.subject().as_raw() == crl.issuer().as_raw()
+                && crl.verify_signature(r.public_key()).is_ok()
+        });
+        if !signed && !parsed_roots.is_empty() {
+            out.push(err(
+                Code::CrlBadSignature,
+                file,
+                format!("{name} is not signed by a root of the mesh's root-cert.pem"),
+            ));
+        }
+        crl_window(&name, file, &crl, opts, out);
+        crl_extensions(&name, file, &crl, false, true, out);
     }
 }

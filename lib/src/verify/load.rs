@@ -435,3 +435,119 @@ fn sequence_elements(mut content: &[u8]) -> Vec<Any<'_>> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs openssl (required: the test fails when it is missing).
+    fn openssl(dir: &std::path::Path, args: &[&str]) {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl must be installed to run this test");
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+    }
+
+    fn first_block(path: &std::path::Path) -> (String, Vec<u8>) {
+        let text = std::fs::read(path).unwrap();
+        let blocks = pemutil::parse_blocks("k", &text).unwrap();
+        let b = blocks.first().unwrap();
+        (b.tag().to_owned(), b.contents().to_vec())
+    }
+
+    #[test]
+    fn explicit_curve_parameters_are_found_in_sec1_and_pkcs8_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        openssl(
+            d,
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "named.key",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "ec",
+                "-in",
+                "named.key",
+                "-param_enc",
+                "explicit",
+                "-out",
+                "explicit.key",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "pkcs8",
+                "-topk8",
+                "-nocrypt",
+                "-in",
+                "named.key",
+                "-out",
+                "named.p8",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "pkcs8",
+                "-topk8",
+                "-nocrypt",
+                "-in",
+                "explicit.key",
+                "-out",
+                "explicit.p8",
+            ],
+        );
+        for (file, explicit) in [
+            ("named.key", false),
+            ("explicit.key", true),
+            ("named.p8", false),
+            ("explicit.p8", true),
+        ] {
+            let (tag, der) = first_block(&d.join(file));
+            assert_eq!(explicit_curve_key(&tag, &der), explicit, "{file}");
+            let mut out = Vec::new();
+            let bytes = std::fs::read(d.join(file)).unwrap();
+            let key = load_key("ca-key.pem", Some(&bytes), &mut out);
+            assert_eq!(key.is_some(), !explicit, "{file}: {out:?}");
+            assert_eq!(
+                out.iter().any(|f| f.code == Code::ExplicitCurve),
+                explicit,
+                "{file}: {out:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_the_first_block_of_ca_cert_pem_counts() {
+        let mut out = Vec::new();
+        let csr_then_cert = b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert!(load_certs(
+            "ca-cert.pem",
+            Some(csr_then_cert),
+            CertFile::First,
+            &mut out
+        )
+        .is_none());
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].code, Code::FirstBlock);
+        assert!(out[0].message.contains("certificate request"), "{out:?}");
+    }
+
+    #[test]
+    fn unknown_block_types_are_not_echoed() {
+        assert_eq!(describe_tag("SECRET VALUE 1234"), "a block of another type");
+        assert_eq!(describe_tag("EC PARAMETERS").split(' ').next(), Some("EC"));
+    }
+}

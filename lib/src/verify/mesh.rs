@@ -129,6 +129,11 @@ pub fn verify_mesh(label: &str, mesh_files: &MeshFiles, opts: &VerifyOptions) ->
             Err(e) => mesh.push(err(Code::KeyUnparsable, &key_file, e.to_string())),
         }
     }
+    if let Some(bytes) = &mesh_files.root_crl {
+        let crl_file = join(label, crate::crl::ROOT_CRL);
+        let roots = mesh_roots.as_deref().unwrap_or(&[]);
+        super::crl::check_root_crl(&crl_file, roots, bytes, opts, &mut mesh);
+    }
     let entries: Vec<(&String, &BundleFiles)> = mesh_files.clusters.iter().collect();
     // Clusters are independent: check them on all cores.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

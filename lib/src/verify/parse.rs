@@ -21,7 +21,14 @@ const WEAK_SIGNATURES: &[(&str, &str)] = &[
 ];
 
 fn weak_signature(c: &X509Certificate<'_>) -> Option<&'static str> {
-    let oid = c.signature_algorithm.algorithm.to_id_string();
+    weak_signature_oid(&c.signature_algorithm.algorithm)
+}
+
+/// The name of a signature algorithm Go refuses (SHA-1, MD5, MD2, MD4).
+pub(super) fn weak_signature_oid(
+    oid: &x509_parser::der_parser::oid::Oid<'_>,
+) -> Option<&'static str> {
+    let oid = oid.to_id_string();
     WEAK_SIGNATURES
         .iter()
         .find(|(o, _)| *o == oid)

@@ -115,6 +115,45 @@ struct Node<'a> {
     loaded: &'a Loaded,
     cert: X509Certificate<'a>,
     is_root: bool,
+    /// subjectKeyIdentifier and authorityKeyIdentifier's keyIdentifier.
+    ski: Option<Vec<u8>>,
+    aki: Option<Vec<u8>>,
+}
+
+impl<'a> Node<'a> {
+    fn new(loaded: &'a Loaded, is_root: bool) -> Option<Self> {
+        use x509_parser::extensions::ParsedExtension;
+        let cert = parse(&loaded.der)?;
+        let mut ski = None;
+        let mut aki = None;
+        for e in cert.extensions() {
+            match e.parsed_extension() {
+                ParsedExtension::SubjectKeyIdentifier(k) => ski = Some(k.0.to_vec()),
+                ParsedExtension::AuthorityKeyIdentifier(a) => {
+                    aki = a.key_identifier.as_ref().map(|k| k.0.to_vec());
+                }
+                _ => {}
+            }
+        }
+        Some(Node {
+            loaded,
+            cert,
+            is_root,
+            ski,
+            aki,
+        })
+    }
+
+    /// How plausible `parent` is as this certificate's issuer, as Go's
+    /// `CertPool.findPotentialParents` orders candidates: key ids equal,
+    /// then one of them absent, then key ids that differ.
+    fn key_id_rank(&self, parent: &Node<'_>) -> u8 {
+        match (&self.aki, &parent.ski) {
+            (Some(a), Some(s)) if a == s => 0,
+            (Some(_), Some(_)) => 2,
+            _ => 1,
+        }
+    }
 }
 
 struct Search<'n, 'a> {
@@ -164,11 +203,17 @@ impl Search<'_, '_> {
         let Some(cur) = self.nodes.get(current) else {
             return false;
         };
-        let candidates = self
+        let mut candidates = self
             .by_subject
             .get(cur.cert.issuer().as_raw())
             .cloned()
             .unwrap_or_default();
+        // Roots first, then intermediates; each by key id plausibility.
+        candidates.sort_by_key(|&i| {
+            self.nodes
+                .get(i)
+                .map_or((true, 3), |n| (!n.is_root, cur.key_id_rank(n)))
+        });
         let mut name_match = false;
         let mut extended = false;
         for cand in candidates {
@@ -223,23 +268,10 @@ pub(super) fn check_path<'a>(
     input: &PathInput<'a>,
     opts: &VerifyOptions,
 ) -> Option<PathResult<'a>> {
-    let mut nodes: Vec<Node<'a>> = Vec::new();
-    nodes.push(Node {
-        loaded: input.ca,
-        cert: parse(&input.ca.der)?,
-        is_root: false,
-    });
+    let mut nodes: Vec<Node<'a>> = vec![Node::new(input.ca, false)?];
     // Roots first: a path ends as soon as it can.
     for (list, is_root) in [(input.roots, true), (input.intermediates, false)] {
-        for l in list {
-            if let Some(cert) = parse(&l.der) {
-                nodes.push(Node {
-                    loaded: l,
-                    cert,
-                    is_root,
-                });
-            }
-        }
+        nodes.extend(list.iter().filter_map(|l| Node::new(l, is_root)));
     }
     if input.roots.iter().any(|r| r.der == input.ca.der) {
         let path = vec![input.ca];

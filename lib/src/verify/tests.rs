@@ -590,3 +590,93 @@ fn the_secret_is_judged_as_istiod_mounts_it() {
     let f = run("istio-system", &entries(&chain), &folded, None);
     assert!(has(&f, Severity::Error, Code::SecretBase64, yaml), "{f:#?}");
 }
+
+#[test]
+fn path_building_tries_the_key_id_match_first_and_stays_within_budget() {
+    let r = root("Root CA");
+    let regional = issue("Regional CA", &r, |p| {
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
+    });
+    let ca = issue("Intermediate CA", &regional, |_| {});
+    // More same-named look-alikes than the signature budget, listed first.
+    let decoys: Vec<Ca> = (0..(path::SIGNATURE_BUDGET + 20))
+        .map(|_| root("Regional CA"))
+        .collect();
+    let mut chain: Vec<&str> = decoys.iter().map(|d| d.pem.as_str()).collect();
+    chain.push(&regional.pem);
+    chain.push(&r.pem);
+    let f = check(&bundle(&ca, &chain, &[&r.pem]));
+    assert!(errors(&f).is_empty(), "{f:#?}");
+}
+
+#[test]
+fn a_rotation_step_checks_each_ca_against_each_distinct_root_file_once() {
+    let old = root("Root CA");
+    let new = root("New Root CA");
+    let mk = |r: &Ca| {
+        let mut m = MeshFiles::default();
+        for name in ["east", "west"] {
+            let ca = issue("Intermediate CA", r, |_| {});
+            m.clusters
+                .insert(name.into(), bundle(&ca, &[&r.pem], &[&r.pem]));
+        }
+        m
+    };
+    let (prev, cur) = (mk(&old), mk(&new));
+    let g = verify_mesh_step("a", &prev, "b", &cur, &VerifyOptions::at(NOW));
+    let count = |code| g.findings.iter().filter(|f| f.code == code).count();
+    // Neither root set is a superset of the other.
+    assert_eq!(count(Code::RootStep), 2, "{g:#?}");
+    // Every CA of each stage against both clusters of the other: 2 x 2 x 2.
+    assert_eq!(count(Code::CrossStageTrust), 8, "{g:#?}");
+    assert!(g
+        .findings
+        .iter()
+        .any(|f| f.file == "a/east/ca-cert.pem" && f.message.contains("b/west/root-cert.pem")));
+    // With both roots everywhere at the new stage: no cross-stage error.
+    let both = format!("{}{}", old.pem, new.pem);
+    let mut cur = cur;
+    for f in cur.clusters.values_mut() {
+        f.root_cert = Some(both.clone().into_bytes());
+    }
+    let mut prev = prev;
+    for f in prev.clusters.values_mut() {
+        f.root_cert = Some(both.clone().into_bytes());
+    }
+    let g = verify_mesh_step("a", &prev, "b", &cur, &VerifyOptions::at(NOW));
+    assert!(g.findings.is_empty(), "{g:#?}");
+}
+
+#[test]
+fn the_roots_own_crl_is_checked_in_the_mesh_group() {
+    let r = root("Root CA");
+    let other = root("Other Root CA");
+    let ca = issue("Intermediate CA", &r, |_| {});
+    let mut mesh = mesh_of(&r.pem, vec![("east", bundle(&ca, &[&r.pem], &[&r.pem]))]);
+    let run = |mesh: &MeshFiles| verify_mesh("", mesh, &VerifyOptions::at(NOW)).remove(0);
+    mesh.root_crl = Some(crl_of(&r, |_| {}).into_bytes());
+    assert!(run(&mesh).findings.is_empty(), "{:#?}", run(&mesh));
+    mesh.root_crl = Some(
+        crl_of(&r, |p| {
+            p.this_update = NOW - Duration::days(40);
+            p.next_update = NOW - Duration::days(10);
+        })
+        .into_bytes(),
+    );
+    let g = run(&mesh);
+    assert!(
+        has(&g.findings, Severity::Error, Code::CrlStale, "root-crl.pem"),
+        "{g:#?}"
+    );
+    mesh.root_crl = Some(crl_of(&other, |_| {}).into_bytes());
+    let g = run(&mesh);
+    assert!(
+        has(
+            &g.findings,
+            Severity::Error,
+            Code::CrlBadSignature,
+            "root-crl.pem"
+        ),
+        "{g:#?}"
+    );
+}
