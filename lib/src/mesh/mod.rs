@@ -554,8 +554,10 @@ impl Mesh {
     ///    empty one made here);
     /// 3. `root-cert.pem` = B only.
     ///
-    /// The stages hold no root key; stages 2 and 3 hold B's CRL when one
-    /// is used.
+    /// The stages hold no root key; stage 1 keeps A's `root-crl.pem`,
+    /// stages 2 and 3 hold B's when a cluster uses CRLs. `self` is left as
+    /// it was; any error (an unknown cluster, an unreadable key) comes
+    /// before any stage exists.
     pub fn rotation(
         &self,
         new_root: &RootCa,
