@@ -56,9 +56,7 @@ fn run() -> meshca::Result<ExitCode> {
 
     // Check it as istiod would, before anything leaves the process.
     let report = mesh.verify("", &VerifyOptions::at(now));
-    for f in report.findings() {
-        println!("  {} {} {}", f.severity, f.code, f.message);
-    }
+    print!("{report}");
     if !report.ok {
         eprintln!("installer: the mesh does not verify");
         return Ok(ExitCode::from(1));

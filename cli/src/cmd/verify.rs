@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use anyhow::Result;
-use meshca::{verify_paths, Report, Severity, VerifyOptions};
+use meshca::{verify_paths, Report, VerifyOptions};
 
 use crate::cli::VerifyArgs;
 
@@ -40,7 +40,7 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<u8> {
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
         } else {
-            write_human(&mut out, &report)?;
+            write!(out, "{report}")?;
         }
         out.flush()
     })();
@@ -50,46 +50,4 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<u8> {
         Err(e) => Err(e.into()),
         Ok(()) => Ok(code),
     }
-}
-
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("{n} {word}")
-    } else {
-        format!("{n} {word}s")
-    }
-}
-
-fn write_human(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
-    for group in &report.groups {
-        let errors = group
-            .findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .count();
-        let warnings = group.findings.len() - errors;
-        let verdict = match (errors, warnings) {
-            (0, 0) => "ok".to_owned(),
-            (0, w) => format!("ok, {}", plural(w, "warning")),
-            (e, 0) => format!("FAILED, {}", plural(e, "error")),
-            (e, w) => format!("FAILED, {}, {}", plural(e, "error"), plural(w, "warning")),
-        };
-        writeln!(out, "{} ({}): {verdict}", group.name, group.path)?;
-        for f in &group.findings {
-            writeln!(out, "  {:<7} {:<24} {}", f.severity, f.code, f.message)?;
-        }
-    }
-    let clusters = report
-        .groups
-        .iter()
-        .filter(|g| g.kind == meshca::GroupKind::Cluster)
-        .count();
-    writeln!(
-        out,
-        "{}: {}, {}, {} checked",
-        if report.ok { "PASSED" } else { "FAILED" },
-        plural(report.errors, "error"),
-        plural(report.warnings, "warning"),
-        plural(clusters, "cluster")
-    )
 }

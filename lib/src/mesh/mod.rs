@@ -15,6 +15,8 @@
 //! DIR/<cluster>/{ca-cert,ca-key,cert-chain,root-cert,ca-crl}.pem  DIR/<cluster>/cacerts.yaml
 //! ```
 
+mod text;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
