@@ -138,8 +138,8 @@ impl Session {
         })
     }
 
-    /// Loads the mesh of `dir` to read it only (no lock, nothing written).
-    pub(crate) fn read(dir: &Path) -> Result<Session> {
+    /// Loads the mesh of `dir` without any lock (the caller holds them).
+    pub(crate) fn loaded(dir: &Path) -> Result<Session> {
         Ok(Session {
             dir: dir.to_owned(),
             mesh: meshca::store::load(dir)?,
@@ -187,6 +187,40 @@ pub(crate) fn check_new(old: Option<&Mesh>, new: &Mesh, namespace: &str) -> Resu
     opts.namespace = namespace.to_owned();
     new.check_against(old, &opts)?;
     Ok(())
+}
+
+/// Shared locks on the certs directories among `dirs` (and their parents,
+/// for cluster directories) that have a lock file, so no meshca run
+/// renames files in them while they are read. `except`: a directory this
+/// run locks exclusively (never locked twice).
+pub(crate) fn read_locks(dirs: &[&Path], except: Option<&Path>) -> Result<Vec<DirLock>> {
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    let skip = except.and_then(canon);
+    let mut seen = Vec::new();
+    let mut locks = Vec::new();
+    for dir in dirs {
+        for d in [Some(*dir), dir.parent()].into_iter().flatten() {
+            let d = if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            };
+            let Some(c) = canon(d) else { continue };
+            if seen.contains(&c) || skip.as_ref() == Some(&c) {
+                continue;
+            }
+            seen.push(c);
+            let lock = DirLock::shared(d, &|path| {
+                warn(format_args!(
+                    "waiting for {}: another meshca run is changing {}",
+                    path.display(),
+                    d.display()
+                ))
+            })?;
+            locks.extend(lock);
+        }
+    }
+    Ok(locks)
 }
 
 /// Warns about `.meshca-*.tmp` files under `dir`.

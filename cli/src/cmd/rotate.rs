@@ -6,7 +6,19 @@ use crate::cli::{Global, RotateArgs};
 use crate::output::say;
 
 pub(crate) fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
-    let session = super::Session::read(&global.dir)?;
+    // --out is locked for writing, the two inputs for reading.
+    let lock = meshca::store::DirLock::acquire(&args.out, &|path| {
+        crate::output::warn(format_args!(
+            "waiting for {}: another meshca run is writing {}",
+            path.display(),
+            args.out.display()
+        ))
+    })?;
+    let _read = super::read_locks(
+        &[global.dir.as_path(), args.new_root.as_path()],
+        Some(&args.out),
+    )?;
+    let session = super::Session::loaded(&global.dir)?;
     let clusters = if args.clusters.is_empty() {
         session.mesh.clusters.keys().cloned().collect()
     } else {
@@ -20,15 +32,9 @@ pub(crate) fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
             reason: "no cluster directories to rotate".into(),
         });
     }
-    let new = super::Session::read(&args.new_root)?;
+    let new = super::Session::loaded(&args.new_root)?;
     let new_root = super::mesh_signer(&args.new_root, &new.mesh, global)?;
-    let lock = meshca::store::DirLock::acquire(&args.out, &|path| {
-        crate::output::warn(format_args!(
-            "waiting for {}: another meshca run is writing {}",
-            path.display(),
-            args.out.display()
-        ))
-    })?;
+
     let stages: Vec<std::path::PathBuf> = (1..=3)
         .map(|n| args.out.join(format!("stage-{n}")))
         .collect();

@@ -10,6 +10,7 @@ use crate::cli::{Global, SecretArgs};
 
 pub(crate) fn run(global: &Global, args: &SecretArgs, m: &ArgMatches) -> Result<u8> {
     // Only this cluster is read: the others' state does not matter here.
+    let _lock = super::read_locks(&[global.dir.as_path()], None)?;
     let cluster = &meshca::store::load_cluster(&global.dir, &args.cluster)?;
     // Refuse to package a bundle whose key does not match its certificate
     // or whose chain does not start with it: istiod would refuse it too.

@@ -8,6 +8,10 @@ use meshca::{verify_paths, Report, VerifyOptions};
 use crate::cli::VerifyArgs;
 
 pub(crate) fn run(args: &VerifyArgs) -> Result<u8> {
+    // No meshca run renames files while they are read.
+    let mut dirs: Vec<&std::path::Path> = args.paths.iter().map(|p| p.as_path()).collect();
+    dirs.extend(args.previous.as_deref());
+    let _locks = super::read_locks(&dirs, None)?;
     let mut options = VerifyOptions::at(args.at.unwrap_or_else(time::OffsetDateTime::now_utc));
     options.warn_days = args.warn_days;
     let mut report = verify_paths(&args.paths, &options)?;

@@ -32,13 +32,9 @@ impl DirLock {
     pub fn acquire(dir: &Path, waiting: &dyn Fn(&Path)) -> Result<DirLock> {
         fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let path = dir.join(LOCK_FILE);
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let mut options = fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        let file = open_lock_file(&path, &mut options)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
@@ -50,10 +46,62 @@ impl DirLock {
         Ok(DirLock { _file: file, path })
     }
 
+    /// A shared lock on `dir`, when it has a lock file (readers such as
+    /// `verify` create nothing): held, it keeps a writer from renaming
+    /// files while the directory is read, so a read sees one state.
+    /// `waiting` is called when a writer holds the lock.
+    pub fn shared(dir: &Path, waiting: &dyn Fn(&Path)) -> Result<Option<DirLock>> {
+        let path = dir.join(LOCK_FILE);
+        if fs::symlink_metadata(&path).is_err() {
+            return Ok(None);
+        }
+        let mut options = fs::OpenOptions::new();
+        options.read(true);
+        let file = open_lock_file(&path, &mut options)?;
+        match file.try_lock_shared() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                waiting(&path);
+                file.lock_shared().map_err(|e| Error::io(&path, e))?;
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        }
+        Ok(Some(DirLock { _file: file, path }))
+    }
+
     /// The lock file.
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Opens a lock file without following a symbolic link or blocking on a
+/// FIFO; anything but a regular file is refused.
+fn open_lock_file(path: &Path, options: &mut fs::OpenOptions) -> Result<fs::File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        options.custom_flags(flags.bits() as i32);
+    }
+    let file = options.open(path).map_err(|e| {
+        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            Error::NotRegularFile {
+                path: path.to_owned(),
+                kind: "a symbolic link (not followed)",
+            }
+        } else {
+            Error::io(path, e)
+        }
+    })?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::NotRegularFile {
+            path: path.to_owned(),
+            kind: "not a regular file",
+        });
+    }
+    Ok(file)
 }
 
 /// What one file of a save becomes.
@@ -514,6 +562,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = DirLock::acquire(dir.path(), &|_| panic!("no wait expected")).unwrap();
         let waited = std::sync::atomic::AtomicBool::new(false);
+        let read_waited = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
             let h = s.spawn(|| {
                 DirLock::acquire(dir.path(), &|p| {
@@ -528,6 +577,42 @@ mod tests {
             drop(first);
             let second = h.join().unwrap();
             assert!(second.path().ends_with(LOCK_FILE));
+            // A reader waits for the writer too.
+            let r = s.spawn(|| {
+                DirLock::shared(dir.path(), &|_| {
+                    read_waited.store(true, std::sync::atomic::Ordering::SeqCst)
+                })
+                .unwrap()
+                .is_some()
+            });
+            while !read_waited.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            drop(second);
+            assert!(r.join().unwrap());
         });
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_file_that_is_a_symlink_or_fifo_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, dir.path().join(LOCK_FILE)).unwrap();
+        let err = DirLock::acquire(dir.path(), &|_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert!(!target.exists(), "the link was followed");
+        let d2 = tempfile::tempdir().unwrap();
+        assert!(DirLock::shared(d2.path(), &|_| {}).unwrap().is_none());
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            d2.path().join(LOCK_FILE),
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let err = DirLock::shared(d2.path(), &|_| {}).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
     }
 }
