@@ -369,7 +369,8 @@ impl Mesh {
         // empty one, then kept as root-crl.pem.
         let needs_crl = |c: &NewCluster| {
             // istiod ignores ca-crl.pem in the kubernetes.io/tls layout
-            // (and verify refuses the pair): such a cluster gets none.
+            // (pilot/pkg/bootstrap/istio_ca.go, detectSigningCABundleAndCRL),
+            // and verify refuses the pair: such a cluster gets none.
             let tls = c
                 .secret
                 .as_ref()
