@@ -330,8 +330,10 @@ impl Mesh {
     /// `signer` (the mesh's root; a mesh without one takes the signer's
     /// certificate as its `root-cert.pem`). An existing cluster is refused
     /// unless `replace`; a replaced cluster keeps its `ca-crl.pem` (renewed
-    /// for the new intermediate) and its Secret's name. When the mesh has
-    /// a root CRL, every new cluster gets a `ca-crl.pem` too.
+    /// for the new intermediate). When the mesh has a root CRL, every new
+    /// cluster gets a `ca-crl.pem` too, except with the kubernetes.io/tls
+    /// Secret shape, where istiod ignores it. Each cluster's Secret is what
+    /// its [`NewCluster::secret`] says.
     pub fn add_clusters(
         &self,
         signer: &RootCa,
