@@ -31,7 +31,9 @@ fn key_type(s: &str) -> Result<KeyType, String> {
     kubectl --context cluster1 apply -f certs/cluster1/cacerts.yaml
 
 EXIT STATUS:
-    0 success, 1 the command (or a check) failed, 2 bad arguments.")]
+    0 success; 1 a check failed, or the command refused or failed (it says why;
+    nothing was written); 2 bad arguments, a missing or unreadable input, or a
+    cluster that does not exist.")]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: Global,
@@ -72,8 +74,13 @@ pub(crate) enum Command {
     # Add a cluster later: the existing root in DIR signs it.
     meshca init --dir certs cluster3
 
-    # The recipe's variables work too:
-    ROOTCA_ORG=Example INTERMEDIATE_DAYS=365 meshca init cluster1")]
+    # The recipe's variables work too (options beat them):
+    ROOTCA_ORG=Example INTERMEDIATE_DAYS=365 meshca init cluster1
+
+When DIR has a root, --encrypt-root and the --root-* options are refused,
+not ignored. Like every command that writes, init locks DIR
+(DIR/.meshca.lock), checks the new mesh as `meshca verify` would, and
+writes every file or none.")]
     Init(InitArgs),
 
     /// Make the root CA: DIR/root-cert.pem and DIR/root-key.pem.
@@ -142,7 +149,11 @@ cluster at a stage before any moves to the next:
   stage-2  new intermediates signed by the new root; root-cert.pem = old + new
   stage-3  root-cert.pem = new root only
 Each stage directory is a certs directory: `meshca verify --previous
-OUT/stage-1 OUT/stage-2` checks a stage and the step to it.
+OUT/stage-1 OUT/stage-2` checks a stage and the step to it. Every cluster
+keeps its key type, SANs and Secret shape; a cluster with ca-crl.pem keeps
+it in stage 1 (a revoked intermediate stays revoked) and gets one from the
+new root in stages 2 and 3. The three stages are written all together, and
+only after each stage and each step verified.
 
 EXAMPLES:
     meshca root --dir new-root --key-type ecdsa-p256
@@ -179,6 +190,9 @@ EXAMPLES:
 signed by every CA of cert-chain.pem: the root's (DIR/root-crl.pem, made
 here if missing) and the intermediate's own. The cluster's cacerts.yaml is
 refreshed to carry it; later `intermediate` runs add CRLs to new clusters.
+A cluster with the kubernetes.io/tls Secret shape cannot use ca-crl.pem
+(istiod ignores it there): crl refuses it. A cluster that does not exist
+stops the command before anything is written (exit 2).
 
 EXAMPLES:
     meshca crl --dir certs cluster1 cluster2

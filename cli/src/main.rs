@@ -5,7 +5,7 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 mod cli;
 mod cmd;
@@ -33,19 +33,24 @@ fn protect_process() {
 
 fn main() -> ExitCode {
     protect_process();
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
-        }
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return clap_exit(&e),
     };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(&e),
+    };
+    let sub = matches
+        .subcommand()
+        .map(|(_, m)| m.clone())
+        .unwrap_or_default();
     let result = match &cli.command {
-        Command::Init(args) => cmd::init::run(&cli.global, args),
+        Command::Init(args) => cmd::init::run(&cli.global, args, &sub),
         Command::Root(args) => cmd::root::run(&cli.global, args),
         Command::Intermediate(args) => cmd::intermediate::run(&cli.global, args),
         Command::Workload(args) => cmd::workload::run(&cli.global, args),
-        Command::Secret(args) => cmd::secret::run(&cli.global, args),
+        Command::Secret(args) => cmd::secret::run(&cli.global, args, &sub),
         Command::Revoke(args) => cmd::revoke::run(&cli.global, args),
         Command::Crl(args) => cmd::crl::run(&cli.global, args),
         Command::Rotate(args) => cmd::rotate::run(&cli.global, args),
@@ -56,19 +61,92 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
+            if is_broken_pipe(&err) {
+                // The reader went away (`| head`): not an error.
+                return ExitCode::from(EXIT_OK);
+            }
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "meshca: error: {err}");
             for cause in err.chain().skip(1) {
                 let _ = writeln!(stderr, "  caused by: {cause}");
             }
-            let code = match err.downcast_ref::<meshca::Error>() {
-                Some(meshca::Error::InvalidArgument { .. } | meshca::Error::Passphrase { .. }) => {
-                    EXIT_USAGE
-                }
-                _ if matches!(cli.command, Command::Verify(_) | Command::Inspect(_)) => EXIT_USAGE,
-                _ => EXIT_FAILED,
-            };
-            ExitCode::from(code)
+            let lib = err.downcast_ref::<meshca::Error>();
+            if let Some(h) = lib.and_then(|e| hint(e, &cli)) {
+                let _ = writeln!(stderr, "  hint: {h}");
+            }
+            if err.downcast_ref::<cmd::SaveFailed>().is_some() {
+                return ExitCode::from(EXIT_FAILED);
+            }
+            ExitCode::from(exit_code(lib, &cli.command))
         }
+    }
+}
+
+fn clap_exit(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK })
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// 2: bad arguments, or input missing or unreadable; 1: the command (or a
+/// check) refused or failed.
+fn exit_code(err: Option<&meshca::Error>, command: &Command) -> u8 {
+    use meshca::Error as E;
+    match err {
+        Some(
+            E::InvalidArgument { .. }
+            | E::Passphrase { .. }
+            | E::UnknownCluster { .. }
+            | E::MissingFile { .. }
+            | E::NotRegularFile { .. }
+            | E::TooLarge { .. }
+            | E::Pem { .. }
+            | E::BadSecret { .. }
+            | E::BadCertificate { .. }
+            | E::EncryptedKey { .. }
+            | E::Io { .. },
+        ) => EXIT_USAGE,
+        _ if matches!(command, Command::Verify(_) | Command::Inspect(_)) => EXIT_USAGE,
+        _ => EXIT_FAILED,
+    }
+}
+
+/// What the operator can do about a library error (the library itself
+/// gives none).
+fn hint(err: &meshca::Error, cli: &Cli) -> Option<String> {
+    use meshca::Error as E;
+    match err {
+        E::AlreadyExists { path } => {
+            let root = path
+                .file_name()
+                .is_some_and(|n| n == meshca::ROOT_CERT || n == meshca::ROOT_KEY)
+                && path.parent().is_some_and(|p| p == cli.global.dir);
+            Some(if root {
+                "use --force to replace the root; a new root orphans every cluster: each must then be \
+                 re-issued (`meshca intermediate --force`) or rotated (`meshca rotate`)"
+                    .to_owned()
+            } else {
+                "use --force to overwrite it".to_owned()
+            })
+        }
+        E::WouldNotVerify { .. } if matches!(cli.command, Command::Root(_)) => Some(
+            "a new root orphans every cluster of the mesh: make it in another directory \
+             (`meshca root --dir NEW`) and move the clusters with `meshca rotate`"
+                .to_owned(),
+        ),
+        E::MissingFile { path, .. }
+            if path
+                .file_name()
+                .is_some_and(|n| n == meshca::ROOT_CERT || n == meshca::ROOT_KEY) =>
+        {
+            Some("create the root first with `meshca root` (or `meshca init`)".to_owned())
+        }
+        _ => None,
     }
 }

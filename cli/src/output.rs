@@ -73,3 +73,8 @@ pub(crate) fn date(t: time::OffsetDateTime) -> String {
         .format(&fmt)
         .unwrap_or_else(|_| t.to_string())
 }
+
+/// Prints an error line on stderr.
+pub(crate) fn error(line: std::fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "meshca: error: {line}");
+}

@@ -454,7 +454,8 @@ fn a_cluster_joins_a_mesh_started_with_istiods_self_signed_ca() {
         "bad.yaml",
         "cluster4",
     ]);
-    assert_eq!(out.status.code(), Some(1));
+    // An unusable input file: exit 2, as every missing or unreadable input.
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("bad.yaml") && stderr(&out).contains("ca-cert.pem"),
         "{}",

@@ -26,6 +26,10 @@ fn check_tree(dir: &Path) -> usize {
     for f in files {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
         let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        if name == meshca::store::LOCK_FILE {
+            // The directory's lock file: empty by design.
+            continue;
+        }
         if name.starts_with(".meshca-") {
             // A temporary file the kill left behind: a certificate's may be
             // 0644 already, but one holding a key is never readable by others.

@@ -1,12 +1,9 @@
-//! A cluster's four PEM documents, as istiod reads them from `cacerts`.
+//! A cluster's four PEM documents, as istiod reads them from `cacerts`
+//! (the store reads and writes them: [`crate::store`]).
 
 use std::fmt;
-use std::path::Path;
 
 use zeroize::Zeroizing;
-
-use crate::error::{Error, Result};
-use crate::files::{read_limited, write_files, FileWrite};
 
 /// `ca-cert.pem`: the cluster's intermediate CA certificate.
 pub const CA_CERT: &str = "ca-cert.pem";
@@ -79,30 +76,6 @@ impl ClusterBundle {
         self
     }
 
-    /// Reads the four files of a cluster directory (each at most 1 MiB,
-    /// UTF-8). Errors name the file.
-    pub fn read_dir(dir: &Path) -> Result<Self> {
-        let read = |name: &str| -> Result<String> {
-            let path = dir.join(name);
-            let bytes = read_limited(&path)?;
-            String::from_utf8(bytes).map_err(|_| Error::Pem {
-                what: path.display().to_string(),
-                problem: "not PEM: the file is not text".into(),
-            })
-        };
-        Ok(ClusterBundle {
-            ca_cert: read(CA_CERT)?,
-            ca_key: Zeroizing::new(read(CA_KEY)?),
-            cert_chain: read(CERT_CHAIN)?,
-            root_cert: read(ROOT_CERT)?,
-            ca_crl: if dir.join(CA_CRL).exists() {
-                Some(read(CA_CRL)?)
-            } else {
-                None
-            },
-        })
-    }
-
     /// The documents with their file names, the key marked secret.
     pub fn documents(&self) -> Vec<(&'static str, &[u8], bool)> {
         let mut docs = vec![
@@ -115,28 +88,5 @@ impl ClusterBundle {
             docs.push((CA_CRL, crl.as_bytes(), false));
         }
         docs
-    }
-
-    /// Writes the four files, and `cacerts.yaml` when `secret_yaml` is
-    /// given (mode 0600: it holds the key), into `dir`, atomically. Without
-    /// `force`, nothing is written if any of them exists.
-    pub fn write_dir(&self, dir: &Path, secret_yaml: Option<&str>, force: bool) -> Result<()> {
-        let mut files: Vec<FileWrite<'_>> = self
-            .documents()
-            .into_iter()
-            .map(|(name, contents, secret)| FileWrite {
-                path: dir.join(name),
-                contents,
-                secret,
-            })
-            .collect();
-        if let Some(yaml) = secret_yaml {
-            files.push(FileWrite {
-                path: dir.join(SECRET_YAML),
-                contents: yaml.as_bytes(),
-                secret: true,
-            });
-        }
-        write_files(&files, force)
     }
 }

@@ -29,10 +29,46 @@ pub enum Error {
     },
 
     /// A file exists where meshca would write, and `force` was not given.
-    #[error("{path} already exists (use --force to overwrite it)")]
+    #[error("{path} already exists")]
     AlreadyExists {
         /// The existing file.
         path: PathBuf,
+    },
+
+    /// A path that must be a regular file is something else (a symbolic
+    /// link, which is never followed, a FIFO, a device, a socket).
+    #[error("{path}: is {kind}, not a regular file")]
+    NotRegularFile {
+        /// The path concerned.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+
+    /// A cluster named in a command does not exist in the mesh.
+    #[error("no cluster {name:?}{}", known_list(.known))]
+    UnknownCluster {
+        /// The name given.
+        name: String,
+        /// The clusters that exist, nearest to `name` first.
+        known: Vec<String>,
+    },
+
+    /// A workflow refuses to run: it would leave a mesh istiod or `verify`
+    /// rejects, or would overwrite something it must not.
+    #[error("{what}: {reason}")]
+    Refused {
+        /// What is concerned (a file, a cluster, the root).
+        what: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// The mesh a command would write does not verify: nothing was written.
+    #[error("the result would not verify, nothing was written:{}", bullet_list(.errors))]
+    WouldNotVerify {
+        /// The error findings of the new mesh (file and problem).
+        errors: Vec<String>,
     },
 
     /// A document is not PEM, or holds no block of the expected kind.
@@ -151,6 +187,18 @@ pub enum Error {
 
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn known_list(known: &[String]) -> String {
+    if known.is_empty() {
+        "; there are no clusters".to_owned()
+    } else {
+        format!("; clusters: {}", known.join(", "))
+    }
+}
+
+fn bullet_list(items: &[String]) -> String {
+    items.iter().map(|i| format!("\n  {i}")).collect()
+}
 
 impl Error {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {

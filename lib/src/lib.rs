@@ -6,9 +6,24 @@
 //! signs workload certificates with it. Because every intermediate chains
 //! to the same root, workloads trust each other across clusters.
 //!
-//! Everything here works in memory; the only functions that touch the file
-//! system are the explicit readers and writers ([`CertsDir`],
-//! [`ClusterBundle::read_dir`], [`ClusterBundle::write_dir`]).
+//! Everything here works in memory except [`store`], which loads a
+//! [`Mesh`] from a certs directory and saves one back (all files or none,
+//! under the directory's lock), and the directory readers of [`verify`].
+//! The modules, from the top down:
+//!
+//! - [`mesh`]: a certs directory held in memory ([`Mesh`]) and the
+//!   workflows over it (add clusters, re-issue, revoke, CRLs, rotation
+//!   stages, workloads), each returning a new mesh or a typed error, and
+//!   the verify-before-write check ([`Mesh::check_against`]);
+//! - [`store`]: loading and saving a mesh, the directory lock, leftover
+//!   temporary files;
+//! - [`verify`]: findings about bundles and meshes, as istiod, Go's
+//!   crypto/x509 and Envoy judge them;
+//! - [`issue`] (signing), [`crl`], [`secret`] (the `cacerts` Secret),
+//!   [`bundle`] (a cluster's four documents), [`key`], [`profile`] (what
+//!   each certificate should be), [`inspect`].
+//!
+//! The everyday types are also re-exported at the crate root.
 //!
 //! ```
 //! use meshca::{cacerts_yaml, IntermediateParams, KeyType, PrivateKey, RootCa, RootParams,
@@ -42,30 +57,31 @@
     )
 )]
 
-mod bundle;
-mod crl;
+pub mod bundle;
+pub mod crl;
 mod error;
 mod files;
 mod goparse;
-mod inspect;
-mod issue;
-mod key;
-mod mesh;
+pub mod inspect;
+pub mod issue;
+pub mod key;
+pub mod mesh;
 mod pemutil;
-mod profile;
-mod secret;
-mod verify;
+pub mod profile;
+pub mod secret;
+pub mod store;
+pub mod verify;
 
 pub use bundle::{
     ClusterBundle, CA_CERT, CA_CRL, CA_KEY, CERT_CHAIN, ROOT_CERT, ROOT_KEY, SECRET_YAML,
 };
 pub use crl::{Reason, Revocation, DEFAULT_CRL_DAYS, REASON_NAMES, ROOT_CRL};
 pub use error::{Error, Result};
-pub use files::{read_limited, refuse_existing, write_files, FileWrite};
+pub use files::read_limited;
 pub use inspect::{inspect_pem, CertSummary, CrlSummary, Item, KeySummary};
 pub use issue::{IntermediateCa, IssuedIntermediate, RootCa, Workload, SERIAL_LEN};
 pub use key::{KeyFormat, PrivateKey};
-pub use mesh::{generate_keys, map_parallel, CertsDir, RootState};
+pub use mesh::{generate_keys, Mesh};
 pub use pemutil::{certificate_pem, certificates, concat as concat_pem, MAX_PEM_BYTES};
 pub use profile::{
     validate_name, IntermediateParams, KeyType, RootParams, WorkloadParams, DEFAULT_BACKDATE,

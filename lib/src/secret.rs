@@ -194,13 +194,25 @@ impl SecretData {
             what: what.into(),
             reason,
         };
-        let doc: SecretDoc =
-            serde_yaml_ng::from_slice(text).map_err(|e| bad(format!("invalid YAML: {e}")))?;
+        check_nesting(text).map_err(|depth| {
+            bad(format!(
+                "nested more than {depth} levels deep: not a Secret document"
+            ))
+        })?;
+        // serde's messages quote the values they stumble on (a key passed
+        // where a Secret is expected would be printed): keep only where.
+        let doc: SecretDoc = serde_yaml_ng::from_slice(text).map_err(|e| {
+            bad(match e.location() {
+                Some(l) => format!(
+                    "not a Secret document (YAML error at line {}, column {})",
+                    l.line(),
+                    l.column()
+                ),
+                None => "not a Secret document (invalid YAML)".to_owned(),
+            })
+        })?;
         if doc.kind != "Secret" || doc.api_version != "v1" {
-            return Err(bad(format!(
-                "expected apiVersion v1, kind Secret; found {} {}",
-                doc.api_version, doc.kind
-            )));
+            return Err(bad("expected apiVersion v1, kind Secret".to_owned()));
         }
         let mut data = BTreeMap::new();
         for (k, v) in &doc.data {
@@ -208,7 +220,7 @@ impl SecretData {
                 Zeroizing::new(v.chars().filter(|c| !c.is_whitespace()).collect());
             let bytes = B64
                 .decode(compact.as_bytes())
-                .map_err(|e| bad(format!("data.{k} is not valid base64: {e}")))?;
+                .map_err(|_| bad(format!("data.{k} is not valid base64")))?;
             data.insert(k.clone(), Zeroizing::new(bytes));
         }
         if let Some(sd) = &doc.string_data {
@@ -223,6 +235,35 @@ impl SecretData {
             data,
         })
     }
+}
+
+/// The deepest flow nesting (`[`, `{`) or block indentation a Secret
+/// may have; a Secret has four levels.
+const MAX_NESTING: usize = 32;
+
+/// Refuses deeply nested documents before the YAML parser sees them: 1 MiB
+/// of nested brackets takes the parser minutes. Counts brackets outside
+/// quotes; a Secret's data (base64, PEM) has none.
+fn check_nesting(text: &[u8]) -> std::result::Result<(), usize> {
+    let mut depth = 0usize;
+    let mut quote: Option<u8> = None;
+    for &b in text {
+        match (quote, b) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, b'\'' | b'"') => quote = Some(b),
+            (None, b'[' | b'{') => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(MAX_NESTING);
+                }
+            }
+            (None, b']' | b'}') => depth = depth.saturating_sub(1),
+            (None, b'\n') => {}
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -273,7 +314,9 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(
-            err.starts_with("s.yaml: ") && err.contains("ConfigMap"),
+            err.starts_with("s.yaml: ")
+                && err.contains("kind Secret")
+                && !err.contains("ConfigMap"),
             "{err}"
         );
         let err = SecretData::from_yaml(
@@ -283,5 +326,34 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("data.a"), "{err}");
+    }
+
+    /// "The root key is printed in full when a key file is passed where a
+    /// Secret is expected": the YAML error names where, never what.
+    #[test]
+    fn a_key_file_given_as_a_secret_is_not_echoed() {
+        let key = crate::key::PrivateKey::generate(crate::KeyType::EcdsaP256).unwrap();
+        let pem = key.to_pem();
+        let err = SecretData::from_yaml("root-key.pem", pem.as_bytes())
+            .unwrap_err()
+            .to_string();
+        let body: Vec<&str> = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        for line in body {
+            assert!(!err.contains(line), "{err}");
+        }
+        assert!(!err.contains("PRIVATE KEY"), "{err}");
+        assert!(err.starts_with("root-key.pem: "), "{err}");
+    }
+
+    /// "1 MiB of nested brackets as cacerts.yaml takes minutes".
+    #[test]
+    fn a_mebibyte_of_nested_brackets_is_refused_at_once() {
+        let text = vec![b'['; 1 << 20];
+        let started = std::time::Instant::now();
+        let err = SecretData::from_yaml("cacerts.yaml", &text)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nested"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2));
     }
 }

@@ -1,41 +1,41 @@
 //! `meshca crl CLUSTER...`: write each cluster's `ca-crl.pem`.
 
 use anyhow::Result;
-use meshca::{CertsDir, IntermediateCa, CA_CRL};
 
 use crate::cli::{CrlArgs, Global};
 use crate::output::say;
 
 pub(crate) fn run(global: &Global, args: &CrlArgs) -> Result<u8> {
     super::check_clusters(&args.clusters)?;
-    let certs = CertsDir::new(&global.dir);
+    let session = super::Session::open(&global.dir, false)?;
+    // Every cluster is checked before anything is signed or written.
+    session.mesh.check_clusters(&args.clusters)?;
+    let root = super::mesh_signer(&global.dir, &session.mesh, global)?;
     let now = time::OffsetDateTime::now_utc();
-    let root_crl = match certs.read_root_crl()? {
-        Some(crl) => crl,
-        None => {
-            // First CRL of this root: an empty one, number 1.
-            let root = super::load_root(&certs, global)?;
-            let crl = root.crl(None, &[], now, args.next_update_days)?;
-            certs.write_root_crl(&crl)?;
-            say(
-                global.quiet,
-                format_args!("root: wrote {}", certs.root_crl_path().display()),
-            );
-            crl.into_bytes()
-        }
-    };
+    let mesh = session
+        .mesh
+        .write_crls(&root, &args.clusters, now, args.next_update_days)?;
+    let new_root_crl = session.mesh.root_crl.is_none();
+    session.commit(&mesh, true, super::ISTIOD_NAMESPACE)?;
+    if new_root_crl {
+        say(
+            global.quiet,
+            format_args!(
+                "root: wrote {}",
+                global.dir.join(meshca::ROOT_CRL).display()
+            ),
+        );
+    }
     for cluster in &args.clusters {
-        let bundle = certs.read_cluster(cluster)?;
-        let ca = IntermediateCa::from_bundle(cluster, &bundle)?;
-        let path = certs.cluster_dir(cluster)?.join(CA_CRL);
-        let previous = bundle.ca_crl.as_deref().map(str::as_bytes);
-        let crl = ca.ca_crl(&root_crl, previous, now, args.next_update_days)?;
-        let secret = certs.write_ca_crl(cluster, &crl)?;
+        let secret = mesh
+            .clusters
+            .get(cluster)
+            .is_some_and(|c| c.secret_yaml.is_some());
         say(
             global.quiet,
             format_args!(
                 "{cluster}: wrote {}{}",
-                path.display(),
+                global.dir.join(cluster).join(meshca::CA_CRL).display(),
                 if secret {
                     " and updated cacerts.yaml"
                 } else {

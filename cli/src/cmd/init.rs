@@ -1,54 +1,106 @@
 //! `meshca init CLUSTER...`: the one-command path.
 
 use anyhow::Result;
-use meshca::{CertsDir, RootCa, RootParams, RootState};
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+use meshca::{RootCa, RootParams};
 
 use crate::cli::{Global, InitArgs};
 use crate::output::{date, say};
 
-pub(crate) fn run(global: &Global, args: &InitArgs) -> Result<u8> {
+/// Whether the option `id` was given on the command line.
+pub(crate) fn from_cli(m: &ArgMatches, id: &str) -> bool {
+    m.value_source(id) == Some(ValueSource::CommandLine)
+}
+
+/// Whether the option `id` was given at all (command line or environment).
+pub(crate) fn given(m: &ArgMatches, id: &str) -> bool {
+    matches!(
+        m.value_source(id),
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+    )
+}
+
+pub(crate) fn run(global: &Global, args: &InitArgs, m: &ArgMatches) -> Result<u8> {
     super::check_clusters(&args.clusters)?;
-    let certs = CertsDir::new(&global.dir);
-    let existing = if args.intermediate.root_from_secret.is_some() {
-        Some(super::root_for(&certs, global, &args.intermediate)?)
-    } else {
-        match certs.root_state()? {
-            RootState::Present => Some(super::load_root(&certs, global)?),
-            _ => None,
+    let session = super::Session::open(&global.dir, true)?;
+    let has_root = session.mesh.root.is_some();
+    let from_secret = args.intermediate.root_from_secret.is_some();
+    // Options about a new root mean nothing when none is made: refuse them
+    // rather than ignore them.
+    if has_root || from_secret {
+        let mut ignored: Vec<&str> = Vec::new();
+        if args.encrypt_root {
+            ignored.push("--encrypt-root");
         }
+        for (id, flag) in [
+            ("root_key_type", "--root-key-type"),
+            ("root_days", "--root-days"),
+            ("root_org", "--root-org"),
+            ("root_cn", "--root-cn"),
+        ] {
+            if from_cli(m, id) {
+                ignored.push(flag);
+            }
+        }
+        if !ignored.is_empty() {
+            return Err(meshca::Error::Refused {
+                what: global.dir.join(meshca::ROOT_CERT).display().to_string(),
+                reason: format!(
+                    "{} the root of this mesh, so {} would have no effect",
+                    if from_secret {
+                        "--root-from-secret gives"
+                    } else {
+                        "exists and is"
+                    },
+                    ignored.join(", ")
+                ),
+            }
+            .into());
+        }
+    }
+    let existing = if from_secret || has_root {
+        Some(super::signer(&session, global, &args.intermediate)?)
+    } else {
+        None
     };
     if !args.force {
-        certs.refuse_existing_clusters(&args.clusters)?;
+        for c in &args.clusters {
+            if session.mesh.clusters.contains_key(c) {
+                return Err(meshca::Error::AlreadyExists {
+                    path: global.dir.join(c).join(meshca::CA_CERT),
+                }
+                .into());
+            }
+        }
     }
     // Ask for a new root's passphrase before the slow key generation.
-    let pass = super::new_root_passphrase(&certs, global, existing.is_none() && args.encrypt_root)?;
+    let pass =
+        super::new_root_passphrase(&global.dir, global, existing.is_none() && args.encrypt_root)?;
     let cluster_type = args.intermediate.key_type.unwrap_or_default();
-    let root_type = args
-        .root
-        .root_key_type
-        .or(args.intermediate.key_type)
-        .unwrap_or_default();
-    let mut types = Vec::with_capacity(args.clusters.len() + 1);
-    if existing.is_none() {
-        types.push(root_type);
+    // Command-line options beat environment variables: `--key-type` beats
+    // ROOTCA_KEYSZ; `--root-key-type` beats both.
+    let root_type = if from_cli(m, "root_key_type") {
+        args.root.root_key_type
+    } else if from_cli(m, "key_type") {
+        args.intermediate.key_type
+    } else {
+        args.root.root_key_type.or(args.intermediate.key_type)
     }
-    types.extend(std::iter::repeat_n(cluster_type, args.clusters.len()));
+    .unwrap_or_default();
+    let mut types = Vec::with_capacity(args.clusters.len() + 1);
     let mut labels: Vec<String> = Vec::with_capacity(types.len());
     if existing.is_none() {
+        types.push(root_type);
         labels.push("root".to_owned());
     }
+    types.extend(std::iter::repeat_n(cluster_type, args.clusters.len()));
     labels.extend(args.clusters.iter().cloned());
     let mut keys = super::labelled_keys(&types, labels, global.quiet)?;
 
-    let root = match existing {
-        Some(root) => {
-            let source = match &args.intermediate.root_from_secret {
-                Some(p) => format!("the CA of {}", p.display()),
-                None => certs.root_cert_path().display().to_string(),
-            };
-            say(global.quiet, format_args!("root: using {source}"));
-            root
-        }
+    let now = time::OffsetDateTime::now_utc();
+    let (mesh, root, new_root) = match existing {
+        Some(root) => (session.mesh.clone(), root, false),
         None => {
             let mut params = RootParams::default();
             params.org = args.root.root_org.clone();
@@ -56,35 +108,55 @@ pub(crate) fn run(global: &Global, args: &InitArgs) -> Result<u8> {
             params.days = args.root.root_days;
             params.key_type = root_type;
             let key = keys.remove(0);
-            let root = RootCa::self_signed(&params, key, time::OffsetDateTime::now_utc())?;
-            certs.write_root_with(&root, pass.as_ref().map(|p| p.as_bytes()), false)?;
-            say(
-                global.quiet,
-                format_args!(
-                    "root: wrote {} and {} ({root_type}, valid until {})",
-                    certs.root_cert_path().display(),
-                    certs.root_key_path().display(),
-                    date(root.not_after())
-                ),
-            );
-            root
+            let root = RootCa::self_signed(&params, key, now)?;
+            let key_pem = super::root_key_pem(&root, pass.as_ref())?;
+            (
+                session.mesh.with_root(&root, Some(key_pem), false)?,
+                root,
+                true,
+            )
         }
     };
-    super::issue_clusters(
-        &certs,
+    let (mesh, added) = super::add_clusters(
+        &mesh,
         &root,
         &args.clusters,
         keys,
         &args.intermediate,
         args.force,
-        global.quiet,
     )?;
+    session.commit(&mesh, args.force, &args.intermediate.namespace)?;
+    if new_root {
+        say(
+            global.quiet,
+            format_args!(
+                "root: wrote {} and {}{} ({root_type}, valid until {})",
+                global.dir.join(meshca::ROOT_CERT).display(),
+                global.dir.join(meshca::ROOT_KEY).display(),
+                if pass.is_some() { " (encrypted)" } else { "" },
+                date(root.not_after())
+            ),
+        );
+    } else {
+        let source = match &args.intermediate.root_from_secret {
+            Some(p) => format!("the CA of {}", p.display()),
+            None => global.dir.join(meshca::ROOT_CERT).display().to_string(),
+        };
+        say(global.quiet, format_args!("root: using {source}"));
+    }
+    super::report_added(
+        &global.dir,
+        &root,
+        &added,
+        args.intermediate.days,
+        global.quiet,
+    );
     say(
         global.quiet,
         format_args!(
             "next: kubectl --context <cluster> apply -f {}",
-            certs
-                .path()
+            global
+                .dir
                 .join("<cluster>")
                 .join(meshca::SECRET_YAML)
                 .display()

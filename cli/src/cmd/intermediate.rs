@@ -1,16 +1,23 @@
 //! `meshca intermediate CLUSTER...`: a cluster's intermediate CA.
 
 use anyhow::Result;
-use meshca::CertsDir;
 
 use crate::cli::{Global, IntermediateArgs};
+use crate::output::say;
 
 pub(crate) fn run(global: &Global, args: &IntermediateArgs) -> Result<u8> {
     super::check_clusters(&args.clusters)?;
-    let certs = CertsDir::new(&global.dir);
-    let root = super::root_for(&certs, global, &args.intermediate)?;
+    let session = super::Session::open(&global.dir, args.intermediate.root_from_secret.is_some())?;
+    let root = super::signer(&session, global, &args.intermediate)?;
     if !args.force {
-        certs.refuse_existing_clusters(&args.clusters)?;
+        for c in &args.clusters {
+            if session.mesh.clusters.contains_key(c) {
+                return Err(meshca::Error::AlreadyExists {
+                    path: global.dir.join(c).join(meshca::CA_CERT),
+                }
+                .into());
+            }
+        }
     }
     let kt = args.intermediate.key_type.unwrap_or_default();
     let keys = super::labelled_keys(
@@ -18,14 +25,31 @@ pub(crate) fn run(global: &Global, args: &IntermediateArgs) -> Result<u8> {
         args.clusters.clone(),
         global.quiet,
     )?;
-    super::issue_clusters(
-        &certs,
+    let (mesh, added) = super::add_clusters(
+        &session.mesh,
         &root,
         &args.clusters,
         keys,
         &args.intermediate,
         args.force,
-        global.quiet,
     )?;
+    let root_written = session.mesh.root.is_none();
+    session.commit(&mesh, args.force, &args.intermediate.namespace)?;
+    if root_written {
+        say(
+            global.quiet,
+            format_args!(
+                "root: wrote {} (the certificate only)",
+                global.dir.join(meshca::ROOT_CERT).display()
+            ),
+        );
+    }
+    super::report_added(
+        &global.dir,
+        &root,
+        &added,
+        args.intermediate.days,
+        global.quiet,
+    );
     Ok(crate::EXIT_OK)
 }

@@ -1,4 +1,6 @@
-//! One module per command.
+//! One module per command, and the transaction every changing command runs:
+//! lock the directory, load the mesh, run a library workflow, verify the
+//! new mesh in memory, save it all or nothing.
 
 pub(crate) mod completions;
 pub(crate) mod crl;
@@ -12,14 +14,21 @@ pub(crate) mod secret;
 pub(crate) mod verify;
 pub(crate) mod workload;
 
+use std::path::{Path, PathBuf};
+
 use anyhow::Result;
+use meshca::mesh::{MeshRoot, NewCluster};
+use meshca::store::DirLock;
 use meshca::{
-    generate_keys, CertsDir, IntermediateParams, KeyType, PrivateKey, RootCa, SecretOptions,
-    SecretShape,
+    generate_keys, IntermediateParams, KeyType, Mesh, PrivateKey, RootCa, SecretOptions,
+    SecretShape, VerifyOptions,
 };
 
 use crate::cli::IntermediateOpts;
 use crate::output::{date, say, warn, Progress};
+
+/// istiod's namespace when a command has no option for it.
+pub(crate) const ISTIOD_NAMESPACE: &str = "istio-system";
 
 /// Generates keys on all cores, with progress on a terminal when slow.
 pub(crate) fn keys(types: &[KeyType], quiet: bool) -> Result<Vec<PrivateKey>> {
@@ -83,70 +92,252 @@ pub(crate) fn check_clusters(clusters: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Issues and writes every cluster's intermediate with the given keys.
-pub(crate) fn issue_clusters(
-    certs: &CertsDir,
+/// A certs directory opened for a change: locked, its mesh loaded.
+pub(crate) struct Session {
+    pub(crate) dir: PathBuf,
+    pub(crate) mesh: Mesh,
+    _lock: Option<DirLock>,
+}
+
+/// The label findings carry for `dir` (`.` gives bare file names).
+pub(crate) fn label(dir: &Path) -> String {
+    let s = dir.display().to_string();
+    if s == "." {
+        String::new()
+    } else {
+        s.trim_end_matches('/').to_owned()
+    }
+}
+
+impl Session {
+    /// Locks `dir` (saying so while another run holds it), warns about
+    /// temporary files an interrupted run left, and loads the mesh. A
+    /// missing `dir` is made only when `create` (a command that can start a
+    /// mesh); otherwise it is a missing input.
+    pub(crate) fn open(dir: &Path, create: bool) -> Result<Session> {
+        if !create && std::fs::symlink_metadata(dir).is_err() {
+            return Err(meshca::Error::MissingFile {
+                path: dir.to_owned(),
+                hint: String::new(),
+            }
+            .into());
+        }
+        let lock = DirLock::acquire(dir, &|path| {
+            warn(format_args!(
+                "waiting for {}: another meshca run is changing {}",
+                path.display(),
+                dir.display()
+            ))
+        })?;
+        warn_leftovers(dir);
+        let mesh = meshca::store::load(dir)?;
+        Ok(Session {
+            dir: dir.to_owned(),
+            mesh,
+            _lock: Some(lock),
+        })
+    }
+
+    /// Loads the mesh of `dir` without any lock (the caller holds them).
+    pub(crate) fn loaded(dir: &Path) -> Result<Session> {
+        Ok(Session {
+            dir: dir.to_owned(),
+            mesh: meshca::store::load(dir)?,
+            _lock: None,
+        })
+    }
+
+    /// Verifies `new` in memory and saves it over the loaded mesh: all
+    /// files or none. Refused when `new` has an error `verify` would report
+    /// that the loaded mesh did not have (a revoked intermediate is the
+    /// operator's own doing and never blocks).
+    ///
+    /// `namespace`: where istiod runs (it reads `cacerts` there).
+    pub(crate) fn commit(&self, new: &Mesh, force: bool, namespace: &str) -> Result<Vec<PathBuf>> {
+        check_new(Some(&self.mesh), new, namespace)?;
+        meshca::store::save(&self.dir, Some(&self.mesh), new, force).map_err(|e| {
+            anyhow::Error::new(e).context(SaveFailed {
+                dir: self.dir.clone(),
+            })
+        })
+    }
+}
+
+/// A save that failed (and changed nothing): the command failed (exit 1),
+/// whatever the I/O error was.
+#[derive(Debug)]
+pub(crate) struct SaveFailed {
+    pub(crate) dir: PathBuf,
+}
+
+impl std::fmt::Display for SaveFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "could not save {}; nothing was changed",
+            self.dir.display()
+        )
+    }
+}
+
+/// Verify before write (see [`Mesh::check_against`]), for an istiod in
+/// `namespace`.
+pub(crate) fn check_new(old: Option<&Mesh>, new: &Mesh, namespace: &str) -> Result<()> {
+    let mut opts = VerifyOptions::at(time::OffsetDateTime::now_utc());
+    opts.namespace = namespace.to_owned();
+    new.check_against(old, &opts)?;
+    Ok(())
+}
+
+/// Shared locks on the certs directories among `dirs` (and their parents,
+/// for cluster directories) that have a lock file, so no meshca run
+/// renames files in them while they are read. `except`: a directory this
+/// run locks exclusively (never locked twice).
+pub(crate) fn read_locks(dirs: &[&Path], except: Option<&Path>) -> Result<Vec<DirLock>> {
+    let canon = |p: &Path| std::fs::canonicalize(p).ok();
+    let skip = except.and_then(canon);
+    let mut seen = Vec::new();
+    let mut locks = Vec::new();
+    for dir in dirs {
+        for d in [Some(*dir), dir.parent()].into_iter().flatten() {
+            let d = if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            };
+            let Some(c) = canon(d) else { continue };
+            if seen.contains(&c) || skip.as_ref() == Some(&c) {
+                continue;
+            }
+            seen.push(c);
+            let lock = DirLock::shared(d, &|path| {
+                warn(format_args!(
+                    "waiting for {}: another meshca run is changing {}",
+                    path.display(),
+                    d.display()
+                ))
+            })?;
+            locks.extend(lock);
+        }
+    }
+    Ok(locks)
+}
+
+/// Warns about `.meshca-*.tmp` files under `dir`.
+pub(crate) fn warn_leftovers(dir: &Path) {
+    if let Ok(found) = meshca::store::leftovers(dir) {
+        for path in found {
+            warn(format_args!(
+                "{}: a temporary file left by an interrupted meshca run (it may hold a private key): remove it",
+                path.display()
+            ));
+        }
+    }
+}
+
+/// The root of `mesh` as a signer, asking for the passphrase of an
+/// encrypted key (from --passphrase-file, or on the terminal).
+pub(crate) fn mesh_signer(dir: &Path, mesh: &Mesh, global: &crate::cli::Global) -> Result<RootCa> {
+    let cert_path = dir.join(meshca::ROOT_CERT);
+    let key_path = dir.join(meshca::ROOT_KEY);
+    let Some(MeshRoot { cert, key, .. }) = &mesh.root else {
+        return Err(meshca::Error::MissingFile {
+            path: cert_path,
+            hint: String::new(),
+        }
+        .into());
+    };
+    let Some(key) = key else {
+        return Err(meshca::Error::MissingFile {
+            path: key_path,
+            hint: String::new(),
+        }
+        .into());
+    };
+    let what = key_path.display().to_string();
+    let file = global.passphrase_file.clone();
+    Ok(RootCa::from_pem_with_passphrase(
+        &cert_path.display().to_string(),
+        cert.as_bytes(),
+        &what,
+        key.as_bytes(),
+        &|| read_passphrase(&what, file.as_deref(), false),
+    )?)
+}
+
+/// The signing root: the CA of `--root-from-secret`, else the mesh's own.
+pub(crate) fn signer(
+    session: &Session,
+    global: &crate::cli::Global,
+    opts: &IntermediateOpts,
+) -> Result<RootCa> {
+    let Some(path) = &opts.root_from_secret else {
+        return mesh_signer(&session.dir, &session.mesh, global);
+    };
+    let what = path.display().to_string();
+    let yaml = zeroize::Zeroizing::new(meshca::read_limited(path)?);
+    let file = global.passphrase_file.clone();
+    Ok(RootCa::from_secret_yaml(&what, &yaml, &|| {
+        read_passphrase(&what, file.as_deref(), false)
+    })?)
+}
+
+/// Issues every cluster's intermediate with the given keys into `mesh`.
+pub(crate) fn add_clusters(
+    mesh: &Mesh,
     root: &RootCa,
     clusters: &[String],
     keys: Vec<PrivateKey>,
     opts: &IntermediateOpts,
     force: bool,
-    quiet: bool,
-) -> Result<()> {
+) -> Result<(Mesh, Vec<meshca::mesh::Added>)> {
     let params = intermediate_params(opts);
-    let secret = secret_options(&opts.namespace, opts.tls_secret);
-    let now = time::OffsetDateTime::now_utc();
-    let root_crl = certs.read_root_crl()?;
-    // Signing is quick; writing waits on fsync: do clusters side by side.
-    let work: Vec<(&String, PrivateKey)> = clusters.iter().zip(keys).collect();
-    let results = meshca::map_parallel(
-        work,
-        8,
-        &|(cluster, key)| -> Result<meshca::IntermediateCa> {
-            let issued = root.issue_intermediate(cluster, &params, key, now)?;
-            if issued.clamped {
-                warn(format_args!(
-                    "{cluster}/ca-cert.pem: validity cut to the root's end ({}) instead of {} days",
-                    date(root.not_after()),
-                    params.days
-                ));
+    let new: Vec<NewCluster> = clusters
+        .iter()
+        .zip(keys)
+        .map(|(name, key)| {
+            let mut c = NewCluster::new(name, params.clone(), key);
+            let mut secret = secret_options(&opts.namespace, opts.tls_secret);
+            // A re-issued cluster keeps its Secret's name.
+            if let Some(Some(old)) = mesh.clusters.get(name).map(|c| &c.profile.secret) {
+                secret.name = old.name.clone();
             }
-            let ca_crl = match &root_crl {
-                Some(root_crl) => Some(issued.ca.ca_crl(
-                    root_crl,
-                    None,
-                    now,
-                    meshca::DEFAULT_CRL_DAYS,
-                )?),
-                None => None,
-            };
-            certs.write_cluster(&issued.ca, &secret, ca_crl, force)?;
-            Ok(issued.ca)
-        },
-    );
-    for (cluster, result) in clusters.iter().zip(results) {
-        let ca = result?;
-        let dir = certs.cluster_dir(cluster)?;
+            c.secret = Some(secret);
+            c
+        })
+        .collect();
+    Ok(mesh.add_clusters(root, new, force, time::OffsetDateTime::now_utc())?)
+}
+
+/// Prints what `add_clusters` did.
+pub(crate) fn report_added(
+    dir: &Path,
+    root: &RootCa,
+    added: &[meshca::mesh::Added],
+    days: u32,
+    quiet: bool,
+) {
+    for a in added {
+        if a.clamped {
+            warn(format_args!(
+                "{}/ca-cert.pem: validity cut to the root's end ({}) instead of {days} days",
+                a.name,
+                date(root.not_after()),
+            ));
+        }
         say(
             quiet,
             format_args!(
-                "{cluster}: wrote {}/{{ca-cert,ca-key,cert-chain,root-cert}}.pem and cacerts.yaml \
+                "{}: wrote {}/{{ca-cert,ca-key,cert-chain,root-cert}}.pem{} and cacerts.yaml \
                  ({}, valid until {})",
-                dir.display(),
-                ca.key_type(),
-                date(ca.not_after())
+                a.name,
+                dir.join(&a.name).display(),
+                if a.crl { ", ca-crl.pem" } else { "" },
+                a.key_type,
+                date(a.not_after)
             ),
         );
     }
-    Ok(())
-}
-
-/// Loads the root from DIR, asking for the passphrase of an encrypted key
-/// (from --passphrase-file, or on the terminal).
-pub(crate) fn load_root(certs: &CertsDir, global: &crate::cli::Global) -> Result<RootCa> {
-    let what = certs.root_key_path().display().to_string();
-    let file = global.passphrase_file.clone();
-    Ok(certs.load_root_with_passphrase(&|| read_passphrase(&what, file.as_deref(), false))?)
 }
 
 /// A passphrase from a file (its first line) or the terminal (no echo;
@@ -200,49 +391,31 @@ pub(crate) fn read_passphrase(
     Ok(first)
 }
 
-/// The signing root: from `--root-from-secret` (and then DIR/root-cert.pem
-/// is written if absent), else DIR's own.
-pub(crate) fn root_for(
-    certs: &CertsDir,
-    global: &crate::cli::Global,
-    opts: &IntermediateOpts,
-) -> Result<RootCa> {
-    let Some(path) = &opts.root_from_secret else {
-        return load_root(certs, global);
-    };
-    let what = path.display().to_string();
-    let yaml = zeroize::Zeroizing::new(meshca::read_limited(path)?);
-    let file = global.passphrase_file.clone();
-    let root = RootCa::from_secret_yaml(&what, &yaml, &|| {
-        read_passphrase(&what, file.as_deref(), false)
-    })?;
-    if !certs.root_cert_path().exists() {
-        meshca::write_files(
-            &[meshca::FileWrite {
-                path: certs.root_cert_path(),
-                contents: root.roots_pem().as_bytes(),
-                secret: false,
-            }],
-            false,
-        )?;
-    }
-    Ok(root)
-}
-
 /// The passphrase for a new root key when `encrypt` (asked twice on a
 /// terminal), before any slow work.
 pub(crate) fn new_root_passphrase(
-    certs: &CertsDir,
+    dir: &Path,
     global: &crate::cli::Global,
     encrypt: bool,
 ) -> Result<Option<zeroize::Zeroizing<String>>> {
     if !encrypt {
         return Ok(None);
     }
-    let what = certs.root_key_path().display().to_string();
+    let what = dir.join(meshca::ROOT_KEY).display().to_string();
     Ok(Some(read_passphrase(
         &what,
         global.passphrase_file.as_deref(),
         true,
     )?))
+}
+
+/// `root-key.pem` for a new root, encrypted with `pass` when given.
+pub(crate) fn root_key_pem(
+    root: &RootCa,
+    pass: Option<&zeroize::Zeroizing<String>>,
+) -> Result<zeroize::Zeroizing<String>> {
+    Ok(match pass {
+        Some(p) => root.key().to_encrypted_pem(p.as_bytes())?,
+        None => root.key().to_pem(),
+    })
 }

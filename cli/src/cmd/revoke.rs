@@ -1,29 +1,30 @@
 //! `meshca revoke CLUSTER`: revoke a cluster's intermediate in the root's CRL.
 
 use anyhow::Result;
-use meshca::CertsDir;
 
 use crate::cli::{Global, RevokeArgs};
 use crate::output::say;
 
 pub(crate) fn run(global: &Global, args: &RevokeArgs) -> Result<u8> {
-    let certs = CertsDir::new(&global.dir);
-    let root = super::load_root(&certs, global)?;
+    let session = super::Session::open(&global.dir, false)?;
+    session.mesh.cluster(&args.cluster)?;
+    let root = super::mesh_signer(&global.dir, &session.mesh, global)?;
     let now = time::OffsetDateTime::now_utc();
-    let updated = certs.revoke(
+    let (mesh, updated) = session.mesh.revoke(
         &root,
         &args.cluster,
         args.reason,
         now,
         args.next_update_days,
     )?;
+    session.commit(&mesh, true, super::ISTIOD_NAMESPACE)?;
     say(
         global.quiet,
         format_args!(
             "revoked {}'s intermediate ({}) in {}",
             args.cluster,
             args.reason,
-            certs.root_crl_path().display()
+            global.dir.join(meshca::ROOT_CRL).display()
         ),
     );
     for cluster in updated {

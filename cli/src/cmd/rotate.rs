@@ -1,38 +1,103 @@
 //! `meshca rotate --new-root DIR2 --out OUT`: the stages of a root rotation.
 
 use anyhow::Result;
-use meshca::CertsDir;
 
 use crate::cli::{Global, RotateArgs};
 use crate::output::say;
 
 pub(crate) fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
-    let certs = CertsDir::new(&global.dir);
+    // --out is locked for writing, the two inputs for reading.
+    let lock = meshca::store::DirLock::acquire(&args.out, &|path| {
+        crate::output::warn(format_args!(
+            "waiting for {}: another meshca run is writing {}",
+            path.display(),
+            args.out.display()
+        ))
+    })?;
+    let _read = super::read_locks(
+        &[global.dir.as_path(), args.new_root.as_path()],
+        Some(&args.out),
+    )?;
+    let session = super::Session::loaded(&global.dir)?;
     let clusters = if args.clusters.is_empty() {
-        certs.clusters()?
+        session.mesh.clusters.keys().cloned().collect()
     } else {
         super::check_clusters(&args.clusters)?;
+        session.mesh.check_clusters(&args.clusters)?;
         args.clusters.clone()
     };
     if clusters.is_empty() {
-        anyhow::bail!(
-            "{}: no cluster directories to rotate",
-            certs.path().display()
-        );
+        anyhow::bail!(meshca::Error::Refused {
+            what: global.dir.display().to_string(),
+            reason: "no cluster directories to rotate".into(),
+        });
     }
-    let new = CertsDir::new(&args.new_root);
-    let new_root = super::load_root(&new, global)?;
+    let new = super::Session::loaded(&args.new_root)?;
+    let new_root = super::mesh_signer(&args.new_root, &new.mesh, global)?;
+
+    let stages: Vec<std::path::PathBuf> = (1..=3)
+        .map(|n| args.out.join(format!("stage-{n}")))
+        .collect();
+    let mut old_stages = Vec::new();
+    for dir in &stages {
+        let m = meshca::store::load(dir)?;
+        if !args.force && (m.root.is_some() || !m.clusters.is_empty()) {
+            return Err(meshca::Error::AlreadyExists {
+                path: dir.join(meshca::ROOT_CERT),
+            }
+            .into());
+        }
+        old_stages.push(m);
+    }
     let params = super::intermediate_params(&args.intermediate);
-    let keys = super::keys(&vec![params.key_type; clusters.len()], global.quiet)?;
-    let stages = certs.write_rotation(
+    // Every cluster keeps its key type.
+    let types = session.mesh.key_types(&clusters)?;
+    let keys = super::labelled_keys(&types, clusters.clone(), global.quiet)?;
+    let new_meshes = session.mesh.rotation(
         &new_root,
-        &args.out,
+        new.mesh.root_crl.as_deref(),
         &clusters,
         &params,
         keys,
         time::OffsetDateTime::now_utc(),
-        args.force,
     )?;
+    // Every stage must verify, and so must every step between them.
+    let opts = meshca::VerifyOptions::at(time::OffsetDateTime::now_utc());
+    let mut steps = Vec::new();
+    let mut prev: &meshca::Mesh = &session.mesh;
+    let mut prev_label = super::label(&global.dir);
+    for (dir, m) in stages.iter().zip(&new_meshes) {
+        super::check_new(Some(&session.mesh), m, &args.intermediate.namespace)?;
+        let label = super::label(dir);
+        steps.push(meshca::verify_mesh_step(
+            &prev_label,
+            &prev.files(),
+            &label,
+            &m.files(),
+            &opts,
+        ));
+        prev = m;
+        prev_label = label;
+    }
+    let errors: Vec<String> = steps
+        .iter()
+        .flat_map(|g| &g.findings)
+        .filter(|f| f.severity == meshca::Severity::Error)
+        .map(|f| format!("{}: {}", f.code, f.message))
+        .collect();
+    if !errors.is_empty() {
+        return Err(meshca::Error::WouldNotVerify { errors }.into());
+    }
+    let mut tx = meshca::store::Transaction::new();
+    for ((dir, old), new) in stages.iter().zip(&old_stages).zip(&new_meshes) {
+        meshca::store::plan(&mut tx, dir, Some(old), new, args.force)?;
+    }
+    tx.commit().map_err(|e| {
+        anyhow::Error::new(e).context(super::SaveFailed {
+            dir: args.out.clone(),
+        })
+    })?;
+    drop(lock);
     for (n, dir) in stages.iter().enumerate() {
         say(
             global.quiet,

@@ -3,19 +3,31 @@
 use std::io::Write;
 
 use anyhow::Result;
-use meshca::{cacerts_yaml, CertsDir, IntermediateCa};
+use clap::ArgMatches;
+use meshca::{cacerts_yaml, IntermediateCa, SecretShape};
 
 use crate::cli::{Global, SecretArgs};
 
-pub(crate) fn run(global: &Global, args: &SecretArgs) -> Result<u8> {
-    let certs = CertsDir::new(&global.dir);
-    let bundle = certs.read_cluster(&args.cluster)?;
+pub(crate) fn run(global: &Global, args: &SecretArgs, m: &ArgMatches) -> Result<u8> {
+    // Only this cluster is read: the others' state does not matter here.
+    let _lock = super::read_locks(&[global.dir.as_path()], None)?;
+    let cluster = &meshca::store::load_cluster(&global.dir, &args.cluster)?;
     // Refuse to package a bundle whose key does not match its certificate
     // or whose chain does not start with it: istiod would refuse it too.
-    IntermediateCa::from_bundle(&args.cluster, &bundle)?;
-    let mut options = super::secret_options(&args.namespace, args.tls);
-    options.name = args.name.clone();
-    let yaml = cacerts_yaml(&bundle, &options)?;
+    IntermediateCa::from_bundle(&args.cluster, &cluster.bundle)?;
+    // The cluster's own Secret (shape, name, namespace) unless an option
+    // says otherwise.
+    let mut options = cluster.profile.secret.clone().unwrap_or_default();
+    if args.tls {
+        options.shape = SecretShape::Tls;
+    }
+    if super::init::given(m, "namespace") || cluster.profile.secret.is_none() {
+        options.namespace = args.namespace.clone();
+    }
+    if super::init::given(m, "name") || cluster.profile.secret.is_none() {
+        options.name = args.name.clone();
+    }
+    let yaml = cacerts_yaml(&cluster.bundle, &options)?;
     let mut out = std::io::stdout().lock();
     out.write_all(yaml.as_bytes())?;
     out.flush()?;

@@ -1,48 +1,62 @@
 //! `meshca workload NAMESPACE`: a VM workload's certificate.
 
 use anyhow::Result;
-use meshca::{
-    refuse_existing, write_files, CertsDir, FileWrite, IntermediateCa, IntermediateParams,
-    WorkloadParams, CA_CERT,
-};
+use meshca::{IntermediateParams, WorkloadParams};
 
 use crate::cli::{Global, WorkloadArgs};
 use crate::output::{date, say};
 
-/// The files the recipe's `<ns>-certs` target writes next to the intermediate.
-pub(crate) const KEY: &str = "key.pem";
-pub(crate) const CERT: &str = "workload-cert.pem";
-pub(crate) const CHAIN: &str = "workload-cert-chain.pem";
-
 pub(crate) fn run(global: &Global, args: &WorkloadArgs) -> Result<u8> {
     meshca::validate_name("namespace", &args.namespace)?;
-    let certs = CertsDir::new(&global.dir);
-    let out_dir = certs.path().join(&args.namespace);
-    let targets = [out_dir.join(KEY), out_dir.join(CERT), out_dir.join(CHAIN)];
+    let session = super::Session::open(&global.dir, false)?;
+    let out_dir = global.dir.join(&args.namespace);
+    let targets = [
+        meshca::mesh::WORKLOAD_KEY,
+        meshca::mesh::WORKLOAD_CERT,
+        meshca::mesh::WORKLOAD_CHAIN,
+    ]
+    .map(|n| out_dir.join(n));
     if !args.force {
-        refuse_existing(targets.iter().map(|p| p.as_path()))?;
+        if let Some(path) = targets.iter().find(|p| p.symlink_metadata().is_ok()) {
+            return Err(meshca::Error::AlreadyExists { path: path.clone() }.into());
+        }
     }
     let now = time::OffsetDateTime::now_utc();
-    let issuer_name = args.cluster.as_deref().unwrap_or(&args.namespace);
-    // A named cluster must have its intermediate (reading it names a missing
-    // file); the namespace's own is made when absent, as the recipe does.
-    let ca = if args.cluster.is_some() || certs.cluster_dir(issuer_name)?.join(CA_CERT).exists() {
-        IntermediateCa::from_bundle(issuer_name, &certs.read_cluster(issuer_name)?)?
-    } else {
-        // The recipe makes the namespace's intermediate first.
-        let root = super::load_root(&certs, global)?;
+    let issuer = args.cluster.as_deref().unwrap_or(&args.namespace);
+    // A named cluster must exist; the namespace's own intermediate is made
+    // when absent, as the recipe does.
+    let mut mesh = session.mesh.clone();
+    let make_ca = args.cluster.is_none() && !mesh.clusters.contains_key(issuer);
+    if make_ca {
+        let root = super::mesh_signer(&global.dir, &mesh, global)?;
         let mut params = IntermediateParams::default();
         params.key_type = args.key_type;
         params.san_dns = vec![format!("istiod.{}.svc", args.istio_namespace)];
-        let mut keys = super::keys(&[args.key_type, args.key_type], global.quiet)?;
-        let ca_key = keys.remove(0);
-        let issued = root.issue_intermediate(&args.namespace, &params, ca_key, now)?;
-        certs.write_cluster(
-            &issued.ca,
-            &super::secret_options(&args.istio_namespace, false),
-            None,
-            args.force,
-        )?;
+        let key = super::keys(&[args.key_type], global.quiet)?.remove(0);
+        let mut c = meshca::mesh::NewCluster::new(&args.namespace, params, key);
+        c.secret = Some(super::secret_options(&args.istio_namespace, false));
+        mesh = mesh.add_clusters(&root, vec![c], args.force, now)?.0;
+    } else {
+        mesh.cluster(issuer)?;
+    }
+    let mut params = WorkloadParams::default();
+    params.org = args.org.clone();
+    params.cn = args.cn.clone();
+    params.days = args.days;
+    params.key_type = args.key_type;
+    params.trust_domain = args.trust_domain.clone();
+    params.service_account = args.service_account.clone();
+    let key = super::keys(&[args.key_type], global.quiet)?.remove(0);
+    let (mut mesh, _) = mesh.add_workload(issuer, &args.namespace, &params, key, true, now)?;
+    // A root-cert.pem already beside the workload files is kept.
+    let root_copy = std::path::Path::new(&args.namespace).join(meshca::ROOT_CERT);
+    if out_dir.join(meshca::ROOT_CERT).exists()
+        && !session.mesh.clusters.contains_key(&args.namespace)
+    {
+        mesh.extra.remove(&root_copy);
+    }
+    session.commit(&mesh, args.force, &args.istio_namespace)?;
+    if make_ca {
         say(
             global.quiet,
             format_args!(
@@ -51,56 +65,8 @@ pub(crate) fn run(global: &Global, args: &WorkloadArgs) -> Result<u8> {
                 out_dir.display()
             ),
         );
-        return finish(global, args, &issued.ca, keys.remove(0), now, &targets);
-    };
-    let key = super::keys(&[args.key_type], global.quiet)?.remove(0);
-    finish(global, args, &ca, key, now, &targets)
-}
-
-fn finish(
-    global: &Global,
-    args: &WorkloadArgs,
-    ca: &IntermediateCa,
-    key: meshca::PrivateKey,
-    now: time::OffsetDateTime,
-    targets: &[std::path::PathBuf; 3],
-) -> Result<u8> {
-    let mut params = WorkloadParams::default();
-    params.org = args.org.clone();
-    params.cn = args.cn.clone();
-    params.days = args.days;
-    params.key_type = args.key_type;
-    params.trust_domain = args.trust_domain.clone();
-    params.service_account = args.service_account.clone();
-    let workload = ca.issue_workload(&args.namespace, &params, key, now)?;
-    let key_pem = workload.key.to_pem();
-    let [key_path, cert_path, chain_path] = targets;
-    let mut files = vec![
-        FileWrite {
-            path: key_path.clone(),
-            contents: key_pem.as_bytes(),
-            secret: true,
-        },
-        FileWrite {
-            path: cert_path.clone(),
-            contents: workload.cert.as_bytes(),
-            secret: false,
-        },
-        FileWrite {
-            path: chain_path.clone(),
-            contents: workload.chain.as_bytes(),
-            secret: false,
-        },
-    ];
-    let root_path = key_path.with_file_name(meshca::ROOT_CERT);
-    if !root_path.exists() {
-        files.push(FileWrite {
-            path: root_path,
-            contents: workload.root_cert.as_bytes(),
-            secret: false,
-        });
     }
-    write_files(&files, args.force)?;
+    let [key_path, cert_path, chain_path] = &targets;
     say(
         global.quiet,
         format_args!(
@@ -110,7 +76,7 @@ fn finish(
             cert_path.display(),
             chain_path.display(),
             params.spiffe_id(&args.namespace),
-            ca.cluster(),
+            issuer,
             date(now + time::Duration::days(i64::from(args.days)))
         ),
     );

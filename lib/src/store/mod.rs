@@ -1,0 +1,269 @@
+//! The store: a certs directory on disk, loaded into a [`Mesh`] and saved
+//! back all-or-nothing under the directory's lock.
+//!
+//! Loading reads every file with [`crate::read_limited`] (no symbolic link
+//! followed, regular files only, capped) and skips cluster directories that
+//! are symbolic links. Saving compares the new mesh with the one loaded and
+//! writes only the files that differ, in one [`Transaction`].
+
+mod tx;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+pub use tx::{is_temp_name, leftovers, DirLock, Transaction, LOCK_FILE};
+
+use crate::bundle::{
+    ClusterBundle, CA_CERT, CA_CRL, CA_KEY, CERT_CHAIN, ROOT_CERT, ROOT_KEY, SECRET_YAML,
+};
+use crate::crl::ROOT_CRL;
+use crate::error::{Error, Result};
+use crate::files::read_limited;
+use crate::mesh::{Cluster, Mesh, MeshRoot};
+use crate::profile::validate_name;
+
+/// Reads a file, `None` when it does not exist.
+fn read_opt(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        _ => read_limited(path).map(Some),
+    }
+}
+
+fn text(path: &Path, bytes: Vec<u8>) -> Result<String> {
+    String::from_utf8(bytes).map_err(|_| Error::Pem {
+        what: path.display().to_string(),
+        problem: "not PEM: the file is not text".into(),
+    })
+}
+
+fn read_text(path: &Path) -> Result<Option<String>> {
+    read_opt(path)?.map(|b| text(path, b)).transpose()
+}
+
+/// The cluster directories under `dir`: real directories (not links)
+/// holding `ca-cert.pem`, named as DNS labels, sorted.
+pub fn cluster_names(dir: &Path) -> Result<Vec<String>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(ft) = entry.file_type() else { continue };
+        if !ft.is_dir() {
+            continue;
+        }
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if validate_name("cluster name", &name).is_ok()
+            && fs::symlink_metadata(entry.path().join(CA_CERT)).is_ok()
+        {
+            out.push(name);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Loads the mesh of the certs directory `dir` (an absent directory is an
+/// empty mesh). Having only one of `root-cert.pem` and `root-key.pem` is
+/// fine (a mesh signed from a Secret keeps no key); a cluster directory
+/// must have its four files.
+pub fn load(dir: &Path) -> Result<Mesh> {
+    let mut mesh = Mesh::new();
+    let root_cert = read_text(&dir.join(ROOT_CERT))?;
+    let root_key = read_opt(&dir.join(ROOT_KEY))?;
+    mesh.root = match (root_cert, root_key) {
+        (Some(cert), key) => Some(MeshRoot {
+            cert,
+            key: key
+                .map(|k| text(&dir.join(ROOT_KEY), k).map(Zeroizing::new))
+                .transpose()?,
+        }),
+        (None, Some(_)) => {
+            return Err(Error::MissingFile {
+                path: dir.join(ROOT_CERT),
+                hint: String::new(),
+            })
+        }
+        (None, None) => None,
+    };
+    mesh.root_crl = read_text(&dir.join(ROOT_CRL))?;
+    for name in cluster_names(dir)? {
+        let cluster = read_cluster(dir, &name)?;
+        mesh.clusters.insert(name, cluster);
+    }
+    Ok(mesh)
+}
+
+/// Loads one cluster of the certs directory `dir`, whatever the state of
+/// the others; a name that is not a cluster directory there is
+/// [`Error::UnknownCluster`], listing those that are.
+pub fn load_cluster(dir: &Path, name: &str) -> Result<Cluster> {
+    validate_name("cluster name", name)?;
+    let names = cluster_names(dir)?;
+    if !names.iter().any(|n| n == name) {
+        return Err(crate::mesh::unknown_cluster(name, names));
+    }
+    read_cluster(dir, name)
+}
+
+fn read_cluster(dir: &Path, name: &str) -> Result<Cluster> {
+    let cdir = dir.join(name);
+    let need = |file: &str| -> Result<String> {
+        let path = cdir.join(file);
+        read_text(&path)?.ok_or(Error::MissingFile {
+            path,
+            hint: String::new(),
+        })
+    };
+    let bundle = ClusterBundle::new(
+        need(CA_CERT)?,
+        Zeroizing::new(need(CA_KEY)?),
+        need(CERT_CHAIN)?,
+        need(ROOT_CERT)?,
+    )
+    .with_crl(read_text(&cdir.join(CA_CRL))?);
+    let yaml = read_text(&cdir.join(SECRET_YAML))?.map(Zeroizing::new);
+    Cluster::from_bundle(name, bundle, yaml).map_err(|e| relabel(e, dir))
+}
+
+fn relabel(e: Error, dir: &Path) -> Error {
+    match e {
+        Error::BadSecret { what, reason } => Error::BadSecret {
+            what: dir.join(what).display().to_string(),
+            reason,
+        },
+        other => other,
+    }
+}
+
+/// Adds to `tx` what turns `old` (the mesh loaded from `dir`, or `None`
+/// for a directory meshca has not written) into `new` on disk: every file
+/// whose bytes differ is written, every file of `old` that `new` lacks is
+/// removed. A file `new` adds where a file exists that `old` does not
+/// know is left alone when it holds the same bytes, else refused unless
+/// `force`.
+pub fn plan(
+    tx: &mut Transaction,
+    dir: &Path,
+    old: Option<&Mesh>,
+    new: &Mesh,
+    force: bool,
+) -> Result<()> {
+    let before = old.map(Mesh::layout).unwrap_or_default();
+    let after = new.layout();
+    for (path, file) in &after {
+        match before.get(path) {
+            Some(prev) if prev == file => continue,
+            Some(_) => {}
+            None => {
+                let full = dir.join(path);
+                if fs::symlink_metadata(&full).is_ok() {
+                    // A file the mesh did not load: the same bytes need no
+                    // write; other bytes are replaced only with `force`.
+                    if read_limited(&full).is_ok_and(|b| b.as_slice() == file.contents.as_slice()) {
+                        continue;
+                    }
+                    if !force {
+                        return Err(Error::AlreadyExists { path: full });
+                    }
+                }
+            }
+        }
+        tx.write(dir.join(path), &file.contents, file.secret);
+    }
+    for path in before.keys() {
+        if !after.contains_key(path) {
+            tx.remove(dir.join(path));
+        }
+    }
+    Ok(())
+}
+
+/// Saves `new` over `old` in `dir` in one transaction (see [`plan`]):
+/// every changed file or none. Returns the paths written or removed.
+pub fn save(dir: &Path, old: Option<&Mesh>, new: &Mesh, force: bool) -> Result<Vec<PathBuf>> {
+    let mut tx = Transaction::new();
+    plan(&mut tx, dir, old, new, force)?;
+    let paths: Vec<PathBuf> = tx.paths().map(Path::to_owned).collect();
+    tx.commit()?;
+    Ok(paths)
+}
+
+/// The bytes of every regular file under `dir` (recursively), by path
+/// relative to it, skipping the lock file: what tests compare to prove a
+/// step changed nothing, or only what it should.
+pub fn snapshot(dir: &Path) -> Result<BTreeMap<PathBuf, Zeroizing<Vec<u8>>>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let entries = match fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(&d, e)),
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            let Ok(ft) = entry.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(p);
+            } else if entry.file_name() != LOCK_FILE {
+                let bytes = read_limited(&p)?;
+                let rel = p.strip_prefix(dir).unwrap_or(&p).to_owned();
+                out.insert(rel, Zeroizing::new(bytes));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_the_loaded_mesh_does_not_know_is_kept_without_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = crate::RootCa::generate(
+            &crate::RootParams {
+                key_type: crate::KeyType::EcdsaP256,
+                ..crate::RootParams::default()
+            },
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        fs::write(dir.path().join(ROOT_KEY), "operator's own file\n").unwrap();
+        // root-key.pem without root-cert.pem: the load names the missing file.
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("root-cert.pem"), "{err}");
+        let new = Mesh::new()
+            .with_root(&root, Some(root.key().to_pem()), false)
+            .unwrap();
+        let err = save(dir.path(), None, &new, false).unwrap_err();
+        assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+        assert_eq!(
+            fs::read(dir.path().join(ROOT_KEY)).unwrap(),
+            b"operator's own file\n"
+        );
+        assert!(!dir.path().join(ROOT_CERT).exists());
+        save(dir.path(), None, &new, true).unwrap();
+        assert_eq!(load(dir.path()).unwrap(), new);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_cluster_directory_is_not_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        fs::write(elsewhere.path().join(CA_CERT), "x").unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), dir.path().join("c1")).unwrap();
+        assert!(cluster_names(dir.path()).unwrap().is_empty());
+    }
+}

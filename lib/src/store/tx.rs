@@ -1,0 +1,618 @@
+//! All-or-nothing saves and the directory lock.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+
+/// The lock file meshca holds in a certs directory while it changes it.
+pub const LOCK_FILE: &str = ".meshca.lock";
+
+/// An exclusive lock on a certs directory, held until dropped.
+///
+/// Like cargo's `util/flock.rs` and git's `index.lock`: a lock file in the
+/// directory, locked with `flock(2)` (std's `File::lock`), so two meshca
+/// runs on the same directory never interleave their reads and writes. The
+/// kernel drops the lock when the process ends, even when it is killed:
+/// there is no stale lock to clean up.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: fs::File,
+    path: PathBuf,
+}
+
+impl DirLock {
+    /// Locks `dir` (created if missing) exclusively. When another run holds
+    /// the lock, `waiting` is called once with the lock file's path, then
+    /// this blocks until the lock is free.
+    pub fn acquire(dir: &Path, waiting: &dyn Fn(&Path)) -> Result<DirLock> {
+        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let path = dir.join(LOCK_FILE);
+        let mut options = fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        let file = open_lock_file(&path, &mut options)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                waiting(&path);
+                file.lock().map_err(|e| Error::io(&path, e))?;
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        }
+        Ok(DirLock { _file: file, path })
+    }
+
+    /// A shared lock on `dir`, when it has a lock file (readers such as
+    /// `verify` create nothing): held, it keeps a writer from renaming
+    /// files while the directory is read, so a read sees one state.
+    /// `waiting` is called when a writer holds the lock.
+    pub fn shared(dir: &Path, waiting: &dyn Fn(&Path)) -> Result<Option<DirLock>> {
+        let path = dir.join(LOCK_FILE);
+        if fs::symlink_metadata(&path).is_err() {
+            return Ok(None);
+        }
+        let mut options = fs::OpenOptions::new();
+        options.read(true);
+        let file = open_lock_file(&path, &mut options)?;
+        match file.try_lock_shared() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                waiting(&path);
+                file.lock_shared().map_err(|e| Error::io(&path, e))?;
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        }
+        Ok(Some(DirLock { _file: file, path }))
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Opens a lock file without following a symbolic link or blocking on a
+/// FIFO; anything but a regular file is refused.
+fn open_lock_file(path: &Path, options: &mut fs::OpenOptions) -> Result<fs::File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        options.custom_flags(flags.bits() as i32);
+    }
+    let file = options.open(path).map_err(|e| {
+        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            Error::NotRegularFile {
+                path: path.to_owned(),
+                kind: "a symbolic link (not followed)",
+            }
+        } else {
+            Error::io(path, e)
+        }
+    })?;
+    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::NotRegularFile {
+            path: path.to_owned(),
+            kind: "not a regular file",
+        });
+    }
+    Ok(file)
+}
+
+/// What one file of a save becomes.
+#[derive(Clone, PartialEq, Eq)]
+enum Change {
+    /// Written with these bytes (mode 0600 when `secret`, else 0644).
+    Write {
+        path: PathBuf,
+        contents: Zeroizing<Vec<u8>>,
+        secret: bool,
+    },
+    /// Removed.
+    Remove { path: PathBuf },
+}
+
+impl Change {
+    fn path(&self) -> &Path {
+        match self {
+            Change::Write { path, .. } | Change::Remove { path } => path,
+        }
+    }
+}
+
+impl std::fmt::Debug for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::Write {
+                path,
+                contents,
+                secret,
+            } => write!(
+                f,
+                "write {} ({} bytes{})",
+                path.display(),
+                contents.len(),
+                if *secret { ", secret" } else { "" }
+            ),
+            Change::Remove { path } => write!(f, "remove {}", path.display()),
+        }
+    }
+}
+
+/// A set of file changes applied all together or not at all.
+///
+/// [`Transaction::commit`] writes every new file to a temporary file
+/// (`.meshca-*.tmp`, created 0600) in its target directory and flushes it
+/// to disk; only when every one is written does it rename them over their
+/// names, keeping a hard link to each file it replaces or removes. When
+/// anything fails, the files already renamed are put back from those links,
+/// the temporary files and the directories it created are removed, and the
+/// directory is as it was, byte for byte. A crash in the middle can leave
+/// `.meshca-*.tmp` files, never a partial file: [`leftovers`] finds them.
+#[derive(Debug, Default)]
+pub struct Transaction {
+    changes: Vec<Change>,
+    fail_at: Option<usize>,
+    no_sync: bool,
+}
+
+/// The file operations of a commit, counted for fault injection.
+struct Ops {
+    done: usize,
+    fail_at: Option<usize>,
+}
+
+impl Ops {
+    fn step(&mut self, path: &Path) -> Result<()> {
+        let n = self.done;
+        self.done += 1;
+        if self.fail_at == Some(n) {
+            return Err(Error::io(
+                path,
+                std::io::Error::other("injected failure (a test of the all-or-nothing save)"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One change, staged.
+struct Staged<'a> {
+    change: &'a Change,
+    tmp: Option<NamedTempFile>,
+    backup: Option<NamedTempFile<()>>,
+    applied: bool,
+}
+
+impl Transaction {
+    /// An empty transaction.
+    pub fn new() -> Self {
+        Transaction::default()
+    }
+
+    /// Adds a file to write (mode 0600 when `secret`).
+    pub fn write(&mut self, path: impl Into<PathBuf>, contents: &[u8], secret: bool) {
+        self.changes.push(Change::Write {
+            path: path.into(),
+            contents: Zeroizing::new(contents.to_vec()),
+            secret,
+        });
+    }
+
+    /// Adds a file to remove.
+    pub fn remove(&mut self, path: impl Into<PathBuf>) {
+        self.changes.push(Change::Remove { path: path.into() });
+    }
+
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// The files written or removed, in order.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.changes.iter().map(Change::path)
+    }
+
+    /// Makes the `n`-th file operation of [`Transaction::commit`] (0-based:
+    /// temporary writes, links, renames) fail with an I/O error. For tests
+    /// of the all-or-nothing guarantee.
+    pub fn fail_at(&mut self, n: usize) {
+        self.fail_at = Some(n);
+    }
+
+    /// Skips flushing files and directories to disk: still all-or-nothing
+    /// for other processes, but not across a power loss. For tests and
+    /// scratch directories only.
+    pub fn no_sync(&mut self) {
+        self.no_sync = true;
+    }
+
+    /// Applies every change, or none (see [`Transaction`]).
+    pub fn commit(self) -> Result<()> {
+        let mut ops = Ops {
+            done: 0,
+            fail_at: self.fail_at,
+        };
+        let mut created_dirs: Vec<PathBuf> = Vec::new();
+        let mut staged: Vec<Staged<'_>> = Vec::with_capacity(self.changes.len());
+        let sync = !self.no_sync;
+        let result = apply(
+            &self.changes,
+            &mut ops,
+            &mut created_dirs,
+            &mut staged,
+            sync,
+        );
+        if let Err(e) = result {
+            rollback(staged, &created_dirs);
+            return Err(e);
+        }
+        let mut dirs: Vec<&Path> = Vec::new();
+        for s in &staged {
+            let dir = parent_dir(s.change.path());
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
+            }
+        }
+        for dir in dirs.into_iter().filter(|_| sync) {
+            sync_dir(dir)?;
+        }
+        // The hard links to replaced files go with `staged`.
+        drop(staged);
+        Ok(())
+    }
+}
+
+fn apply<'a>(
+    changes: &'a [Change],
+    ops: &mut Ops,
+    created_dirs: &mut Vec<PathBuf>,
+    staged: &mut Vec<Staged<'a>>,
+    sync: bool,
+) -> Result<()> {
+    // 1. Every new file goes to a temporary file beside its target.
+    for change in changes {
+        let tmp = match change {
+            Change::Write {
+                path,
+                contents,
+                secret,
+            } => {
+                let dir = parent_dir(path);
+                create_dirs(dir, created_dirs)?;
+                ops.step(path)?;
+                Some(write_temp(dir, contents, *secret, sync)?)
+            }
+            Change::Remove { .. } => None,
+        };
+        staged.push(Staged {
+            change,
+            tmp,
+            backup: None,
+            applied: false,
+        });
+    }
+    // 2. A hard link keeps every file about to be replaced or removed.
+    for s in staged.iter_mut() {
+        let path = s.change.path();
+        match fs::symlink_metadata(path) {
+            Ok(_) => {
+                ops.step(path)?;
+                let dir = parent_dir(path);
+                let backup = tempfile::Builder::new()
+                    .prefix(".meshca-")
+                    .suffix(".tmp")
+                    .make_in(dir, |p| fs::hard_link(path, p))
+                    .map_err(|e| Error::io(path, e))?;
+                s.backup = Some(backup);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    // 3. Rename (or remove) every file.
+    for s in staged.iter_mut() {
+        let path = s.change.path();
+        ops.step(path)?;
+        match s.tmp.take() {
+            Some(tmp) => {
+                let persisted = if s.backup.is_some() {
+                    tmp.persist(path)
+                } else {
+                    tmp.persist_noclobber(path)
+                };
+                match persisted {
+                    Ok(_) => s.applied = true,
+                    Err(e) => {
+                        return Err(if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                            Error::AlreadyExists {
+                                path: path.to_owned(),
+                            }
+                        } else {
+                            Error::io(path, e.error)
+                        })
+                    }
+                }
+            }
+            None => {
+                if s.backup.is_some() {
+                    fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+                    s.applied = true;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Undoes what `apply` did, newest first. Best effort: every step is tried.
+fn rollback(staged: Vec<Staged<'_>>, created_dirs: &[PathBuf]) {
+    for s in staged.into_iter().rev() {
+        let path = s.change.path();
+        if s.applied {
+            match s.backup {
+                Some(backup) => {
+                    let _ = backup.persist(path);
+                }
+                None => {
+                    let _ = fs::remove_file(path);
+                }
+            }
+        }
+        // Unrenamed temporary files and unused links are removed on drop.
+    }
+    for dir in created_dirs.iter().rev() {
+        let _ = fs::remove_dir(dir);
+    }
+}
+
+fn write_temp(dir: &Path, contents: &[u8], secret: bool, sync: bool) -> Result<NamedTempFile> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".meshca-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(contents)
+        .map_err(|e| Error::io(tmp.path(), e))?;
+    #[cfg(unix)]
+    if !secret {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(tmp.path(), e))?;
+    }
+    let _ = secret;
+    if sync {
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io(tmp.path(), e))?;
+    }
+    Ok(tmp)
+}
+
+/// Creates `dir` and its missing ancestors, remembering each one made.
+fn create_dirs(dir: &Path, created: &mut Vec<PathBuf>) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        if d.as_os_str().is_empty() || d.exists() {
+            break;
+        }
+        missing.push(d.to_owned());
+        cur = d.parent();
+    }
+    for d in missing.into_iter().rev() {
+        match fs::create_dir(&d) {
+            Ok(()) => created.push(d),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(&d, e)),
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let d = fs::File::open(dir).map_err(|e| Error::io(dir, e))?;
+        d.sync_all().map_err(|e| Error::io(dir, e))?;
+    }
+    let _ = dir;
+    Ok(())
+}
+
+/// Whether a file name is one of meshca's temporary files.
+pub fn is_temp_name(name: &str) -> bool {
+    name.starts_with(".meshca-") && name.ends_with(".tmp")
+}
+
+/// The `.meshca-*.tmp` files under `dir` (in it and in its sub-directories,
+/// two levels deep: cluster directories and rotation stages): what an
+/// interrupted run left. They may hold private keys.
+pub fn leftovers(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    scan(dir, 2, &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+fn scan(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Ok(ft) = entry.file_type() else { continue };
+        if ft.is_dir() {
+            if depth > 0 {
+                scan(&entry.path(), depth - 1, out)?;
+            }
+        } else if is_temp_name(&name.to_string_lossy()) {
+            out.push(entry.path());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32)> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut out = BTreeMap::new();
+        let mut stack = vec![dir.to_owned()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                let p = e.path();
+                let meta = fs::symlink_metadata(&p).unwrap();
+                if meta.is_dir() {
+                    out.insert(p.clone(), (Vec::new(), meta.permissions().mode()));
+                    stack.push(p);
+                } else {
+                    out.insert(
+                        p.clone(),
+                        (fs::read(&p).unwrap(), meta.permissions().mode()),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_failure_at_any_step_leaves_the_directory_byte_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.pem"), "old a").unwrap();
+        fs::create_dir(dir.path().join("c1")).unwrap();
+        fs::write(dir.path().join("c1/k.pem"), "old key").unwrap();
+        fs::write(dir.path().join("gone.pem"), "to remove").unwrap();
+        let build = || {
+            let mut tx = Transaction::new();
+            tx.write(dir.path().join("a.pem"), b"new a", false);
+            tx.write(dir.path().join("c1/k.pem"), b"new key", true);
+            tx.write(dir.path().join("c2/deep/b.pem"), b"new b", false);
+            tx.remove(dir.path().join("gone.pem"));
+            tx
+        };
+        let before = snapshot(dir.path());
+        // 3 temp writes + 3 links + 4 renames/removals = 10 operations.
+        for n in 0..10 {
+            let mut tx = build();
+            tx.fail_at(n);
+            let err = tx.commit().unwrap_err().to_string();
+            assert!(err.contains("injected failure"), "step {n}: {err}");
+            assert_eq!(snapshot(dir.path()), before, "step {n} left changes");
+        }
+        build().commit().unwrap();
+        assert_eq!(fs::read(dir.path().join("a.pem")).unwrap(), b"new a");
+        assert_eq!(
+            fs::read(dir.path().join("c2/deep/b.pem")).unwrap(),
+            b"new b"
+        );
+        assert!(!dir.path().join("gone.pem").exists());
+        assert!(leftovers(dir.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn keys_are_0600_and_other_files_0644() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let k = dir.path().join("sub/k.pem");
+        let c = dir.path().join("sub/c.pem");
+        let mut tx = Transaction::new();
+        tx.write(&k, b"k", true);
+        tx.write(&c, b"c", false);
+        tx.commit().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&k), 0o600);
+        assert_eq!(mode(&c), 0o644);
+    }
+
+    #[test]
+    fn leftover_temporary_files_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("c1")).unwrap();
+        fs::write(dir.path().join("c1/.meshca-abc.tmp"), "key").unwrap();
+        fs::write(dir.path().join("c1/ca-key.pem"), "key").unwrap();
+        assert_eq!(
+            leftovers(dir.path()).unwrap(),
+            [dir.path().join("c1/.meshca-abc.tmp")]
+        );
+    }
+
+    #[test]
+    fn a_second_lock_waits_for_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DirLock::acquire(dir.path(), &|_| panic!("no wait expected")).unwrap();
+        let waited = std::sync::atomic::AtomicBool::new(false);
+        let read_waited = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let h = s.spawn(|| {
+                DirLock::acquire(dir.path(), &|p| {
+                    assert!(p.ends_with(LOCK_FILE));
+                    waited.store(true, std::sync::atomic::Ordering::SeqCst);
+                })
+                .unwrap()
+            });
+            while !waited.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            drop(first);
+            let second = h.join().unwrap();
+            assert!(second.path().ends_with(LOCK_FILE));
+            // A reader waits for the writer too.
+            let r = s.spawn(|| {
+                DirLock::shared(dir.path(), &|_| {
+                    read_waited.store(true, std::sync::atomic::Ordering::SeqCst)
+                })
+                .unwrap()
+                .is_some()
+            });
+            while !read_waited.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            drop(second);
+            assert!(r.join().unwrap());
+        });
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_file_that_is_a_symlink_or_fifo_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::os::unix::fs::symlink(&target, dir.path().join(LOCK_FILE)).unwrap();
+        let err = DirLock::acquire(dir.path(), &|_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert!(!target.exists(), "the link was followed");
+        let d2 = tempfile::tempdir().unwrap();
+        assert!(DirLock::shared(d2.path(), &|_| {}).unwrap().is_none());
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            d2.path().join(LOCK_FILE),
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        let err = DirLock::shared(d2.path(), &|_| {}).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+    }
+}
