@@ -448,13 +448,33 @@ fn judge_path(
         if k == 0 {
             continue;
         }
-        match c.basic_constraints() {
-            Ok(Some(bc)) if bc.value.ca => {
-                if let Some(max) = bc.value.path_len_constraint {
-                    // Intermediate CAs below this one, toward the workload leaf.
-                    let below = u32::try_from(k).unwrap_or(u32::MAX);
-                    if below > max {
-                        out.push(err(
+        // Go's `Verify` checks the CA flag of intermediates only, never of
+        // the trust anchor (verify.go `isValid`: `certType ==
+        // intermediateCertificate`); a root that is not a CA is reported by
+        // the root stage as `root-not-self-signed-ca`.
+        let anchor = trusted && n.is_root && k + 1 == path.len();
+        // Go's parser reads extensions only from a version 3 certificate
+        // (parser.go `parseCertificate`: `if cert.Version == 3`), so a v1 or
+        // v2 issuer has no basicConstraints for Go: "not authorized to sign".
+        if !anchor && c.version() != x509_parser::x509::X509Version::V3 {
+            out.push(err(
+                Code::NotCa,
+                file,
+                format!(
+                    "{} issues {} but is a version {} certificate: Go ignores the extensions of a certificate below version 3, so it is not a CA",
+                    l.name,
+                    path.get(k - 1).map_or("", |p| p.loaded.name.as_str()),
+                    c.version().0 + 1
+                ),
+            ));
+        } else {
+            match c.basic_constraints() {
+                Ok(Some(bc)) if bc.value.ca => {
+                    if let Some(max) = bc.value.path_len_constraint {
+                        // Intermediate CAs below this one, toward the workload leaf.
+                        let below = u32::try_from(k).unwrap_or(u32::MAX);
+                        if below > max {
+                            out.push(err(
                             Code::PathLenExceeded,
                             file,
                             format!(
@@ -462,18 +482,20 @@ fn judge_path(
                                 l.name
                             ),
                         ));
+                        }
                     }
                 }
+                _ if anchor => {}
+                _ => out.push(err(
+                    Code::NotCa,
+                    file,
+                    format!(
+                        "{} issues {} but is not a CA (basicConstraints CA:TRUE missing)",
+                        l.name,
+                        path.get(k - 1).map_or("", |p| p.loaded.name.as_str())
+                    ),
+                )),
             }
-            _ => out.push(err(
-                Code::NotCa,
-                file,
-                format!(
-                    "{} issues {} but is not a CA (basicConstraints CA:TRUE missing)",
-                    l.name,
-                    path.get(k - 1).map_or("", |p| p.loaded.name.as_str())
-                ),
-            )),
         }
         if let Ok(Some(ku)) = c.key_usage() {
             if !ku.value.key_cert_sign() {
