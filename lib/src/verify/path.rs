@@ -445,6 +445,27 @@ fn judge_path(
             ));
         }
         name_constraint_findings(input, path, k, file, &opts.namespace, &mut out);
+        // Go (1.22+) validates policies along every chain (verify.go
+        // policiesValid, RFC 5280 6.1): a requireExplicitPolicy of r on a
+        // certificate with r or fewer certificates below it makes a
+        // non-empty policy tree mandatory at the leaf. The workload and DNS
+        // certificates istiod signs carry no certificatePolicies, so the
+        // tree is empty there and every chain is refused ("all candidate
+        // chains have invalid policies"). inhibitPolicyMapping only matters
+        // with policyMappings, which istiod's leaves never have.
+        if let Ok(Some(pc)) = c.policy_constraints() {
+            let below = u32::try_from(k + 1).unwrap_or(u32::MAX);
+            if let Some(r) = pc.value.require_explicit_policy.filter(|r| *r <= below) {
+                out.push(err(
+                    Code::ExplicitPolicy,
+                    file,
+                    format!(
+                        "{} requires an explicit policy after {r} certificate(s) (policyConstraints requireExplicitPolicy), but the workload certificates istiod issues carry no certificatePolicies: Go refuses every chain (\"invalid policies\")",
+                        l.name
+                    ),
+                ));
+            }
+        }
         if k == 0 {
             continue;
         }
