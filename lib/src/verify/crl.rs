@@ -58,6 +58,17 @@ pub(super) fn check_crls(
     out: &mut Vec<Finding>,
 ) {
     let file = join(label, CA_CRL);
+    // istiod reads ca-crl.pem's bytes and only checks CRLs when there are
+    // any (security/pkg/pki/util/keycertbundle.go: a zero-length CRL is
+    // no CRL), so an empty file turns revocation off rather than failing.
+    if bytes.is_empty() {
+        out.push(warn(
+            Code::EmptyFile,
+            &file,
+            format!("{file} is empty; istiod treats it as absent, so revocation is off"),
+        ));
+        return;
+    }
     let blocks = match pemutil::parse_blocks(&file, bytes) {
         Ok(b) => b,
         Err(e) => {
@@ -173,6 +184,21 @@ pub(super) fn check_crls(
                 ),
             ));
             continue;
+        }
+        // Envoy (BoringSSL x509_vfy.c get_crl_sk) looks a CA's CRLs up by
+        // issuer name: a CRL whose issuer is not its signer's subject
+        // (byte for byte) is never used for that CA.
+        let named = signers.iter().any(|s| {
+            parsed_chain
+                .get(*s)
+                .is_some_and(|(_, c)| c.subject().as_raw() == crl.issuer().as_raw())
+        });
+        if !named {
+            out.push(err(
+                Code::CrlBadSignature,
+                &file,
+                format!("{name} is signed by a certificate of {} but its issuer name is not that certificate's subject; Envoy finds CRLs by name and never uses it", join(label, CERT_CHAIN)),
+            ));
         }
         for s in &signers {
             let Some((signer_l, signer_c)) = parsed_chain.get(*s) else {

@@ -193,11 +193,21 @@ pub(super) fn load_certs(
             file.to_owned()
         };
         if block.headers().iter().next().is_some() {
-            if how == CertFile::Pool {
+            if how == CertFile::Pool && file.ends_with(crate::bundle::ROOT_CERT) {
                 out.push(err(
                     Code::PemHeaders,
                     file,
-                    format!("{name} is a PEM block with header lines; Go's certificate pool skips such a block, so istiod does not see this certificate"),
+                    format!("{name} is a PEM block with header lines; Go's certificate pool skips such a block, so istiod does not trust this root"),
+                ));
+                continue;
+            }
+            if how == CertFile::Pool {
+                // Left out of the intermediates, as Go's pool leaves it out:
+                // when the path needs it, the path stage reports the break.
+                out.push(warn(
+                    Code::PemHeaders,
+                    file,
+                    format!("{name} is a PEM block with header lines; Go's certificate pool skips such a block, so istiod does not use this certificate to build paths"),
                 ));
                 continue;
             }
