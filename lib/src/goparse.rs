@@ -1565,12 +1565,12 @@ struct Names {
     attribute: EnvoyParseError,
 }
 
-const ISSUER: Names = Names {
+const ISSUER_NAME: Names = Names {
     malformed: "the issuer name is not a SEQUENCE OF SET OF attributes",
     empty_rdn: "the issuer name has an empty RDN",
     attribute: "an issuer name attribute is not { type, value }",
 };
-const SUBJECT: Names = Names {
+const SUBJECT_NAME: Names = Names {
     malformed: "the subject name is not a SEQUENCE OF SET OF attributes",
     empty_rdn: "the subject name has an empty RDN",
     attribute: "a subject name attribute is not { type, value }",
@@ -1683,13 +1683,13 @@ pub(crate) fn check_envoy_certificate(der: &[u8]) -> Result<(), EnvoyParseError>
         signature,
         "the tbsCertificate signature is not { algorithm, parameters }",
     )?;
-    envoy_name(issuer, ISSUER)?;
+    envoy_name(issuer, ISSUER_NAME)?;
     const VALIDITY: EnvoyParseError = "the validity is not { notBefore, notAfter }";
     match sequence_of(validity, SEQUENCE, VALIDITY)?.as_slice() {
         [not_before, not_after] if is_time(not_before) && is_time(not_after) => {}
         _ => return Err(VALIDITY),
     }
-    envoy_name(subject, SUBJECT)?;
+    envoy_name(subject, SUBJECT_NAME)?;
     const SPKI: EnvoyParseError = "the subjectPublicKeyInfo is not { algorithm, subjectPublicKey }";
     match sequence_of(spki, SEQUENCE, SPKI)?.as_slice() {
         [algorithm, key] if is_universal(key, BIT_STRING) => {
@@ -1731,7 +1731,7 @@ pub(crate) fn check_envoy_crl(der: &[u8]) -> Result<(), EnvoyParseError> {
         return Err("the CRL's thisUpdate is not a time");
     }
     let _ = fields.next_if(|f| is_time(f));
-    if let Some(revoked) = fields.next_if(|f| is_universal(f, SEQUENCE)) {
+    if let Some(revoked) = fields.next_if(|f| f.tag == SEQUENCE) {
         const ENTRY: EnvoyParseError = "a revoked entry is not { serial, date, extensions }";
         for entry in sequence_of(
             revoked,
@@ -2013,6 +2013,61 @@ mod tests {
         let mut cert = Cert::intermediate();
         cert.outer[2] = tlv(BIT_STRING, &[0x01, 0xff]);
         refused(cert.check(), "x509: malformed signature");
+    }
+
+    #[test]
+    fn envoy_strict_der_refuses_what_go_skips() {
+        let good = fixtures().intermediate.clone();
+        assert_eq!(check_envoy_certificate(&good), Ok(()));
+        assert_eq!(check_envoy_crl(&fixtures().crl), Ok(()));
+        // A trailing field in the Certificate SEQUENCE: Go ignores it.
+        let mut cert = Cert::intermediate();
+        cert.outer.push(tlv(NULL, &[]));
+        ok(cert.check());
+        assert_eq!(
+            check_envoy_certificate(&cert.der()),
+            Err("it is not exactly one SEQUENCE { tbs, signatureAlgorithm, signature }")
+        );
+        // A field after the extensions of the TBS.
+        let mut cert = Cert::intermediate();
+        cert.tbs.push(tlv(NULL, &[]));
+        assert_eq!(
+            check_envoy_certificate(&cert.der()),
+            Err("the tbsCertificate has fields after the extensions")
+        );
+        // An empty RDN in the subject.
+        let mut cert = Cert::intermediate();
+        let mut rdns = children(&contents(&cert.tbs[SUBJECT]));
+        rdns.push(tlv(SET, &[]));
+        cert.tbs[SUBJECT] = tlv(SEQUENCE, &rdns.concat());
+        assert_eq!(
+            check_envoy_certificate(&cert.der()),
+            Err("the subject name has an empty RDN")
+        );
+        // An attribute with a third element.
+        let mut cert = Cert::intermediate();
+        let mut rdns = children(&contents(&cert.tbs[ISSUER]));
+        let mut atv = children(&contents(&children(&contents(&rdns[0]))[0]));
+        atv.push(tlv(NULL, &[]));
+        rdns[0] = tlv(SET, &seq(&[&atv.concat()]));
+        cert.tbs[ISSUER] = tlv(SEQUENCE, &rdns.concat());
+        assert_eq!(
+            check_envoy_certificate(&cert.der()),
+            Err("an issuer name attribute is not { type, value }")
+        );
+        // A validity with a third element.
+        let mut cert = Cert::intermediate();
+        let mut validity = children(&contents(&cert.tbs[VALIDITY]));
+        validity.push(validity[0].clone());
+        cert.tbs[VALIDITY] = tlv(SEQUENCE, &validity.concat());
+        assert_eq!(
+            check_envoy_certificate(&cert.der()),
+            Err("the validity is not { notBefore, notAfter }")
+        );
+        // A CRL with bytes after its outer SEQUENCE.
+        let mut crl = fixtures().crl.clone();
+        crl.push(0);
+        assert!(check_envoy_crl(&crl).is_err());
     }
 
     #[test]
