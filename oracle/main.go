@@ -98,6 +98,7 @@ func fail(stage, format string, args ...any) *failure {
 type oracle struct {
 	at          time.Time
 	trustDomain string
+	namespace   string
 	leafKey     *ecdsa.PrivateKey
 	// istiod's feature flags (pilot/pkg/features), defaults as istiod's.
 	enableCACRL               bool // PILOT_ENABLE_CA_CRL, default true
@@ -541,6 +542,39 @@ func (o *oracle) leaf(ca *x509.Certificate, key crypto.PrivateKey, chainPEM, roo
 	roots.AppendCertsFromPEM(rootPEM)
 	inters := x509.NewCertPool()
 	inters.AppendCertsFromPEM(chainPEM)
+
+	// istiod's own serving certificate: with the plugged-in CA istiod signs
+	// its DNS certificate (istiod.<namespace>.svc) with that CA
+	// (pilot/pkg/bootstrap/certcontroller.go initDNSCerts, the "istiod"
+	// provider: s.CA.GenKeyCert(dnsNames, ...)), and every proxy verifies it
+	// as a server when it connects for xDS. Go checks the leaf's DNS SAN
+	// against the name constraints of the path (verify.go isValid).
+	dnsTmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano() + 1),
+		Subject:               pkix.Name{},
+		NotBefore:             o.at.Add(-clockSkewGracePeriod),
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		BasicConstraintsValid: true,
+		DNSNames:              []string{"istiod." + o.namespace + ".svc"},
+	}
+	dnsDER, err := x509.CreateCertificate(rand.Reader, dnsTmpl, ca, o.leafKey.Public(), signer)
+	if err != nil {
+		return fail("leaf", "signing istiod's DNS certificate: %v", err)
+	}
+	dnsLeaf, err := x509.ParseCertificate(dnsDER)
+	if err != nil {
+		return fail("leaf", "parsing istiod's DNS certificate: %v", err)
+	}
+	if _, err := dnsLeaf.Verify(x509.VerifyOptions{
+		Intermediates: inters,
+		Roots:         roots,
+		CurrentTime:   o.at,
+		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}); err != nil {
+		return fail("leaf", "istiod's DNS certificate does not verify as a server: %v", err)
+	}
 	for _, u := range []struct {
 		name string
 		eku  x509.ExtKeyUsage
@@ -657,12 +691,13 @@ func pathRevocation(chains [][]*x509.Certificate, crls []*x509.RevocationList) *
 func main() {
 	at := flag.String("at", "", "verification time, RFC 3339 (default: now)")
 	td := flag.String("trust-domain", "cluster.local", "trust domain of the workload SPIFFE ID")
+	ns := flag.String("namespace", "istio-system", "istiod's namespace (its DNS certificate is istiod.<namespace>.svc)")
 	crl := flag.Bool("enable-ca-crl", true, "istiod's PILOT_ENABLE_CA_CRL: read ca-crl.pem")
 	selfSigned := flag.Bool("use-cacerts-for-self-signed-ca", false,
 		"istiod's USE_CACERTS_FOR_SELF_SIGNED_CA: an istio-generated key makes cacerts the self-signed CA's store")
 	mesh := flag.Bool("mesh", false, "each argument is a certs directory: every cluster under it, and cross-cluster trust")
 	flag.Parse()
-	o := &oracle{at: time.Now(), trustDomain: *td, enableCACRL: *crl, useCacertsForSelfSignedCA: *selfSigned}
+	o := &oracle{at: time.Now(), trustDomain: *td, namespace: *ns, enableCACRL: *crl, useCacertsForSelfSignedCA: *selfSigned}
 	if *at != "" {
 		t, err := time.Parse(time.RFC3339, *at)
 		if err != nil {

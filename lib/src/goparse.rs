@@ -1474,6 +1474,286 @@ fn unescape(s: &[u8], mode: Mode) -> Option<Vec<u8>> {
     Some(out)
 }
 
+// ---------------------------------------------------------------------------
+// Envoy's parser (BoringSSL): strict DER, element by element.
+//
+// Envoy parses the certificates and CRLs istiod hands out with BoringSSL,
+// whose X.509 parser (crypto/x509/x_x509.c, x_name.c, x_crl.c, x_exten.c,
+// built on the ASN1_SEQUENCE templates of crypto/asn1/tasn_dec.c) takes
+// exactly the elements RFC 5280 4.1 and 5.1 define: no extra field in a
+// SEQUENCE, no trailing element, a name made of non-empty SETs of
+// { type, value }. Go's parser skips some of that (fields after the
+// extensions, extra elements at the end of a SEQUENCE), so a certificate
+// istiod loads may still break every workload connection. The checks below
+// restate the oracle's model of BoringSSL (oracle/strict.go) rule by rule.
+
+/// Why Envoy (BoringSSL) refuses a certificate or CRL that Go may accept.
+pub(crate) type EnvoyParseError = &'static str;
+
+/// The universal tag number of an identifier octet, `None` when the octet
+/// is not of the universal class (the constructed bit is ignored, as
+/// `encoding/asn1`'s `RawValue` comparison in the oracle does).
+fn universal(tag: u8) -> Option<u8> {
+    (tag & 0xc0 == 0).then_some(tag & 0x1f)
+}
+
+fn is_universal(e: &Element<'_>, number: u8) -> bool {
+    universal(e.tag) == Some(number)
+}
+
+fn is_context(e: &Element<'_>, number: u8) -> bool {
+    e.tag & 0xc0 == 0x80 && e.tag & 0x1f == number
+}
+
+fn is_time(e: &Element<'_>) -> bool {
+    is_universal(e, UTC_TIME) || is_universal(e, GENERALIZED_TIME)
+}
+
+/// The elements inside `contents`, which must be exactly a run of elements.
+fn elements(contents: &[u8]) -> Option<Vec<Element<'_>>> {
+    let mut der = Der::new(contents);
+    let mut out = Vec::new();
+    while !der.is_empty() {
+        out.push(der.read_any()?);
+    }
+    Some(out)
+}
+
+/// Exactly one element, nothing after it.
+fn exactly_one(bytes: &[u8]) -> Option<Element<'_>> {
+    let mut der = Der::new(bytes);
+    let e = der.read_any()?;
+    der.is_empty().then_some(e)
+}
+
+/// The elements of a constructed SEQUENCE (or SET).
+fn sequence_of<'a>(
+    e: &Element<'a>,
+    tag: u8,
+    reason: EnvoyParseError,
+) -> Result<Vec<Element<'a>>, EnvoyParseError> {
+    if e.tag != tag {
+        return Err(reason);
+    }
+    elements(e.contents).ok_or(reason)
+}
+
+/// Name: SEQUENCE OF SET OF SEQUENCE { OID, value } (x_name.c), every SET
+/// non-empty.
+fn envoy_name(e: &Element<'_>, what: Names) -> Result<(), EnvoyParseError> {
+    for rdn in sequence_of(e, SEQUENCE, what.malformed)? {
+        let attributes = sequence_of(&rdn, SET, what.malformed)?;
+        if attributes.is_empty() {
+            return Err(what.empty_rdn);
+        }
+        for attribute in attributes {
+            let parts = sequence_of(&attribute, SEQUENCE, what.attribute)?;
+            match parts.as_slice() {
+                [kind, _] if is_universal(kind, OBJECT_IDENTIFIER) => {}
+                _ => return Err(what.attribute),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The error texts for one kind of name (issuer, subject, CRL issuer).
+#[derive(Clone, Copy)]
+struct Names {
+    malformed: EnvoyParseError,
+    empty_rdn: EnvoyParseError,
+    attribute: EnvoyParseError,
+}
+
+const ISSUER_NAME: Names = Names {
+    malformed: "the issuer name is not a SEQUENCE OF SET OF attributes",
+    empty_rdn: "the issuer name has an empty RDN",
+    attribute: "an issuer name attribute is not { type, value }",
+};
+const SUBJECT_NAME: Names = Names {
+    malformed: "the subject name is not a SEQUENCE OF SET OF attributes",
+    empty_rdn: "the subject name has an empty RDN",
+    attribute: "a subject name attribute is not { type, value }",
+};
+const CRL_ISSUER: Names = Names {
+    malformed: "the CRL issuer name is not a SEQUENCE OF SET OF attributes",
+    empty_rdn: "the CRL issuer name has an empty RDN",
+    attribute: "a CRL issuer name attribute is not { type, value }",
+};
+
+/// AlgorithmIdentifier: SEQUENCE { OID, parameters OPTIONAL }.
+fn envoy_algorithm(e: &Element<'_>, reason: EnvoyParseError) -> Result<(), EnvoyParseError> {
+    match sequence_of(e, SEQUENCE, reason)?.as_slice() {
+        [oid] | [oid, _] if is_universal(oid, OBJECT_IDENTIFIER) => Ok(()),
+        _ => Err(reason),
+    }
+}
+
+/// The contents of the [0]/[3] EXPLICIT wrapper: exactly one SEQUENCE OF
+/// Extension, each exactly { OID, BOOLEAN OPTIONAL, OCTET STRING } (x_exten.c).
+fn envoy_extensions(wrapper: &Element<'_>) -> Result<(), EnvoyParseError> {
+    const MALFORMED: EnvoyParseError = "the extensions are not one SEQUENCE OF Extension";
+    let inner = exactly_one(wrapper.contents).ok_or(MALFORMED)?;
+    for extension in sequence_of(&inner, SEQUENCE, MALFORMED)? {
+        const ENTRY: EnvoyParseError = "an extension is not { extnID, critical, extnValue }";
+        match sequence_of(&extension, SEQUENCE, ENTRY)?.as_slice() {
+            [id, value]
+                if is_universal(id, OBJECT_IDENTIFIER) && is_universal(value, OCTET_STRING) => {}
+            [id, critical, value]
+                if is_universal(id, OBJECT_IDENTIFIER)
+                    && is_universal(critical, BOOLEAN)
+                    && is_universal(value, OCTET_STRING) => {}
+            _ => return Err(ENTRY),
+        }
+    }
+    Ok(())
+}
+
+/// The signed envelope: SEQUENCE { tbs, algorithm, BIT STRING } and
+/// nothing after it; returns the TBS element.
+fn envoy_signed(der: &[u8]) -> Result<Element<'_>, EnvoyParseError> {
+    const MALFORMED: EnvoyParseError =
+        "it is not exactly one SEQUENCE { tbs, signatureAlgorithm, signature }";
+    let outer = exactly_one(der).ok_or(MALFORMED)?;
+    let mut parts = sequence_of(&outer, SEQUENCE, MALFORMED)?.into_iter();
+    let (Some(tbs), Some(algorithm), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(MALFORMED);
+    };
+    if !is_universal(&signature, BIT_STRING) {
+        return Err(MALFORMED);
+    }
+    envoy_algorithm(
+        &algorithm,
+        "the signatureAlgorithm is not { algorithm, parameters }",
+    )?;
+    Ok(tbs)
+}
+
+/// An RSA subjectPublicKey is exactly SEQUENCE { n, e } (BoringSSL's
+/// `RSA_parse_public_key` refuses trailing bytes; Go ignores them).
+fn envoy_rsa_key(algorithm: &Element<'_>, key: &Element<'_>) -> Result<(), EnvoyParseError> {
+    const MALFORMED: EnvoyParseError =
+        "the RSA subjectPublicKey is not exactly { modulus, publicExponent }";
+    let is_rsa = elements(algorithm.contents)
+        .and_then(|parts| parts.into_iter().next())
+        .is_some_and(|oid| oid.tag == OBJECT_IDENTIFIER && oid.contents == OID_RSA);
+    if !is_rsa {
+        return Ok(());
+    }
+    let (unused, bytes) = or(
+        Der::new(key.full).read_bit_string(),
+        "x509: malformed subjectPublicKey",
+    )
+    .map_err(|e| e.reason())?;
+    if unused != 0 {
+        return Err(MALFORMED);
+    }
+    let inner = exactly_one(bytes).ok_or(MALFORMED)?;
+    match sequence_of(&inner, SEQUENCE, MALFORMED)?.as_slice() {
+        [n, e] if is_universal(n, INTEGER) && is_universal(e, INTEGER) => Ok(()),
+        _ => Err(MALFORMED),
+    }
+}
+
+/// Check a DER certificate as Envoy's BoringSSL parses it; `Err` with the
+/// rule broken (never a value from the input).
+pub(crate) fn check_envoy_certificate(der: &[u8]) -> Result<(), EnvoyParseError> {
+    let tbs = envoy_signed(der)?;
+    let fields = sequence_of(&tbs, SEQUENCE, "the tbsCertificate is not a SEQUENCE")?;
+    let mut fields = fields.iter().peekable();
+    if let Some(version) = fields.next_if(|f| is_context(f, 0)) {
+        exactly_one(version.contents).ok_or("the version is not exactly one INTEGER")?;
+    }
+    let (Some(serial), Some(signature), Some(issuer), Some(validity), Some(subject), Some(spki)) = (
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+    ) else {
+        return Err("the tbsCertificate lacks fields");
+    };
+    if !is_universal(serial, INTEGER) {
+        return Err("the serialNumber is not an INTEGER");
+    }
+    envoy_algorithm(
+        signature,
+        "the tbsCertificate signature is not { algorithm, parameters }",
+    )?;
+    envoy_name(issuer, ISSUER_NAME)?;
+    const VALIDITY: EnvoyParseError = "the validity is not { notBefore, notAfter }";
+    match sequence_of(validity, SEQUENCE, VALIDITY)?.as_slice() {
+        [not_before, not_after] if is_time(not_before) && is_time(not_after) => {}
+        _ => return Err(VALIDITY),
+    }
+    envoy_name(subject, SUBJECT_NAME)?;
+    const SPKI: EnvoyParseError = "the subjectPublicKeyInfo is not { algorithm, subjectPublicKey }";
+    match sequence_of(spki, SEQUENCE, SPKI)?.as_slice() {
+        [algorithm, key] if is_universal(key, BIT_STRING) => {
+            envoy_algorithm(
+                algorithm,
+                "the subjectPublicKeyInfo algorithm is not { algorithm, parameters }",
+            )?;
+            envoy_rsa_key(algorithm, key)?;
+        }
+        _ => return Err(SPKI),
+    }
+    // issuerUniqueID [1], subjectUniqueID [2], extensions [3].
+    let _ = fields.next_if(|f| is_context(f, 1));
+    let _ = fields.next_if(|f| is_context(f, 2));
+    if let Some(extensions) = fields.next_if(|f| is_context(f, 3)) {
+        envoy_extensions(extensions)?;
+    }
+    ensure(fields.next().is_none(), "")
+        .map_err(|_| "the tbsCertificate has fields after the extensions")
+}
+
+/// Check a DER CRL as Envoy's BoringSSL parses it (x_crl.c).
+pub(crate) fn check_envoy_crl(der: &[u8]) -> Result<(), EnvoyParseError> {
+    let tbs = envoy_signed(der)?;
+    let fields = sequence_of(&tbs, SEQUENCE, "the tbsCertList is not a SEQUENCE")?;
+    let mut fields = fields.iter().peekable();
+    let _ = fields.next_if(|f| is_universal(f, INTEGER));
+    let (Some(signature), Some(issuer), Some(this_update)) =
+        (fields.next(), fields.next(), fields.next())
+    else {
+        return Err("the tbsCertList lacks fields");
+    };
+    envoy_algorithm(
+        signature,
+        "the CRL's inner signature is not { algorithm, parameters }",
+    )?;
+    envoy_name(issuer, CRL_ISSUER)?;
+    if !is_time(this_update) {
+        return Err("the CRL's thisUpdate is not a time");
+    }
+    let _ = fields.next_if(|f| is_time(f));
+    if let Some(revoked) = fields.next_if(|f| f.tag == SEQUENCE) {
+        const ENTRY: EnvoyParseError = "a revoked entry is not { serial, date, extensions }";
+        for entry in sequence_of(
+            revoked,
+            SEQUENCE,
+            "the revokedCertificates are not a SEQUENCE",
+        )? {
+            match sequence_of(&entry, SEQUENCE, ENTRY)?.as_slice() {
+                [serial, date] if is_universal(serial, INTEGER) && is_time(date) => {}
+                [serial, date, extensions] if is_universal(serial, INTEGER) && is_time(date) => {
+                    sequence_of(extensions, SEQUENCE, ENTRY)?;
+                }
+                _ => return Err(ENTRY),
+            }
+        }
+    }
+    if let Some(extensions) = fields.next_if(|f| is_context(f, 0)) {
+        envoy_extensions(extensions)?;
+    }
+    ensure(fields.next().is_none(), "")
+        .map_err(|_| "the tbsCertList has fields after the extensions")
+}
+
 #[cfg(test)]
 mod tests {
     //! Each case takes a certificate or CRL that meshca issued (ECDSA
@@ -1733,6 +2013,61 @@ mod tests {
         let mut cert = Cert::intermediate();
         cert.outer[2] = tlv(BIT_STRING, &[0x01, 0xff]);
         refused(cert.check(), "x509: malformed signature");
+    }
+
+    #[test]
+    fn envoy_strict_der_refuses_what_go_skips() {
+        let good = fixtures().intermediate.clone();
+        assert_eq!(check_envoy_certificate(&good), Ok(()));
+        assert_eq!(check_envoy_crl(&fixtures().crl), Ok(()));
+        // A trailing field in the Certificate SEQUENCE: Go ignores it.
+        let mut cert = Cert::intermediate();
+        cert.outer.push(tlv(NULL, &[]));
+        ok(cert.check());
+        assert_eq!(
+            check_envoy_certificate(&cert.der()),
+            Err("it is not exactly one SEQUENCE { tbs, signatureAlgorithm, signature }")
+        );
+        // A field after the extensions of the TBS.
+        let mut cert = Cert::intermediate();
+        cert.tbs.push(tlv(NULL, &[]));
+        assert_eq!(
+            check_envoy_certificate(&cert.der()),
+            Err("the tbsCertificate has fields after the extensions")
+        );
+        // An empty RDN in the subject.
+        let mut cert = Cert::intermediate();
+        let mut rdns = children(&contents(&cert.tbs[SUBJECT]));
+        rdns.push(tlv(SET, &[]));
+        cert.tbs[SUBJECT] = tlv(SEQUENCE, &rdns.concat());
+        assert_eq!(
+            check_envoy_certificate(&cert.der()),
+            Err("the subject name has an empty RDN")
+        );
+        // An attribute with a third element.
+        let mut cert = Cert::intermediate();
+        let mut rdns = children(&contents(&cert.tbs[ISSUER]));
+        let mut atv = children(&contents(&children(&contents(&rdns[0]))[0]));
+        atv.push(tlv(NULL, &[]));
+        rdns[0] = tlv(SET, &seq(&[&atv.concat()]));
+        cert.tbs[ISSUER] = tlv(SEQUENCE, &rdns.concat());
+        assert_eq!(
+            check_envoy_certificate(&cert.der()),
+            Err("an issuer name attribute is not { type, value }")
+        );
+        // A validity with a third element.
+        let mut cert = Cert::intermediate();
+        let mut validity = children(&contents(&cert.tbs[VALIDITY]));
+        validity.push(validity[0].clone());
+        cert.tbs[VALIDITY] = tlv(SEQUENCE, &validity.concat());
+        assert_eq!(
+            check_envoy_certificate(&cert.der()),
+            Err("the validity is not { notBefore, notAfter }")
+        );
+        // A CRL with bytes after its outer SEQUENCE.
+        let mut crl = fixtures().crl.clone();
+        crl.push(0);
+        assert!(check_envoy_crl(&crl).is_err());
     }
 
     #[test]

@@ -52,6 +52,11 @@ const POLICIES: &[(&str, Option<&str>, &str)] = &[
         "cert-chain.pem not starting with ca-cert.pem: istiod serves it after every leaf",
     ),
     (
+        "root-as-cluster-ca",
+        None,
+        "a ca-cert.pem that is itself a root of root-cert.pem: the offline root's key would be online",
+    ),
+    (
         "pem-format",
         Some("glued"),
         "PEM blocks glued on one line: Go reads them, Envoy does not",
@@ -285,6 +290,14 @@ const MESH_POLICIES: &[(&str, &str)] = &[
     (
         "root-differs",
         "a cluster whose root differs from the certs directory's mesh root",
+    ),
+    (
+        "foreign-root",
+        "a cluster CA that does not chain to DIR/root-cert.pem, the mesh root that signs new clusters",
+    ),
+    (
+        "root-as-cluster-ca",
+        "a cluster whose CA is the mesh root itself or carries its key (the offline root online)",
     ),
 ];
 

@@ -20,7 +20,8 @@ use x509_parser::revocation_list::CertificateRevocationList;
 
 use super::load::{describe_tag, parse, Loaded};
 use super::parse::go_parse_crl_findings;
-use super::report::{day, err, join, Code, Finding};
+use super::report::{day, err, join, warn, Code, Finding};
+use super::Severity;
 use super::VerifyOptions;
 use crate::bundle::{CA_CERT, CA_CRL, CERT_CHAIN};
 use crate::pemutil;
@@ -57,6 +58,17 @@ pub(super) fn check_crls(
     out: &mut Vec<Finding>,
 ) {
     let file = join(label, CA_CRL);
+    // istiod reads ca-crl.pem's bytes and only checks CRLs when there are
+    // any (security/pkg/pki/util/keycertbundle.go: a zero-length CRL is
+    // no CRL), so an empty file turns revocation off rather than failing.
+    if bytes.is_empty() {
+        out.push(warn(
+            Code::EmptyFile,
+            &file,
+            format!("{file} is empty; istiod treats it as absent, so revocation is off"),
+        ));
+        return;
+    }
     let blocks = match pemutil::parse_blocks(&file, bytes) {
         Ok(b) => b,
         Err(e) => {
@@ -173,6 +185,21 @@ pub(super) fn check_crls(
             ));
             continue;
         }
+        // Envoy (BoringSSL x509_vfy.c get_crl_sk) looks a CA's CRLs up by
+        // issuer name: a CRL whose issuer is not its signer's subject
+        // (byte for byte) is never used for that CA.
+        let named = signers.iter().any(|s| {
+            parsed_chain
+                .get(*s)
+                .is_some_and(|(_, c)| c.subject().as_raw() == crl.issuer().as_raw())
+        });
+        if !named {
+            out.push(err(
+                Code::CrlBadSignature,
+                &file,
+                format!("{name} is signed by a certificate of {} but its issuer name is not that certificate's subject; Envoy finds CRLs by name and never uses it", join(label, CERT_CHAIN)),
+            ));
+        }
         for s in &signers {
             let Some((signer_l, signer_c)) = parsed_chain.get(*s) else {
                 continue;
@@ -205,7 +232,27 @@ pub(super) fn check_crls(
                 ),
             ));
         }
-        crl_window(&name, &file, crl, opts, out);
+        // Envoy (BoringSSL) looks a CA's CRL up by issuer name and keeps
+        // the best one that verifies (x509_vfy.c get_crl_sk / crl_akid and
+        // time scoring): an old CRL next to a current one from the same CA
+        // is unused, not fatal.
+        let superseded = !in_window(crl, opts)
+            && crls.iter().any(|(m, other)| {
+                m != n
+                    && other.issuer().as_raw() == crl.issuer().as_raw()
+                    && in_window(other, opts)
+                    && signers.iter().any(|s| {
+                        parsed_chain
+                            .get(*s)
+                            .is_some_and(|(_, c)| other.verify_signature(c.public_key()).is_ok())
+                    })
+            });
+        let severity = if superseded {
+            Severity::Warning
+        } else {
+            Severity::Error
+        };
+        crl_window(&name, &file, crl, opts, severity, out);
         // The CRL of ca-cert.pem (chain position 0) covers workloads; the
         // others cover CAs.
         let covers_cas = signers.iter().any(|&s| s > 0);
@@ -251,37 +298,59 @@ pub(super) fn check_crls(
     }
 }
 
-/// thisUpdate and nextUpdate against `opts.at`.
+/// Whether `opts.at` is inside the CRL's thisUpdate..nextUpdate window.
+fn in_window(crl: &CertificateRevocationList<'_>, opts: &VerifyOptions) -> bool {
+    crl.last_update().to_datetime() <= opts.at
+        && crl
+            .next_update()
+            .is_none_or(|next| next.to_datetime() >= opts.at)
+}
+
+/// thisUpdate and nextUpdate against `opts.at`, reported with `severity`
+/// (a warning when a current CRL of the same CA supersedes this one).
 fn crl_window(
     name: &str,
     file: &str,
     crl: &CertificateRevocationList<'_>,
     opts: &VerifyOptions,
+    severity: Severity,
     out: &mut Vec<Finding>,
 ) {
+    let superseded = if severity == Severity::Warning {
+        "; a current CRL of the same CA in this file supersedes it, remove it"
+    } else {
+        ""
+    };
+    let push = |out: &mut Vec<Finding>, code: Code, message: String| {
+        out.push(if severity == Severity::Warning {
+            warn(code, file, message)
+        } else {
+            err(code, file, message)
+        });
+    };
     let this = crl.last_update().to_datetime();
     if this > opts.at {
-        out.push(err(
+        push(
+            out,
             Code::CrlNotYetValid,
-            file,
             format!(
-                "{name}: the CRL of {} is not valid before {} (thisUpdate); Envoy rejects it until then",
+                "{name}: the CRL of {} is not valid before {} (thisUpdate); Envoy rejects it until then{superseded}",
                 crl.issuer(),
                 super::report::rfc3339(this)
             ),
-        ));
+        );
     }
     if let Some(next) = crl.next_update() {
         if next.to_datetime() < opts.at {
-            out.push(err(
+            push(
+                out,
                 Code::CrlStale,
-                file,
                 format!(
-                    "{name}: the CRL of {} was due for renewal on {} (nextUpdate); Envoy rejects connections with a stale CRL",
+                    "{name}: the CRL of {} was due for renewal on {} (nextUpdate); Envoy rejects connections with a stale CRL{superseded}",
                     crl.issuer(),
                     day(next.to_datetime())
                 ),
-            ));
+            );
         }
     }
 }
@@ -413,7 +482,7 @@ pub(super) fn check_root_crl(
                 format!("{name} is not signed by a root of the mesh's root-cert.pem"),
             ));
         }
-        crl_window(&name, file, &crl, opts, out);
+        crl_window(&name, file, &crl, opts, Severity::Error, out);
         crl_extensions(&name, file, &crl, false, true, out);
     }
 }

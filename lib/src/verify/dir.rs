@@ -149,7 +149,42 @@ fn read_bundle_dir(dir: &Path, label: &str) -> (BundleFiles, ReadFindings) {
     for key in [CA_KEY, SECRET_YAML] {
         check_key_mode(&dir.join(key), &join(label, key), &mut rf.findings);
     }
+    check_tls_layout(dir, label, &files, &mut rf);
     (files, rf)
+}
+
+/// A `tls.crt` in the directory switches istiod to the kubernetes.io/tls
+/// layout (istio/istio pilot/pkg/bootstrap/istio_ca.go
+/// detectSigningCABundleAndCRL): it then loads `tls.crt`, `tls.key` and
+/// `ca.crt` (chain: `tls.crt` + `ca.crt`) and never reads the istiod files
+/// or `ca-crl.pem`. What meshca verified is only what istiod loads when
+/// those files are the same as `ca-cert.pem`, `ca-key.pem`, `root-cert.pem`.
+fn check_tls_layout(dir: &Path, label: &str, files: &BundleFiles, rf: &mut ReadFindings) {
+    const TLS_CERT: &str = "tls.crt";
+    if std::fs::symlink_metadata(dir.join(TLS_CERT)).is_err() {
+        return;
+    }
+    let tls_cert = rf.read(dir, label, TLS_CERT);
+    let tls_key = rf.read(dir, label, "tls.key").map(zeroize::Zeroizing::new);
+    let tls_root = rf.read(dir, label, "ca.crt");
+    let same = tls_cert.as_deref() == files.ca_cert.as_deref()
+        && tls_key.as_deref().map(|k| k.as_slice())
+            == files.ca_key.as_deref().map(|k| k.as_slice())
+        && tls_root.as_deref() == files.root_cert.as_deref();
+    let file = join(label, TLS_CERT);
+    if !same {
+        rf.findings.push(err(
+            Code::WrongContent,
+            &file,
+            format!("{file} exists, so istiod loads the kubernetes.io/tls layout (tls.crt, tls.key, ca.crt) instead of {CA_CERT}, {CA_KEY} and {ROOT_CERT}, and those files differ: istiod would run another CA than the one verified here"),
+        ));
+    } else if files.ca_crl.is_some() {
+        rf.findings.push(warn(
+            Code::WrongContent,
+            &file,
+            format!("{file} exists, so istiod loads the kubernetes.io/tls layout and never reads {CA_CRL}: revocation is off"),
+        ));
+    }
 }
 
 /// Reads a certs directory: its root files and every cluster directory.

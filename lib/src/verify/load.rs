@@ -62,6 +62,22 @@ pub(super) fn check_pem_format(file: &str, bytes: &[u8], out: &mut Vec<Finding>)
         ));
     }
     let text = String::from_utf8_lossy(bytes);
+    // Go's pem.Decode (encoding/pem/pem.go) looks for "-----BEGIN " at the
+    // start of the data or right after a newline, and for "\n-----END ":
+    // an armor line with leading whitespace hides its block from Go, so
+    // istiod does not see that certificate or key.
+    let indented = text.lines().any(|line| {
+        let trimmed = line.trim_start();
+        trimmed.len() != line.len()
+            && (trimmed.starts_with("-----BEGIN ") || trimmed.starts_with("-----END "))
+    });
+    if indented {
+        out.push(err(
+            Code::PemFormat,
+            file,
+            format!("{file} has a PEM armor line (-----BEGIN/-----END) with leading whitespace; Go's PEM decoder does not see that block, so istiod ignores it"),
+        ));
+    }
     if text.contains("----------BEGIN") {
         out.push(err(
             Code::PemFormat,
@@ -177,11 +193,21 @@ pub(super) fn load_certs(
             file.to_owned()
         };
         if block.headers().iter().next().is_some() {
-            if how == CertFile::Pool {
+            if how == CertFile::Pool && file.ends_with(crate::bundle::ROOT_CERT) {
                 out.push(err(
                     Code::PemHeaders,
                     file,
-                    format!("{name} is a PEM block with header lines; Go's certificate pool skips such a block, so istiod does not see this certificate"),
+                    format!("{name} is a PEM block with header lines; Go's certificate pool skips such a block, so istiod does not trust this root"),
+                ));
+                continue;
+            }
+            if how == CertFile::Pool {
+                // Left out of the intermediates, as Go's pool leaves it out:
+                // when the path needs it, the path stage reports the break.
+                out.push(warn(
+                    Code::PemHeaders,
+                    file,
+                    format!("{name} is a PEM block with header lines; Go's certificate pool skips such a block, so istiod does not use this certificate to build paths"),
                 ));
                 continue;
             }
@@ -339,6 +365,14 @@ pub(super) fn load_key(
                 format!("{file} has PEM header lines; istiod ignores them"),
             ));
         }
+        if let Some(why) = key_label_mismatch(tag, der) {
+            out.push(err(
+                Code::KeyUnparsable,
+                file,
+                format!("{file}: {why}; istiod picks the key parser by the PEM label and fails"),
+            ));
+            return None;
+        }
         if explicit_curve_key(tag, der) {
             out.push(err(
                 Code::ExplicitCurve,
@@ -415,6 +449,43 @@ fn explicit_curve_key(tag: &str, der: &[u8]) -> bool {
                     .is_some_and(|p| p.header.tag() == Tag::Sequence)
         }),
         _ => false,
+    }
+}
+
+/// Why Go's parser for a key block's label refuses its contents, or `None`.
+/// istiod's `ParsePemEncodedKey` (security/pkg/pki/util/crypto.go) picks
+/// the parser by the PEM label: `EC PRIVATE KEY` → `x509.ParseECPrivateKey`
+/// (SEC1, which must name its curve: a PKCS#8-embedded ECPrivateKey has no
+/// parameters and fails with "unknown elliptic curve"), `RSA PRIVATE KEY` →
+/// `x509.ParsePKCS1PrivateKey`, `PRIVATE KEY` → `x509.ParsePKCS8PrivateKey`.
+fn key_label_mismatch(tag: &str, der: &[u8]) -> Option<&'static str> {
+    let Ok((_, outer)) = Any::from_der(der) else {
+        return None;
+    };
+    let elements = sequence_elements(outer.data);
+    let second = elements.get(1).map(|e| e.header.tag());
+    match tag {
+        // ECPrivateKey ::= SEQUENCE { version 1, privateKey OCTET STRING,
+        // [0] parameters, [1] publicKey }
+        "EC PRIVATE KEY" => {
+            if second != Some(Tag::OctetString) {
+                Some("the EC PRIVATE KEY block does not hold a SEC1 key (Go: use the parser of its real format)")
+            } else if !elements
+                .iter()
+                .any(|e| e.header.class() == Class::ContextSpecific && e.header.tag() == Tag(0))
+            {
+                Some("the EC PRIVATE KEY block does not name its curve (a key taken out of PKCS#8?); Go fails with \"unknown elliptic curve\"")
+            } else {
+                None
+            }
+        }
+        // RSAPrivateKey ::= SEQUENCE { version, modulus INTEGER, ... }
+        "RSA PRIVATE KEY" => (second != Some(Tag::Integer))
+            .then_some("the RSA PRIVATE KEY block does not hold a PKCS#1 RSA key"),
+        // PrivateKeyInfo ::= SEQUENCE { version, AlgorithmIdentifier, OCTET STRING }
+        "PRIVATE KEY" => (second != Some(Tag::Sequence))
+            .then_some("the PRIVATE KEY block does not hold a PKCS#8 key"),
+        _ => None,
     }
 }
 

@@ -359,7 +359,22 @@ fn check_root(r: &Loaded, root_file: &str, out: &mut Vec<Finding>) {
 /// `ca-cert.pem` must itself be a CA that may sign workload certificates.
 fn check_ca_itself(ca: &Loaded, ca_file: &str, dir_name: Option<&str>, out: &mut Vec<Finding>) {
     let Some(c) = parse(&ca.der) else { return };
+    // Go reads extensions only from a version 3 certificate (parser.go
+    // parseCertificate, `if cert.Version == 3`): for istiod a v1/v2
+    // ca-cert.pem has no basicConstraints (ca.go NewPluggedCertIstioCAOptions:
+    // "certificate is not authorized to sign other certificates").
+    if c.version() != x509_parser::x509::X509Version::V3 {
+        out.push(err(
+            Code::NotCa,
+            ca_file,
+            format!(
+                "{ca_file} is a version {} certificate: Go ignores the extensions of a certificate below version 3, so istiod does not see it as a CA",
+                c.version().0 + 1
+            ),
+        ));
+    }
     match c.basic_constraints() {
+        _ if c.version() != x509_parser::x509::X509Version::V3 => {}
         Ok(Some(bc)) if bc.value.ca => {}
         _ => out.push(err(
             Code::NotCa,

@@ -207,9 +207,21 @@ pub(super) fn check_cert_alone(l: &Loaded, file: &str, is_root: bool, out: &mut 
 /// names and extensions, inner/outer signature algorithm mismatch): one
 /// `go-parse` error with Go's reason. istiod parses every certificate of the
 /// bundle with Go (`x509.ParseCertificate`), so such a bundle never loads.
+/// A certificate Go accepts is then held to BoringSSL's strict DER, as
+/// Envoy parses it (`envoy-parse`).
 pub(super) fn go_parse_findings(cert: &Loaded, file: &str) -> Vec<Finding> {
     match crate::goparse::check_certificate(&cert.der) {
-        Ok(()) => Vec::new(),
+        Ok(()) => match crate::goparse::check_envoy_certificate(&cert.der) {
+            Ok(()) => Vec::new(),
+            Err(why) => vec![err(
+                Code::EnvoyParse,
+                file,
+                format!(
+                    "{} is refused by Envoy's strict DER parser (BoringSSL): {why}; Go loads it, but workloads cannot use the chain",
+                    cert.name
+                ),
+            )],
+        },
         // Reported with its own code, `negative-serial`.
         Err(why) if why.reason() == "x509: negative serial number" => Vec::new(),
         Err(why) => vec![err(
@@ -226,7 +238,14 @@ pub(super) fn go_parse_findings(cert: &Loaded, file: &str) -> Vec<Finding> {
 /// As [`go_parse_findings`], for one CRL of `ca-crl.pem` (`name` says which).
 pub(super) fn go_parse_crl_findings(der: &[u8], name: &str, file: &str) -> Vec<Finding> {
     match crate::goparse::check_crl(der) {
-        Ok(()) => Vec::new(),
+        Ok(()) => match crate::goparse::check_envoy_crl(der) {
+            Ok(()) => Vec::new(),
+            Err(why) => vec![err(
+                Code::EnvoyParse,
+                file,
+                format!("{name} is refused by Envoy's strict DER parser (BoringSSL): {why}; Envoy cannot load the CRLs"),
+            )],
+        },
         Err(why) => vec![err(
             Code::GoParse,
             file,

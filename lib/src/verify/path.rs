@@ -445,16 +445,57 @@ fn judge_path(
             ));
         }
         name_constraint_findings(input, path, k, file, &opts.namespace, &mut out);
+        // Go (1.22+) validates policies along every chain (verify.go
+        // policiesValid, RFC 5280 6.1): a requireExplicitPolicy of r on a
+        // certificate with r or fewer certificates below it makes a
+        // non-empty policy tree mandatory at the leaf. The workload and DNS
+        // certificates istiod signs carry no certificatePolicies, so the
+        // tree is empty there and every chain is refused ("all candidate
+        // chains have invalid policies"). inhibitPolicyMapping only matters
+        // with policyMappings, which istiod's leaves never have.
+        if let Ok(Some(pc)) = c.policy_constraints() {
+            let below = u32::try_from(k + 1).unwrap_or(u32::MAX);
+            if let Some(r) = pc.value.require_explicit_policy.filter(|r| *r <= below) {
+                out.push(err(
+                    Code::ExplicitPolicy,
+                    file,
+                    format!(
+                        "{} requires an explicit policy after {r} certificate(s) (policyConstraints requireExplicitPolicy), but the workload certificates istiod issues carry no certificatePolicies: Go refuses every chain (\"invalid policies\")",
+                        l.name
+                    ),
+                ));
+            }
+        }
         if k == 0 {
             continue;
         }
-        match c.basic_constraints() {
-            Ok(Some(bc)) if bc.value.ca => {
-                if let Some(max) = bc.value.path_len_constraint {
-                    // Intermediate CAs below this one, toward the workload leaf.
-                    let below = u32::try_from(k).unwrap_or(u32::MAX);
-                    if below > max {
-                        out.push(err(
+        // Go's `Verify` checks the CA flag of intermediates only, never of
+        // the trust anchor (verify.go `isValid`: `certType ==
+        // intermediateCertificate`); a root that is not a CA is reported by
+        // the root stage as `root-not-self-signed-ca`.
+        let anchor = trusted && n.is_root && k + 1 == path.len();
+        // Go's parser reads extensions only from a version 3 certificate
+        // (parser.go `parseCertificate`: `if cert.Version == 3`), so a v1 or
+        // v2 issuer has no basicConstraints for Go: "not authorized to sign".
+        if !anchor && c.version() != x509_parser::x509::X509Version::V3 {
+            out.push(err(
+                Code::NotCa,
+                file,
+                format!(
+                    "{} issues {} but is a version {} certificate: Go ignores the extensions of a certificate below version 3, so it is not a CA",
+                    l.name,
+                    path.get(k - 1).map_or("", |p| p.loaded.name.as_str()),
+                    c.version().0 + 1
+                ),
+            ));
+        } else {
+            match c.basic_constraints() {
+                Ok(Some(bc)) if bc.value.ca => {
+                    if let Some(max) = bc.value.path_len_constraint {
+                        // Intermediate CAs below this one, toward the workload leaf.
+                        let below = u32::try_from(k).unwrap_or(u32::MAX);
+                        if below > max {
+                            out.push(err(
                             Code::PathLenExceeded,
                             file,
                             format!(
@@ -462,18 +503,20 @@ fn judge_path(
                                 l.name
                             ),
                         ));
+                        }
                     }
                 }
+                _ if anchor => {}
+                _ => out.push(err(
+                    Code::NotCa,
+                    file,
+                    format!(
+                        "{} issues {} but is not a CA (basicConstraints CA:TRUE missing)",
+                        l.name,
+                        path.get(k - 1).map_or("", |p| p.loaded.name.as_str())
+                    ),
+                )),
             }
-            _ => out.push(err(
-                Code::NotCa,
-                file,
-                format!(
-                    "{} issues {} but is not a CA (basicConstraints CA:TRUE missing)",
-                    l.name,
-                    path.get(k - 1).map_or("", |p| p.loaded.name.as_str())
-                ),
-            )),
         }
         if let Ok(Some(ku)) = c.key_usage() {
             if !ku.value.key_cert_sign() {

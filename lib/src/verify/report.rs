@@ -153,6 +153,10 @@ codes! {
     ExplicitCurve = "explicit-curve",
     /// Go's crypto/x509 parser refuses a certificate or CRL.
     GoParse = "go-parse",
+    /// Envoy's BoringSSL parser (strict DER) refuses a certificate or CRL Go accepts.
+    EnvoyParse = "envoy-parse",
+    /// A policyConstraints requireExplicitPolicy that the workload certificates (no certificatePolicies) cannot meet.
+    ExplicitPolicy = "explicit-policy",
     /// A name the CA has or will issue is excluded or not permitted by a name constraint.
     NameNotPermitted = "name-not-permitted",
     /// A CRL's thisUpdate is in the future.
