@@ -519,6 +519,25 @@ fn parse_basic_constraints(value: &[u8]) -> GoResult<()> {
     Ok(())
 }
 
+/// What Go reads from a basicConstraints extension value (`IsCA`,
+/// `MaxPathLen`), with parseBasicConstraintsExtension's leniency: an
+/// element that is neither the BOOLEAN nor the INTEGER is skipped unread
+/// (`PeekASN1Tag`), so `SEQUENCE { [0x21] ... }` is simply "not a CA", and
+/// bytes after the INTEGER are ignored. `None` when Go refuses the value.
+pub(crate) fn basic_constraints(value: &[u8]) -> Option<(bool, Option<u64>)> {
+    let mut seq = Der::new(Der::new(value).read(SEQUENCE)?);
+    let mut is_ca = false;
+    if seq.peek(BOOLEAN) {
+        is_ca = seq.read_bool()?;
+    }
+    let mut path_len = None;
+    if seq.peek(INTEGER) {
+        let n = seq.read_i64()?;
+        path_len = Some(u64::try_from(n).ok()?);
+    }
+    Some((is_ca, path_len))
+}
+
 /// isIA5String: every character ASCII (Go ranges over runes, so any byte
 /// of 0x80 or above fails).
 fn is_ia5(data: &[u8]) -> bool {
@@ -2939,5 +2958,26 @@ mod tests {
         assert!(!oid_valid(&[0x88, 0x80, 0x80, 0x80, 0x00])); // 2^31
         assert_eq!(right_align(4, &[0xab, 0xc0]), vec![0x0a, 0xbc]);
         assert_eq!(right_align(0, &[0xab]), vec![0xab]);
+    }
+
+    /// A fuzzed basicConstraints (found by the differential test): Go skips
+    /// an element that is neither BOOLEAN nor INTEGER, so `[0x21]` first
+    /// means "not a CA", and junk after the BOOLEAN is ignored.
+    #[test]
+    fn basic_constraints_read_with_gos_leniency() {
+        assert_eq!(
+            basic_constraints(&[0x30, 0x06, 0x01, 0x01, 0xff, 0x00, 0x01, 0x00]),
+            Some((true, None))
+        );
+        assert_eq!(
+            basic_constraints(&[0x30, 0x06, 0x21, 0x01, 0xff, 0x02, 0x01, 0x00]),
+            Some((false, None))
+        );
+        assert_eq!(
+            basic_constraints(&[0x30, 0x06, 0x01, 0x01, 0xff, 0x02, 0x01, 0x01]),
+            Some((true, Some(1)))
+        );
+        assert_eq!(basic_constraints(&[0x30, 0x03, 0x01, 0x01, 0x01]), None);
+        assert_eq!(basic_constraints(&[0x30, 0x03, 0x02, 0x01, 0xff]), None);
     }
 }

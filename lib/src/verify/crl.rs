@@ -204,7 +204,7 @@ pub(super) fn check_crls(
             let Some((signer_l, signer_c)) = parsed_chain.get(*s) else {
                 continue;
             };
-            let is_ca = signer_c.is_ca();
+            let is_ca = super::load::go_is_ca(signer_c);
             let crl_sign = !matches!(signer_c.key_usage(), Ok(Some(ku)) if !ku.value.crl_sign());
             if is_ca {
                 // Without cRLSign Go refuses the CRL: said once, below.
@@ -281,7 +281,7 @@ pub(super) fn check_crls(
         if *ok {
             continue;
         }
-        let why = if c.is_ca() {
+        let why = if super::load::go_is_ca(c) {
             String::new()
         } else {
             " (it is not a CA, so no CRL can be signed by it)".to_owned()

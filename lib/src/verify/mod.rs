@@ -337,7 +337,7 @@ fn check_root(r: &Loaded, root_file: &str, out: &mut Vec<Finding>) {
     let Some(c) = parse(&r.der) else { return };
     let self_signed =
         c.subject().as_raw() == c.issuer().as_raw() && path::self_signature_ok(&r.der, &c);
-    let ca = matches!(c.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
+    let ca = load::go_is_ca(&c);
     if !self_signed || !ca {
         out.push(err(
             Code::RootNotSelfSignedCa,
@@ -373,9 +373,9 @@ fn check_ca_itself(ca: &Loaded, ca_file: &str, dir_name: Option<&str>, out: &mut
             ),
         ));
     }
-    match c.basic_constraints() {
+    match load::go_basic_constraints(&c) {
         _ if c.version() != x509_parser::x509::X509Version::V3 => {}
-        Ok(Some(bc)) if bc.value.ca => {}
+        Some((true, _)) => {}
         _ => out.push(err(
             Code::NotCa,
             ca_file,

@@ -489,11 +489,11 @@ fn judge_path(
                 ),
             ));
         } else {
-            match c.basic_constraints() {
-                Ok(Some(bc)) if bc.value.ca => {
-                    if let Some(max) = bc.value.path_len_constraint {
+            match super::load::go_basic_constraints(&c) {
+                Some((true, path_len)) => {
+                    if let Some(max) = path_len {
                         // Intermediate CAs below this one, toward the workload leaf.
-                        let below = u32::try_from(k).unwrap_or(u32::MAX);
+                        let below = u64::try_from(k).unwrap_or(u64::MAX);
                         if below > max {
                             out.push(err(
                             Code::PathLenExceeded,
