@@ -507,6 +507,24 @@ fn sequence_elements(mut content: &[u8]) -> Vec<Any<'_>> {
     out
 }
 
+/// basicConstraints as Go reads them (`IsCA`, `MaxPathLen`): only from a
+/// version 3 certificate, and with Go's parser's leniency, which differs
+/// from x509-parser's (parser.go parseBasicConstraintsExtension). `None`:
+/// no usable basicConstraints, so not a CA for Go.
+pub(super) fn go_basic_constraints(c: &X509Certificate<'_>) -> Option<(bool, Option<u64>)> {
+    if c.version() != x509_parser::x509::X509Version::V3 {
+        return None;
+    }
+    let oid = x509_parser::oid_registry::OID_X509_EXT_BASIC_CONSTRAINTS;
+    let ext = c.extensions().iter().find(|e| e.oid == oid)?;
+    crate::goparse::basic_constraints(ext.value)
+}
+
+/// Whether Go sees `c` as a CA certificate.
+pub(super) fn go_is_ca(c: &X509Certificate<'_>) -> bool {
+    matches!(go_basic_constraints(c), Some((true, _)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -621,22 +639,4 @@ mod tests {
         assert_eq!(describe_tag("SECRET VALUE 1234"), "a block of another type");
         assert_eq!(describe_tag("EC PARAMETERS").split(' ').next(), Some("EC"));
     }
-}
-
-/// basicConstraints as Go reads them (`IsCA`, `MaxPathLen`): only from a
-/// version 3 certificate, and with Go's parser's leniency, which differs
-/// from x509-parser's (parser.go parseBasicConstraintsExtension). `None`:
-/// no usable basicConstraints, so not a CA for Go.
-pub(super) fn go_basic_constraints(c: &X509Certificate<'_>) -> Option<(bool, Option<u64>)> {
-    if c.version() != x509_parser::x509::X509Version::V3 {
-        return None;
-    }
-    let oid = x509_parser::oid_registry::OID_X509_EXT_BASIC_CONSTRAINTS;
-    let ext = c.extensions().iter().find(|e| e.oid == oid)?;
-    crate::goparse::basic_constraints(ext.value)
-}
-
-/// Whether Go sees `c` as a CA certificate.
-pub(super) fn go_is_ca(c: &X509Certificate<'_>) -> bool {
-    matches!(go_basic_constraints(c), Some((true, _)))
 }

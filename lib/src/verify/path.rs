@@ -489,7 +489,7 @@ fn judge_path(
                 ),
             ));
         } else {
-            match super::load::go_basic_constraints(&c) {
+            match super::load::go_basic_constraints(c) {
                 Some((true, path_len)) => {
                     if let Some(max) = path_len {
                         // Intermediate CAs below this one, toward the workload leaf.
