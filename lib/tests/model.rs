@@ -8,7 +8,11 @@
 //! - the directory holds exactly the mesh's files;
 //! - files the step did not target are byte-identical;
 //! - a failed step (refused workflow or failed save) left the directory
-//!   byte-identical.
+//!   byte-identical;
+//! - the Go oracle (istiod's loading, a workload leaf verified for
+//!   serverAuth and clientAuth) accepts every cluster that is not revoked:
+//!   each step's cluster directories are copied aside and judged in one
+//!   batch at the end.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,12 +26,37 @@ use meshca::{
 use time::macros::datetime;
 use time::OffsetDateTime;
 
+#[allow(dead_code)]
+mod support;
+
 const NAMES: [&str; 5] = ["east", "west", "north", "south", "edge"];
 const NAMESPACES: [&str; 2] = ["istio-system", "mesh-ca"];
 
 /// Pinned time: certificates are made at NOW and checked a day later.
 /// Saves that failed at an injected fault and were rolled back.
 static ROLLED_BACK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Copies of every step's cluster directories for the oracle, by istiod
+/// namespace, with the sequence's log.
+static FOR_ORACLE: std::sync::Mutex<Vec<(&'static str, PathBuf, String)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// Where the copies go.
+fn oracle_stage() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+/// Copies `dir` (a cluster directory) to `to`.
+fn copy_dir(dir: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_file() {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
 
 const NOW: OffsetDateTime = datetime!(2026-06-01 12:00 UTC);
 
@@ -38,6 +67,9 @@ fn opts(namespace: &str) -> VerifyOptions {
 }
 
 struct World {
+    seed: u64,
+    /// Checks made so far (names the oracle's copies).
+    checks: std::cell::Cell<usize>,
     rng: fastrand::Rng,
     /// istiod's namespace, one per mesh.
     namespace: &'static str,
@@ -112,6 +144,8 @@ impl World {
             .with_root(&signer, Some(signer.key().to_pem()), false)
             .unwrap();
         let w = World {
+            seed,
+            checks: std::cell::Cell::new(0),
             rng,
             namespace,
             mesh: Mesh::new(),
@@ -260,6 +294,19 @@ impl World {
             "{}",
             ctx()
         );
+        // The oracle judges every cluster that is not revoked, at the end.
+        let k = self.checks.get();
+        self.checks.set(k + 1);
+        let mut copies = Vec::new();
+        for name in self.mesh.clusters.keys() {
+            if self.revoked.contains(name) {
+                continue;
+            }
+            let to = oracle_stage().join(format!("{}-{k}", self.seed)).join(name);
+            copy_dir(&self.dir.path().join(name), &to);
+            copies.push((self.namespace, to, ctx()));
+        }
+        FOR_ORACLE.lock().unwrap().extend(copies);
     }
 
     fn pick_existing(&mut self) -> Option<String> {
@@ -500,6 +547,39 @@ fn random_command_sequences_leave_a_mesh_that_verifies_or_change_nothing() {
         })
         .sum();
     assert!(steps >= sequences as usize * 3);
+    // The oracle, in one batch per istiod namespace.
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/tmp/model-oracle");
+    let bin = support::oracle::build(&target, "oracle");
+    let at = (NOW + time::Duration::days(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let copies = std::mem::take(&mut *FOR_ORACLE.lock().unwrap());
+    let mut judged = 0;
+    for ns in NAMESPACES {
+        let (dirs, logs): (Vec<PathBuf>, Vec<&String>) = copies
+            .iter()
+            .filter(|(n, _, _)| *n == ns)
+            .map(|(_, d, log)| (d.clone(), log))
+            .unzip();
+        if dirs.is_empty() {
+            continue;
+        }
+        let verdicts = support::oracle::run_with(&bin, &at, &["--namespace", ns], &dirs);
+        for (v, log) in verdicts.iter().zip(&logs) {
+            assert!(
+                v.ok,
+                "the oracle rejects {} ({}: {}); the sequence (its seed is the \
+                 directory's first number):\n{log}",
+                v.dir, v.stage, v.reason
+            );
+        }
+        judged += verdicts.len();
+    }
+    println!("model test: the oracle accepted all {judged} cluster directories");
+    assert!(
+        judged >= sequences as usize,
+        "only {judged} clusters judged"
+    );
     if sequences >= 50 {
         assert!(
             ROLLED_BACK.load(std::sync::atomic::Ordering::Relaxed) > 0,
