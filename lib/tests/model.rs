@@ -26,7 +26,6 @@ use meshca::{
 use time::macros::datetime;
 use time::OffsetDateTime;
 
-#[allow(dead_code)]
 mod support;
 
 const NAMES: [&str; 5] = ["east", "west", "north", "south", "edge"];
