@@ -417,6 +417,14 @@ pub(crate) struct VerifyArgs {
     /// directory) to each PATH: roots superset/subset, cross-stage trust.
     #[arg(long, value_name = "DIR")]
     pub(crate) previous: Option<PathBuf>,
+    /// The namespace istiod runs in and reads cacerts from (default: the
+    /// `istiod.<ns>.svc` name of each cluster's CA, else istio-system).
+    #[arg(long, value_name = "NS")]
+    pub(crate) namespace: Option<String>,
+    /// The mesh's SPIFFE trust domain, which every name constraint on a
+    /// chain must permit.
+    #[arg(long, default_value = "cluster.local", value_name = "DOMAIN")]
+    pub(crate) trust_domain: String,
 }
 
 #[derive(Debug, Args)]

@@ -838,3 +838,75 @@ fn openssl_made_broken_bundles_give_exactly_their_finding() {
         assert!(findings(&report).is_empty(), "{good}: {report:#}");
     }
 }
+
+/// `init --namespace mesh-ca` exited 0, then `verify` said the Secret was in
+/// the wrong namespace: verify now takes istiod's namespace from each CA's
+/// `istiod.<ns>.svc` name unless `--namespace` states it.
+#[test]
+fn a_mesh_made_for_another_namespace_verifies_and_a_stated_namespace_is_checked() {
+    let dir = Dir::new();
+    util::assert_success(
+        "init",
+        &dir.meshca(&[
+            "init",
+            "-q",
+            "--key-type",
+            "ecdsa-p256",
+            "--namespace",
+            "mesh-ca",
+            "c1",
+        ]),
+    );
+    let (code, report) = verify_json(&dir, &["."]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(findings(&report), vec![], "{report:#}");
+    let (code, report) = verify_json(&dir, &["--namespace", "mesh-ca", "."]);
+    assert_eq!((code, findings(&report)), (0, vec![]), "{report:#}");
+    let (code, report) = verify_json(&dir, &["--namespace", "istio-system", "."]);
+    assert_eq!(code, 1, "{report:#}");
+    let codes: Vec<String> = findings(&report).into_iter().map(|f| f.1).collect();
+    assert!(codes.contains(&"secret-namespace".to_owned()), "{report:#}");
+}
+
+/// Istio's own sample bundles (samples/certs, copied under
+/// oracle/testdata/istio-samples), the multi-root `root-cert-combined.pem`
+/// without its final newline among them, verify with warnings only.
+#[test]
+fn istios_own_sample_bundles_verify() {
+    let dir = Dir::new();
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../oracle/testdata/istio-samples")
+        .canonicalize()
+        .unwrap();
+    for sample in ["default", "combined", "alt-combined"] {
+        let path = samples.join(sample);
+        let (code, report) = verify_json(
+            &dir,
+            &["--at", "2030-01-01T00:00:00Z", path.to_str().unwrap()],
+        );
+        assert_eq!(code, 0, "{sample}: {report:#}");
+        assert_eq!(report["errors"], 0, "{sample}: {report:#}");
+    }
+    // combined's root-cert.pem holds two roots and lacks its final newline.
+    let roots = fs::read(samples.join("combined/root-cert.pem")).unwrap();
+    assert!(!roots.ends_with(b"\n"));
+    assert_eq!(
+        roots
+            .windows(27)
+            .filter(|w| w == b"-----BEGIN CERTIFICATE-----")
+            .count(),
+        2
+    );
+    // combined-2's key does not match its certificate: an error.
+    let (code, report) = verify_json(
+        &dir,
+        &[
+            "--at",
+            "2030-01-01T00:00:00Z",
+            samples.join("combined-2").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{report:#}");
+    let codes: Vec<String> = findings(&report).into_iter().map(|f| f.1).collect();
+    assert!(codes.contains(&"key-mismatch".to_owned()), "{report:#}");
+}

@@ -14,6 +14,12 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<u8> {
     let _locks = super::read_locks(&dirs, None)?;
     let mut options = VerifyOptions::at(args.at.unwrap_or_else(time::OffsetDateTime::now_utc));
     options.warn_days = args.warn_days;
+    options.trust_domain = args.trust_domain.clone();
+    if let Some(ns) = &args.namespace {
+        meshca::validate_name("namespace", ns)?;
+        options.namespace = ns.clone();
+        options.infer_namespace = false;
+    }
     let mut report = verify_paths(&args.paths, &options)?;
     if let Some(previous) = &args.previous {
         let mut groups = report.groups.clone();

@@ -50,6 +50,12 @@ pub struct VerifyOptions {
     /// The namespace istiod runs in and reads `cacerts` from (default
     /// `istio-system`); istiod's own certificate names `istiod.<ns>.svc`.
     pub namespace: String,
+    /// Take istiod's namespace from each cluster's CA instead, when its
+    /// subjectAltNames name exactly one `istiod.<ns>.svc` (as the recipe's
+    /// and meshca's intermediates do for the namespace they were made for);
+    /// `namespace` is the fallback. On by default; off when the operator
+    /// states the namespace.
+    pub infer_namespace: bool,
 }
 
 impl VerifyOptions {
@@ -61,8 +67,32 @@ impl VerifyOptions {
             warn_days: 30,
             trust_domain: "cluster.local".to_owned(),
             namespace: "istio-system".to_owned(),
+            infer_namespace: true,
         }
     }
+}
+
+/// istiod's namespace as `ca`'s subjectAltNames tell it: the `<ns>` of its
+/// one `istiod.<ns>.svc` DNS name.
+fn namespace_of_ca(ca: Option<&[u8]>) -> Option<String> {
+    let certs = pemutil_first_der(ca?)?;
+    let (_, c) = x509_parser::parse_x509_certificate(&certs).ok()?;
+    let san = c.subject_alternative_name().ok()??;
+    let mut found = san.value.general_names.iter().filter_map(|g| match g {
+        x509_parser::extensions::GeneralName::DNSName(d) => d
+            .strip_prefix("istiod.")
+            .and_then(|r| r.strip_suffix(".svc"))
+            .filter(|ns| !ns.is_empty() && !ns.contains('.')),
+        _ => None,
+    });
+    let ns = found.next()?;
+    found.next().is_none().then(|| ns.to_owned())
+}
+
+/// The DER of the first PEM block of `bytes`, if it is a certificate.
+fn pemutil_first_der(bytes: &[u8]) -> Option<Vec<u8>> {
+    let block = pem::parse_many(bytes).ok()?.into_iter().next()?;
+    (block.tag() == "CERTIFICATE").then(|| block.contents().to_vec())
 }
 
 /// The files of one cluster bundle, as bytes (`None`: the file is absent).
@@ -156,6 +186,17 @@ pub fn verify_bundle(
     files: &BundleFiles,
     opts: &VerifyOptions,
 ) -> Vec<Finding> {
+    let inferred;
+    let opts = match namespace_of_ca(files.ca_cert.as_deref()) {
+        Some(ns) if opts.infer_namespace && ns != opts.namespace => {
+            inferred = VerifyOptions {
+                namespace: ns,
+                ..opts.clone()
+            };
+            &inferred
+        }
+        _ => opts,
+    };
     let mut out = Vec::new();
     let ca_file = join(label, CA_CERT);
     let key_file = join(label, CA_KEY);
