@@ -1,5 +1,6 @@
 //! Unit tests of the stages, on certificates made in memory with rcgen at
-//! a pinned time.
+//! a pinned time. Compiled only in test builds (`#[cfg(test)] mod tests` in
+//! `verify/mod.rs`).
 
 use std::collections::BTreeMap;
 
