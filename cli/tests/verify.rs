@@ -910,3 +910,21 @@ fn istios_own_sample_bundles_verify() {
     let codes: Vec<String> = findings(&report).into_iter().map(|f| f.1).collect();
     assert!(codes.contains(&"key-mismatch".to_owned()), "{report:#}");
 }
+
+/// A cluster directory planted as a symbolic link (to the operator's own
+/// files, say) is never followed: an error names it, nothing is read there.
+#[test]
+fn a_symlinked_cluster_directory_is_not_followed() {
+    let dir = util::ecdsa_mesh();
+    let outside = Dir::new();
+    fs::create_dir(outside.join("c9")).unwrap();
+    fs::write(outside.join("c9/ca-key.pem"), "SECRET-MARKER-42\n").unwrap();
+    std::os::unix::fs::symlink(outside.join("c9"), dir.join("certs/c9")).unwrap();
+    let (code, report) = verify_json(&dir, &["certs"]);
+    assert_eq!(code, 1, "{report:#}");
+    assert!(
+        findings(&report).contains(&("error".into(), "wrong-content".into(), "certs/c9".into())),
+        "{report:#}"
+    );
+    assert!(!report.to_string().contains("SECRET-MARKER"), "{report:#}");
+}

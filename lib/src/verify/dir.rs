@@ -51,14 +51,31 @@ fn check_key_mode(_: &Path, _: &str, _: &mut Vec<Finding>) {}
 
 /// The cluster directories directly under `dir`, sorted.
 fn cluster_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| p.is_dir() && is_cluster_dir(p))
-        .collect();
+    Ok(cluster_entries(dir)?.0)
+}
+
+/// The cluster directories directly under `dir`, sorted, and the symbolic
+/// links there that point at one: an untrusted certs directory is never
+/// followed out of (a link could lead verify to the operator's keys).
+fn cluster_entries(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let mut dirs = Vec::new();
+    let mut links = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let Ok(entry) = entry else { continue };
+        // DirEntry::file_type does not follow a symbolic link.
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        let path = entry.path();
+        if kind.is_dir() && is_cluster_dir(&path) {
+            dirs.push(path);
+        } else if kind.is_symlink() && path.is_dir() && is_cluster_dir(&path) {
+            links.push(path);
+        }
+    }
     dirs.sort();
-    Ok(dirs)
+    links.sort();
+    Ok((dirs, links))
 }
 
 /// Verifies a cluster directory.
@@ -206,7 +223,19 @@ fn read_mesh_dir(
     let root_crl = rf.read(dir, label, crate::crl::ROOT_CRL);
     let mut clusters = BTreeMap::new();
     let mut cluster_reads = BTreeMap::new();
-    for cdir in cluster_dirs(dir)? {
+    let (cdirs, links) = cluster_entries(dir)?;
+    for link in links {
+        let file = join(
+            label,
+            &link.file_name().unwrap_or_default().to_string_lossy(),
+        );
+        rf.findings.push(err(
+            Code::WrongContent,
+            &file,
+            format!("{file} is a symbolic link to a directory: not followed, so that cluster was not checked; keep cluster directories inside the certs directory"),
+        ));
+    }
+    for cdir in cdirs {
         let Some(name) = cdir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
             continue;
         };
