@@ -66,9 +66,17 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_OK);
             }
             let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "meshca: error: {err}");
+            let _ = writeln!(
+                stderr,
+                "meshca: error: {}",
+                output::printable(&err.to_string())
+            );
             for cause in err.chain().skip(1) {
-                let _ = writeln!(stderr, "  caused by: {cause}");
+                let _ = writeln!(
+                    stderr,
+                    "  caused by: {}",
+                    output::printable(&cause.to_string())
+                );
             }
             let lib = err.downcast_ref::<meshca::Error>();
             if let Some(h) = lib.and_then(|e| hint(e, &cli)) {

@@ -44,7 +44,7 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<u8> {
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
         } else {
-            write!(out, "{report}")?;
+            write!(out, "{}", crate::output::printable(&report.to_string()))?;
         }
         out.flush()
     })();

@@ -1,0 +1,121 @@
+//! Hostile input and unlucky operators: each test is named after a bug
+//! found by attacking the real binary.
+
+mod util;
+
+use std::fs;
+use std::io::Read as _;
+use std::process::{Command, Stdio};
+
+use util::{ecdsa_mesh, stderr, stdout, Dir, RECIPE_VARS};
+
+/// Runs `meshca ARGS` in `dir` with its stdout closed before it writes
+/// (a reader that went away, as `| head -1` or `| true` does): returns
+/// the exit code and stderr.
+fn run_with_closed_stdout(dir: &Dir, args: &[&str]) -> (Option<i32>, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshca"));
+    cmd.current_dir(dir.path())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for v in RECIPE_VARS {
+        cmd.env_remove(v);
+    }
+    let mut child = cmd.spawn().expect("run meshca");
+    // Close the read end at once: every write of the child fails with EPIPE.
+    drop(child.stdout.take());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr piped")
+        .read_to_string(&mut err)
+        .expect("read stderr");
+    let status = child.wait().expect("wait for meshca");
+    (status.code(), err)
+}
+
+/// A self-signed ECDSA certificate whose CN holds terminal escape
+/// sequences (colour, window title, bell, a C1 CSI, a right-to-left
+/// override).
+const HOSTILE_CN: &str = "a\u{1b}[31mRED\u{1b}]0;title\u{7}\u{9b}2J\u{202e}x";
+
+fn hostile_cert_pem() -> String {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, HOSTILE_CN);
+    params.self_signed(&key).expect("self-signed").pem()
+}
+
+fn assert_no_raw_controls(what: &str, text: &str) {
+    let bad: Vec<char> = text
+        .chars()
+        .filter(|&c| {
+            (c.is_control() && c != '\n' && c != '\t') || ('\u{202a}'..='\u{202e}').contains(&c)
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{what} printed raw control characters {bad:?}:\n{}",
+        text.escape_debug()
+    );
+}
+
+#[test]
+fn completions_into_a_closed_pipe_panicked() {
+    let dir = Dir::new();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let (code, err) = run_with_closed_stdout(&dir, &["completions", shell]);
+        assert!(!err.contains("panicked"), "completions {shell}: {err}");
+        assert_eq!(code, Some(0), "completions {shell}: {err}");
+    }
+}
+
+#[test]
+fn inspect_json_into_a_closed_pipe_failed_with_exit_2() {
+    let dir = ecdsa_mesh();
+    for args in [
+        &["inspect", "--json", "certs/cluster1/cert-chain.pem"][..],
+        &["inspect", "certs/cluster1/cert-chain.pem"][..],
+        &["verify", "--json", "certs"][..],
+        &["verify", "certs"][..],
+    ] {
+        let (code, err) = run_with_closed_stdout(&dir, args);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+        assert!(err.is_empty(), "{args:?} printed: {err}");
+    }
+}
+
+#[test]
+fn escape_sequences_in_a_certificate_reached_the_terminal() {
+    let dir = ecdsa_mesh();
+    let pem = hostile_cert_pem();
+    fs::write(dir.join("hostile.pem"), &pem).unwrap();
+    // inspect shows the subject, escaped.
+    let out = dir.meshca(&["inspect", "hostile.pem"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_no_raw_controls("inspect", &text);
+    assert!(text.contains(r"CN=a\u{1b}[31mRED"), "{text}");
+    // verify names the certificate where its chain ends, escaped too.
+    fs::write(dir.join("certs/cluster1/ca-cert.pem"), &pem).unwrap();
+    let out = dir.meshca(&["verify", "certs"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert_no_raw_controls("verify", &text);
+    assert!(text.contains(r"\u{1b}[31mRED"), "{text}");
+    assert_no_raw_controls("verify (stderr)", &stderr(&out));
+    // Errors of commands that load the mesh, too.
+    for args in [
+        &["secret", "--dir", "certs", "cluster1"][..],
+        &["crl", "--dir", "certs", "cluster1"][..],
+    ] {
+        let out = dir.meshca(args);
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert_no_raw_controls(&format!("{args:?}"), &stderr(&out));
+        assert_no_raw_controls(&format!("{args:?}"), &stdout(&out));
+    }
+}
