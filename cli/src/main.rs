@@ -149,6 +149,21 @@ fn hint(err: &meshca::Error, cli: &Cli) -> Option<String> {
                 .to_owned(),
         ),
         E::MissingFile { path, .. }
+            if path.file_name().is_some_and(|n| n == meshca::ROOT_KEY)
+                && path
+                    .parent()
+                    .is_some_and(|d| d.join(meshca::ROOT_CERT).exists()) =>
+        {
+            // A root certificate without its key (a rotation stage, or a
+            // mesh signed from a Secret): `meshca root` would refuse.
+            Some(
+                "this directory holds root-cert.pem but not the root's key (a rotation stage \
+                 or a copy): run the command in the root's own certs directory, or sign with \
+                 --root-from-secret FILE where the command has it"
+                    .to_owned(),
+            )
+        }
+        E::MissingFile { path, .. }
             if path
                 .file_name()
                 .is_some_and(|n| n == meshca::ROOT_CERT || n == meshca::ROOT_KEY) =>

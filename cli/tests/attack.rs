@@ -119,3 +119,43 @@ fn escape_sequences_in_a_certificate_reached_the_terminal() {
         assert_no_raw_controls(&format!("{args:?}"), &stdout(&out));
     }
 }
+
+#[test]
+fn a_rotation_stage_without_the_root_key_hinted_to_make_a_root() {
+    let dir = ecdsa_mesh();
+    dir.ok(&["root", "--dir", "new", "--key-type", "ecdsa-p256"]);
+    dir.ok(&[
+        "rotate",
+        "--dir",
+        "certs",
+        "--new-root",
+        "new",
+        "--out",
+        "stages",
+        "--key-type",
+        "ecdsa-p256",
+    ]);
+    let before = meshca::store::snapshot(&dir.join("stages/stage-2")).unwrap();
+    let out = dir.meshca(&["revoke", "--dir", "stages/stage-2", "cluster1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("root-key.pem"), "{err}");
+    assert!(
+        !err.contains("create the root first"),
+        "a hint `meshca root` refuses: {err}"
+    );
+    assert!(err.contains("root's own certs directory"), "{err}");
+    assert_eq!(
+        meshca::store::snapshot(&dir.join("stages/stage-2")).unwrap(),
+        before,
+        "the failed revoke changed the stage"
+    );
+    // In an empty directory the hint to make a root stays.
+    fs::create_dir(dir.join("empty")).unwrap();
+    let out = dir.meshca(&["intermediate", "--dir", "empty", "c1"]);
+    assert!(
+        stderr(&out).contains("create the root first"),
+        "{}",
+        stderr(&out)
+    );
+}
