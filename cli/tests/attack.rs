@@ -159,3 +159,73 @@ fn a_rotation_stage_without_the_root_key_hinted_to_make_a_root() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_cluster_missing_one_file_could_not_be_repaired_with_force() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = ecdsa_mesh();
+    dir.ok(&["crl", "--dir", "certs", "cluster1"]);
+    for lost in ["cert-chain.pem", "ca-key.pem", "root-cert.pem"] {
+        fs::remove_file(dir.join(&format!("certs/cluster1/{lost}"))).unwrap();
+        let before = meshca::store::snapshot(&dir.join("certs")).unwrap();
+        // Other changes still refuse the broken mesh, and change nothing.
+        let out = dir.meshca(&[
+            "intermediate",
+            "--dir",
+            "certs",
+            "--key-type",
+            "ecdsa-p256",
+            "cluster3",
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{lost}: {}", stderr(&out));
+        assert!(stderr(&out).contains(lost), "{}", stderr(&out));
+        assert_eq!(
+            meshca::store::snapshot(&dir.join("certs")).unwrap(),
+            before,
+            "{lost}: a refused command changed the directory"
+        );
+        // Replacing the broken cluster whole repairs it.
+        dir.ok(&[
+            "intermediate",
+            "--dir",
+            "certs",
+            "--force",
+            "--key-type",
+            "ecdsa-p256",
+            "cluster1",
+        ]);
+        let out = dir.meshca(&["verify", "certs"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{lost}: exit 0 but the mesh does not verify:\n{}",
+            stdout(&out)
+        );
+        let mode = fs::metadata(dir.join("certs/cluster1/ca-key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{lost}");
+    }
+    // A directory where a file should be is still refused, changing nothing.
+    fs::remove_file(dir.join("certs/cluster1/cert-chain.pem")).unwrap();
+    fs::create_dir(dir.join("certs/cluster1/cert-chain.pem")).unwrap();
+    fs::write(dir.join("certs/cluster1/cert-chain.pem/x"), "x").unwrap();
+    let before = meshca::store::snapshot(&dir.join("certs")).unwrap();
+    let out = dir.meshca(&[
+        "intermediate",
+        "--dir",
+        "certs",
+        "--force",
+        "--key-type",
+        "ecdsa-p256",
+        "cluster1",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("nothing was changed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(meshca::store::snapshot(&dir.join("certs")).unwrap(), before);
+}
