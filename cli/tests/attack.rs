@@ -229,3 +229,29 @@ fn a_cluster_missing_one_file_could_not_be_repaired_with_force() {
     );
     assert_eq!(meshca::store::snapshot(&dir.join("certs")).unwrap(), before);
 }
+
+#[test]
+fn secret_refused_to_rewrite_an_unusable_cacerts_yaml() {
+    let dir = ecdsa_mesh();
+    let good = dir.read("certs/cluster1/cacerts.yaml");
+    for hostile in [
+        "not: [a secret\n".to_owned(),
+        format!("{}{}\n", "[".repeat(10_000), "]".repeat(10_000)),
+        "SECRETVALUE123\n".to_owned(),
+    ] {
+        fs::write(dir.join("certs/cluster1/cacerts.yaml"), &hostile).unwrap();
+        let out = dir.meshca(&["secret", "--dir", "certs", "cluster1"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("cacerts.yaml is not a usable Secret"), "{err}");
+        assert!(
+            !err.contains("SECRETVALUE"),
+            "a YAML value was echoed: {err}"
+        );
+        // The Secret printed is the one meshca writes: verify accepts it.
+        assert_eq!(stdout(&out), good);
+        fs::write(dir.join("certs/cluster1/cacerts.yaml"), stdout(&out)).unwrap();
+        let out = dir.meshca(&["verify", "certs"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    }
+}

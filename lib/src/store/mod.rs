@@ -108,7 +108,7 @@ pub fn load_replacing(dir: &Path, replaced: &[String]) -> Result<(Mesh, Vec<Path
     mesh.root_crl = read_text(&dir.join(ROOT_CRL))?;
     let mut stale = Vec::new();
     for name in cluster_names(dir)? {
-        match read_cluster(dir, &name) {
+        match read_cluster(dir, &name, true) {
             Ok(cluster) => {
                 mesh.clusters.insert(name, cluster);
             }
@@ -139,10 +139,21 @@ pub fn load_cluster(dir: &Path, name: &str) -> Result<Cluster> {
     if !names.iter().any(|n| n == name) {
         return Err(crate::mesh::unknown_cluster(name, names));
     }
-    read_cluster(dir, name)
+    read_cluster(dir, name, true)
 }
 
-fn read_cluster(dir: &Path, name: &str) -> Result<Cluster> {
+/// Like [`load_cluster`], ignoring the cluster's `cacerts.yaml`: for
+/// `meshca secret`, which rewrites that file, when it cannot be used.
+pub fn load_cluster_without_secret(dir: &Path, name: &str) -> Result<Cluster> {
+    validate_name("cluster name", name)?;
+    let names = cluster_names(dir)?;
+    if !names.iter().any(|n| n == name) {
+        return Err(crate::mesh::unknown_cluster(name, names));
+    }
+    read_cluster(dir, name, false)
+}
+
+fn read_cluster(dir: &Path, name: &str, with_secret: bool) -> Result<Cluster> {
     let cdir = dir.join(name);
     let need = |file: &str| -> Result<String> {
         let path = cdir.join(file);
@@ -158,7 +169,11 @@ fn read_cluster(dir: &Path, name: &str) -> Result<Cluster> {
         need(ROOT_CERT)?,
     )
     .with_crl(read_text(&cdir.join(CA_CRL))?);
-    let yaml = read_text(&cdir.join(SECRET_YAML))?.map(Zeroizing::new);
+    let yaml = if with_secret {
+        read_text(&cdir.join(SECRET_YAML))?.map(Zeroizing::new)
+    } else {
+        None
+    };
     Cluster::from_bundle(name, bundle, yaml).map_err(|e| relabel(e, dir))
 }
 
