@@ -255,3 +255,26 @@ fn secret_refused_to_rewrite_an_unusable_cacerts_yaml() {
         assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     }
 }
+
+#[test]
+fn quiet_verify_printed_every_ok_line() {
+    let dir = ecdsa_mesh();
+    let out = dir.meshca(&["--quiet", "verify", "certs"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "",
+        "a quiet verify of a good mesh prints nothing"
+    );
+    fs::write(dir.join("certs/cluster2/ca-key.pem"), "junk\n").unwrap();
+    let out = dir.meshca(&["-q", "verify", "certs"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(!text.contains(": ok"), "{text}");
+    assert!(
+        text.lines()
+            .all(|l| l.starts_with("error") || l.starts_with("warning")),
+        "{text}"
+    );
+    assert!(text.contains("certs/cluster2/ca-key.pem"), "{text}");
+}
