@@ -71,12 +71,15 @@ fn main() -> ExitCode {
                 "meshca: error: {}",
                 output::printable(&err.to_string())
             );
+            let mut shown = err.to_string();
             for cause in err.chain().skip(1) {
-                let _ = writeln!(
-                    stderr,
-                    "  caused by: {}",
-                    output::printable(&cause.to_string())
-                );
+                let text = cause.to_string();
+                // An error that already quotes its cause (`PATH: No space
+                // left on device`) is not followed by the cause again.
+                if !shown.contains(&text) {
+                    let _ = writeln!(stderr, "  caused by: {}", output::printable(&text));
+                }
+                shown = text;
             }
             let lib = err.downcast_ref::<meshca::Error>();
             if let Some(h) = lib.and_then(|e| hint(e, &cli)) {

@@ -278,3 +278,32 @@ fn quiet_verify_printed_every_ok_line() {
     );
     assert!(text.contains("certs/cluster2/ca-key.pem"), "{text}");
 }
+
+#[test]
+fn an_io_error_was_printed_twice_as_its_own_cause() {
+    let dir = ecdsa_mesh();
+    let lock = dir.join("certs/.meshca.lock");
+    let _ = fs::remove_file(&lock);
+    fs::create_dir(&lock).unwrap();
+    let out = dir.meshca(&[
+        "intermediate",
+        "--dir",
+        "certs",
+        "--key-type",
+        "ecdsa-p256",
+        "cluster3",
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(err.contains("certs/.meshca.lock"), "{err}");
+    assert!(
+        !err.contains("caused by"),
+        "the cause is already in the error: {err}"
+    );
+    assert!(!dir.join("certs/cluster3").exists());
+    // A reader names what is in the way, once.
+    let out = dir.meshca(&["secret", "--dir", "certs", "cluster1"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("is a directory, not a regular file"), "{err}");
+}
