@@ -167,6 +167,20 @@ fn hint(err: &meshca::Error, cli: &Cli) -> Option<String> {
             )
         }
         E::MissingFile { path, .. }
+            if path.file_name().is_some_and(|n| n == meshca::ROOT_CERT)
+                && path
+                    .parent()
+                    .is_some_and(|d| d.join(meshca::ROOT_KEY).exists()) =>
+        {
+            // The root's key without its certificate: `meshca root` would
+            // stop at the same missing file, and the key is worth keeping.
+            Some(
+                "root-key.pem is there but its certificate is not: copy root-cert.pem back \
+                 from a backup or from any cluster directory (CLUSTER/root-cert.pem)"
+                    .to_owned(),
+            )
+        }
+        E::MissingFile { path, .. }
             if path
                 .file_name()
                 .is_some_and(|n| n == meshca::ROOT_CERT || n == meshca::ROOT_KEY) =>

@@ -307,3 +307,38 @@ fn an_io_error_was_printed_twice_as_its_own_cause() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("is a directory, not a regular file"), "{err}");
 }
+
+#[test]
+fn a_root_key_without_its_certificate_hinted_at_a_root_command_that_fails() {
+    let dir = ecdsa_mesh();
+    let cert = dir.read("certs/root-cert.pem");
+    let key = dir.read("certs/root-key.pem");
+    fs::remove_file(dir.join("certs/root-cert.pem")).unwrap();
+    for args in [
+        &["root", "--dir", "certs", "--key-type", "ecdsa-p256"][..],
+        &[
+            "init",
+            "--dir",
+            "certs",
+            "--key-type",
+            "ecdsa-p256",
+            "cluster3",
+        ][..],
+    ] {
+        let out = dir.meshca(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert!(!err.contains("create the root first"), "{args:?}: {err}");
+        assert!(err.contains("CLUSTER/root-cert.pem"), "{args:?}: {err}");
+        assert_eq!(dir.read("certs/root-key.pem"), key, "the root key changed");
+    }
+    // Following the hint restores the mesh.
+    fs::copy(
+        dir.join("certs/cluster1/root-cert.pem"),
+        dir.join("certs/root-cert.pem"),
+    )
+    .unwrap();
+    assert_eq!(dir.read("certs/root-cert.pem"), cert);
+    let out = dir.meshca(&["verify", "certs"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
