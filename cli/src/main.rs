@@ -54,7 +54,7 @@ fn main() -> ExitCode {
         Command::Revoke(args) => cmd::revoke::run(&cli.global, args),
         Command::Crl(args) => cmd::crl::run(&cli.global, args),
         Command::Rotate(args) => cmd::rotate::run(&cli.global, args),
-        Command::Verify(args) => cmd::verify::run(args),
+        Command::Verify(args) => cmd::verify::run(args, cli.global.quiet),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Completions(args) => cmd::completions::run(args),
     };
@@ -66,9 +66,20 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_OK);
             }
             let mut stderr = std::io::stderr().lock();
-            let _ = writeln!(stderr, "meshca: error: {err}");
+            let _ = writeln!(
+                stderr,
+                "meshca: error: {}",
+                output::printable(&err.to_string())
+            );
+            let mut shown = err.to_string();
             for cause in err.chain().skip(1) {
-                let _ = writeln!(stderr, "  caused by: {cause}");
+                let text = cause.to_string();
+                // An error that already quotes its cause (`PATH: No space
+                // left on device`) is not followed by the cause again.
+                if !shown.contains(&text) {
+                    let _ = writeln!(stderr, "  caused by: {}", output::printable(&text));
+                }
+                shown = text;
             }
             let lib = err.downcast_ref::<meshca::Error>();
             if let Some(h) = lib.and_then(|e| hint(e, &cli)) {
@@ -140,6 +151,35 @@ fn hint(err: &meshca::Error, cli: &Cli) -> Option<String> {
              (`meshca root --dir NEW`) and move the clusters with `meshca rotate`"
                 .to_owned(),
         ),
+        E::MissingFile { path, .. }
+            if path.file_name().is_some_and(|n| n == meshca::ROOT_KEY)
+                && path
+                    .parent()
+                    .is_some_and(|d| d.join(meshca::ROOT_CERT).exists()) =>
+        {
+            // A root certificate without its key (a rotation stage, or a
+            // mesh signed from a Secret): `meshca root` would refuse.
+            Some(
+                "this directory holds root-cert.pem but not the root's key (a rotation stage \
+                 or a copy): run the command in the root's own certs directory, or sign with \
+                 --root-from-secret FILE where the command has it"
+                    .to_owned(),
+            )
+        }
+        E::MissingFile { path, .. }
+            if path.file_name().is_some_and(|n| n == meshca::ROOT_CERT)
+                && path
+                    .parent()
+                    .is_some_and(|d| d.join(meshca::ROOT_KEY).exists()) =>
+        {
+            // The root's key without its certificate: `meshca root` would
+            // stop at the same missing file, and the key is worth keeping.
+            Some(
+                "root-key.pem is there but its certificate is not: copy root-cert.pem back \
+                 from a backup or from any cluster directory (CLUSTER/root-cert.pem)"
+                    .to_owned(),
+            )
+        }
         E::MissingFile { path, .. }
             if path
                 .file_name()

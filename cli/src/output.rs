@@ -1,5 +1,6 @@
 //! Progress and messages on stderr.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -53,17 +54,45 @@ impl Progress {
     }
 }
 
+/// `text` made safe to print on a terminal: every control character but
+/// newline and tab, and every bidirectional-text control, is shown escaped
+/// (`\u{1b}`). Certificates, CRLs and PEM labels come from files that may be
+/// hostile, and a subject holding an escape sequence could otherwise
+/// rewrite the screen (hide an error, print a fake "PASSED").
+pub(crate) fn printable(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// Prints a line on stdout unless quiet.
 pub(crate) fn say(quiet: bool, line: std::fmt::Arguments<'_>) {
     if !quiet {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
+        let _ = writeln!(out, "{}", printable(&line.to_string()));
     }
 }
 
 /// Prints a warning on stderr (always: warnings are never silenced).
 pub(crate) fn warn(line: std::fmt::Arguments<'_>) {
-    let _ = writeln!(std::io::stderr().lock(), "meshca: warning: {line}");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "meshca: warning: {}",
+        printable(&line.to_string())
+    );
 }
 
 /// A date for humans: `2028-11-24 20:22 UTC`.
@@ -76,5 +105,23 @@ pub(crate) fn date(t: time::OffsetDateTime) -> String {
 
 /// Prints an error line on stderr.
 pub(crate) fn error(line: std::fmt::Arguments<'_>) {
-    let _ = writeln!(std::io::stderr().lock(), "meshca: error: {line}");
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "meshca: error: {}",
+        printable(&line.to_string())
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn escape_sequences_from_certificates_are_shown_escaped() {
+        assert_eq!(
+            printable("CN=a\u{1b}[31mRED\u{1b}]0;t\u{7}\u{9b}\u{202e}x"),
+            "CN=a\\u{1b}[31mRED\\u{1b}]0;t\\u{7}\\u{9b}\\u{202e}x"
+        );
+        assert_eq!(printable("a\n\tb: ok"), "a\n\tb: ok");
+    }
 }

@@ -83,7 +83,10 @@ fn open_untrusted(path: &Path) -> Result<fs::File> {
     }
 }
 
-fn file_kind(ft: &fs::FileType) -> &'static str {
+pub(crate) fn file_kind(ft: &fs::FileType) -> &'static str {
+    if ft.is_dir() {
+        return "a directory";
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;

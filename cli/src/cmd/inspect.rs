@@ -7,6 +7,7 @@ use meshca::{inspect_pem, read_limited, Item};
 use serde::Serialize;
 
 use crate::cli::InspectArgs;
+use crate::output::printable;
 
 #[derive(Serialize)]
 struct FileReport<'a> {
@@ -38,19 +39,22 @@ pub(crate) fn run(args: &InspectArgs) -> Result<u8> {
                 error: r.as_ref().err().map(ToString::to_string),
             })
             .collect();
-        serde_json::to_writer_pretty(&mut out, &reports)?;
+        // Through io::Error, so that a closed pipe is seen as one.
+        serde_json::to_writer_pretty(&mut out, &reports).map_err(std::io::Error::from)?;
         writeln!(out)?;
     } else {
+        let mut text = Vec::new();
         for (file, r) in &results {
             if let Ok(items) = r {
-                write_human(&mut out, file, items)?;
+                write_human(&mut text, file, items)?;
             }
         }
+        out.write_all(printable(&String::from_utf8_lossy(&text)).as_bytes())?;
     }
     out.flush()?;
     for (_, r) in &results {
         if let Err(e) = r {
-            eprintln!("meshca: error: {e}");
+            crate::output::error(format_args!("{e}"));
         }
     }
     Ok(if failed {

@@ -7,7 +7,14 @@ use crate::output::say;
 
 pub(crate) fn run(global: &Global, args: &IntermediateArgs) -> Result<u8> {
     super::check_clusters(&args.clusters)?;
-    let session = super::Session::open(&global.dir, args.intermediate.root_from_secret.is_some())?;
+    // With --force, a cluster being replaced may be broken (a file
+    // missing): the new intermediate repairs it.
+    let replaced: &[String] = if args.force { &args.clusters } else { &[] };
+    let session = super::Session::open_replacing(
+        &global.dir,
+        args.intermediate.root_from_secret.is_some(),
+        replaced,
+    )?;
     let root = super::signer(&session, global, &args.intermediate)?;
     if !args.force {
         for c in &args.clusters {

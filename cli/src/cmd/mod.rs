@@ -96,6 +96,8 @@ pub(crate) fn check_clusters(clusters: &[String]) -> Result<()> {
 pub(crate) struct Session {
     pub(crate) dir: PathBuf,
     pub(crate) mesh: Mesh,
+    /// Files of broken cluster directories this change replaces whole.
+    stale: Vec<PathBuf>,
     _lock: Option<DirLock>,
 }
 
@@ -115,6 +117,14 @@ impl Session {
     /// missing `dir` is made only when `create` (a command that can start a
     /// mesh); otherwise it is a missing input.
     pub(crate) fn open(dir: &Path, create: bool) -> Result<Session> {
+        Session::open_replacing(dir, create, &[])
+    }
+
+    /// Like [`Session::open`], for a change that replaces the clusters
+    /// `replaced` whole: one of them that cannot be loaded (a file
+    /// missing or unreadable) does not block the change that repairs it
+    /// (see [`meshca::store::load_replacing`]).
+    pub(crate) fn open_replacing(dir: &Path, create: bool, replaced: &[String]) -> Result<Session> {
         if !create && std::fs::symlink_metadata(dir).is_err() {
             return Err(meshca::Error::MissingFile {
                 path: dir.to_owned(),
@@ -130,10 +140,11 @@ impl Session {
             ))
         })?;
         warn_leftovers(dir);
-        let mesh = meshca::store::load(dir)?;
+        let (mesh, stale) = meshca::store::load_replacing(dir, replaced)?;
         Ok(Session {
             dir: dir.to_owned(),
             mesh,
+            stale,
             _lock: Some(lock),
         })
     }
@@ -143,6 +154,7 @@ impl Session {
         Ok(Session {
             dir: dir.to_owned(),
             mesh: meshca::store::load(dir)?,
+            stale: Vec::new(),
             _lock: None,
         })
     }
@@ -155,11 +167,13 @@ impl Session {
     /// `namespace`: where istiod runs (it reads `cacerts` there).
     pub(crate) fn commit(&self, new: &Mesh, force: bool, namespace: &str) -> Result<Vec<PathBuf>> {
         check_new(Some(&self.mesh), new, namespace)?;
-        meshca::store::save(&self.dir, Some(&self.mesh), new, force).map_err(|e| {
-            anyhow::Error::new(e).context(SaveFailed {
-                dir: self.dir.clone(),
-            })
-        })
+        meshca::store::save_replacing(&self.dir, Some(&self.mesh), new, force, &self.stale).map_err(
+            |e| {
+                anyhow::Error::new(e).context(SaveFailed {
+                    dir: self.dir.clone(),
+                })
+            },
+        )
     }
 }
 

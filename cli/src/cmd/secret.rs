@@ -1,6 +1,7 @@
 //! `meshca secret CLUSTER`: print the `cacerts` Secret YAML.
 
 use std::io::Write;
+use std::path::Path;
 
 use anyhow::Result;
 use clap::ArgMatches;
@@ -11,7 +12,19 @@ use crate::cli::{Global, SecretArgs};
 pub(crate) fn run(global: &Global, args: &SecretArgs, m: &ArgMatches) -> Result<u8> {
     // Only this cluster is read: the others' state does not matter here.
     let _lock = super::read_locks(&[global.dir.as_path()], None)?;
-    let cluster = &meshca::store::load_cluster(&global.dir, &args.cluster)?;
+    let yaml_path = global.dir.join(&args.cluster).join(meshca::SECRET_YAML);
+    let cluster = &match meshca::store::load_cluster(&global.dir, &args.cluster) {
+        // The file this command exists to rewrite must not block it: an
+        // unusable cacerts.yaml gives way to the options.
+        Err(meshca::Error::BadSecret { what, .. }) if Path::new(&what) == yaml_path => {
+            crate::output::warn(format_args!(
+                "{} is not a usable Secret: ignored, the Secret below is made from the options",
+                yaml_path.display()
+            ));
+            meshca::store::load_cluster_without_secret(&global.dir, &args.cluster)?
+        }
+        other => other?,
+    };
     // Refuse to package a bundle whose key does not match its certificate
     // or whose chain does not start with it: istiod would refuse it too.
     IntermediateCa::from_bundle(&args.cluster, &cluster.bundle)?;

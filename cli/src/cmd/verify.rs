@@ -7,7 +7,9 @@ use meshca::{verify_paths, Report, VerifyOptions};
 
 use crate::cli::VerifyArgs;
 
-pub(crate) fn run(args: &VerifyArgs) -> Result<u8> {
+/// `quiet`: print only the findings (errors and warnings), as `--quiet`
+/// promises; the exit code tells the verdict.
+pub(crate) fn run(args: &VerifyArgs, quiet: bool) -> Result<u8> {
     // No meshca run renames files while they are read.
     let mut dirs: Vec<&std::path::Path> = args.paths.iter().map(|p| p.as_path()).collect();
     dirs.extend(args.previous.as_deref());
@@ -49,8 +51,14 @@ pub(crate) fn run(args: &VerifyArgs) -> Result<u8> {
         if args.json {
             serde_json::to_writer_pretty(&mut out, &report)?;
             writeln!(out)?;
+        } else if quiet {
+            let mut text = String::new();
+            for f in report.groups.iter().flat_map(|g| &g.findings) {
+                text.push_str(&format!("{:<7} {:<24} {}\n", f.severity, f.code, f.message));
+            }
+            write!(out, "{}", crate::output::printable(&text))?;
         } else {
-            write!(out, "{report}")?;
+            write!(out, "{}", crate::output::printable(&report.to_string()))?;
         }
         out.flush()
     })();

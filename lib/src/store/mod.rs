@@ -76,6 +76,17 @@ pub fn cluster_names(dir: &Path) -> Result<Vec<String>> {
 /// fine (a mesh signed from a Secret keeps no key); a cluster directory
 /// must have its four files.
 pub fn load(dir: &Path) -> Result<Mesh> {
+    load_replacing(dir, &[]).map(|(mesh, _)| mesh)
+}
+
+/// Like [`load`], for a change that replaces the clusters `replaced` whole
+/// (`meshca intermediate --force`): a cluster among them whose directory
+/// cannot be loaded (a file missing, unreadable, or not text) is left out
+/// of the mesh instead of failing the load, so that the change can repair
+/// it. Returns the mesh and the meshca files found in those left-out
+/// directories: [`save_replacing`] removes the ones the new mesh does not
+/// write, so no stale file (an old `ca-crl.pem`) outlives the repair.
+pub fn load_replacing(dir: &Path, replaced: &[String]) -> Result<(Mesh, Vec<PathBuf>)> {
     let mut mesh = Mesh::new();
     let root_cert = read_text(&dir.join(ROOT_CERT))?;
     let root_key = read_opt(&dir.join(ROOT_KEY))?;
@@ -95,12 +106,29 @@ pub fn load(dir: &Path) -> Result<Mesh> {
         (None, None) => None,
     };
     mesh.root_crl = read_text(&dir.join(ROOT_CRL))?;
+    let mut stale = Vec::new();
     for name in cluster_names(dir)? {
-        let cluster = read_cluster(dir, &name)?;
-        mesh.clusters.insert(name, cluster);
+        match read_cluster(dir, &name, true) {
+            Ok(cluster) => {
+                mesh.clusters.insert(name, cluster);
+            }
+            Err(_) if replaced.contains(&name) => {
+                let cdir = dir.join(&name);
+                stale.extend(
+                    CLUSTER_FILES
+                        .iter()
+                        .map(|f| cdir.join(f))
+                        .filter(|p| fs::symlink_metadata(p).is_ok()),
+                );
+            }
+            Err(e) => return Err(e),
+        }
     }
-    Ok(mesh)
+    Ok((mesh, stale))
 }
+
+/// The files meshca keeps in a cluster directory.
+const CLUSTER_FILES: [&str; 6] = [CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT, CA_CRL, SECRET_YAML];
 
 /// Loads one cluster of the certs directory `dir`, whatever the state of
 /// the others; a name that is not a cluster directory there is
@@ -111,10 +139,21 @@ pub fn load_cluster(dir: &Path, name: &str) -> Result<Cluster> {
     if !names.iter().any(|n| n == name) {
         return Err(crate::mesh::unknown_cluster(name, names));
     }
-    read_cluster(dir, name)
+    read_cluster(dir, name, true)
 }
 
-fn read_cluster(dir: &Path, name: &str) -> Result<Cluster> {
+/// Like [`load_cluster`], ignoring the cluster's `cacerts.yaml`: for
+/// `meshca secret`, which rewrites that file, when it cannot be used.
+pub fn load_cluster_without_secret(dir: &Path, name: &str) -> Result<Cluster> {
+    validate_name("cluster name", name)?;
+    let names = cluster_names(dir)?;
+    if !names.iter().any(|n| n == name) {
+        return Err(crate::mesh::unknown_cluster(name, names));
+    }
+    read_cluster(dir, name, false)
+}
+
+fn read_cluster(dir: &Path, name: &str, with_secret: bool) -> Result<Cluster> {
     let cdir = dir.join(name);
     let need = |file: &str| -> Result<String> {
         let path = cdir.join(file);
@@ -130,7 +169,11 @@ fn read_cluster(dir: &Path, name: &str) -> Result<Cluster> {
         need(ROOT_CERT)?,
     )
     .with_crl(read_text(&cdir.join(CA_CRL))?);
-    let yaml = read_text(&cdir.join(SECRET_YAML))?.map(Zeroizing::new);
+    let yaml = if with_secret {
+        read_text(&cdir.join(SECRET_YAML))?.map(Zeroizing::new)
+    } else {
+        None
+    };
     Cluster::from_bundle(name, bundle, yaml).map_err(|e| relabel(e, dir))
 }
 
@@ -192,6 +235,31 @@ pub fn plan(
 pub fn save(dir: &Path, old: Option<&Mesh>, new: &Mesh, force: bool) -> Result<Vec<PathBuf>> {
     let mut tx = Transaction::new();
     plan(&mut tx, dir, old, new, force)?;
+    let paths: Vec<PathBuf> = tx.paths().map(Path::to_owned).collect();
+    tx.commit()?;
+    Ok(paths)
+}
+
+/// Like [`save`], also removing every path of `stale` (from
+/// [`load_replacing`]) that `new` does not write, in the same transaction.
+pub fn save_replacing(
+    dir: &Path,
+    old: Option<&Mesh>,
+    new: &Mesh,
+    force: bool,
+    stale: &[PathBuf],
+) -> Result<Vec<PathBuf>> {
+    let mut tx = Transaction::new();
+    plan(&mut tx, dir, old, new, force)?;
+    let kept = new.layout();
+    for path in stale {
+        let in_new = path
+            .strip_prefix(dir)
+            .is_ok_and(|rel| kept.contains_key(rel));
+        if !in_new {
+            tx.remove(path.clone());
+        }
+    }
     let paths: Vec<PathBuf> = tx.paths().map(Path::to_owned).collect();
     tx.commit()?;
     Ok(paths)

@@ -98,7 +98,7 @@ fn open_lock_file(path: &Path, options: &mut fs::OpenOptions) -> Result<fs::File
     if !meta.is_file() {
         return Err(Error::NotRegularFile {
             path: path.to_owned(),
-            kind: "not a regular file",
+            kind: crate::files::file_kind(&meta.file_type()),
         });
     }
     Ok(file)
@@ -614,5 +614,17 @@ mod tests {
         .unwrap();
         let err = DirLock::shared(d2.path(), &|_| {}).unwrap_err().to_string();
         assert!(err.contains("not a regular file"), "{err}");
+        assert!(err.contains("FIFO"), "{err}");
+    }
+
+    #[test]
+    fn a_lock_file_that_is_a_directory_said_not_a_regular_file_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join(LOCK_FILE)).unwrap();
+        let err = DirLock::shared(dir.path(), &|_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is a directory, not a regular file"), "{err}");
+        assert_eq!(err.matches("not a regular file").count(), 1, "{err}");
     }
 }
