@@ -928,3 +928,22 @@ fn a_symlinked_cluster_directory_is_not_followed() {
     );
     assert!(!report.to_string().contains("SECRET-MARKER"), "{report:#}");
 }
+
+/// A `ca-key.pem` that is a symbolic link was refused, and then also got a
+/// key-permissions warning about the link's target: only the refusal stays.
+#[test]
+fn a_symlinked_key_got_a_permissions_warning_about_its_target() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = util::ecdsa_mesh();
+    let outside = Dir::new();
+    fs::copy(dir.join("certs/cluster1/ca-key.pem"), outside.join("k.pem")).unwrap();
+    fs::set_permissions(outside.join("k.pem"), fs::Permissions::from_mode(0o644)).unwrap();
+    fs::remove_file(dir.join("certs/cluster1/ca-key.pem")).unwrap();
+    std::os::unix::fs::symlink(outside.join("k.pem"), dir.join("certs/cluster1/ca-key.pem"))
+        .unwrap();
+    let (code, report) = verify_json(&dir, &["certs/cluster1"]);
+    assert_eq!(code, 1, "{report:#}");
+    let codes: Vec<String> = findings(&report).into_iter().map(|f| f.1).collect();
+    assert!(codes.contains(&"not-pem".to_owned()), "{report:#}");
+    assert!(!codes.contains(&"key-permissions".to_owned()), "{report:#}");
+}

@@ -34,7 +34,8 @@ fn is_cluster_dir(dir: &Path) -> bool {
 #[cfg(unix)]
 fn check_key_mode(path: &Path, file: &str, out: &mut Vec<Finding>) {
     use std::os::unix::fs::PermissionsExt;
-    if let Ok(m) = std::fs::metadata(path) {
+    // The file itself, never a link's target (a link is refused when read).
+    if let Some(m) = std::fs::symlink_metadata(path).ok().filter(|m| m.is_file()) {
         let mode = m.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             out.push(warn(
