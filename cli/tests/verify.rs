@@ -359,17 +359,6 @@ const CASES: &[(&str, Mutation, &str, &str, &str)] = &[
         "certs/cluster1/cacerts.yaml",
     ),
     (
-        "Secret in another namespace than istiod's",
-        |d| {
-            let y = d.read("certs/cluster1/cacerts.yaml");
-            let y = y.replace("namespace: istio-system", "namespace: default");
-            write(d, "certs/cluster1/cacerts.yaml", y);
-        },
-        "error",
-        "secret-namespace",
-        "certs/cluster1/cacerts.yaml",
-    ),
-    (
         "Secret with the istio-generated key",
         |d| {
             let y = d.read("certs/cluster1/cacerts.yaml") + "  istio-generated: \"\"\n";
@@ -840,8 +829,8 @@ fn openssl_made_broken_bundles_give_exactly_their_finding() {
 }
 
 /// `init --namespace mesh-ca` exited 0, then `verify` said the Secret was in
-/// the wrong namespace: verify now takes istiod's namespace from each CA's
-/// `istiod.<ns>.svc` name unless `--namespace` states it.
+/// the wrong namespace: verify now takes istiod's namespace from each cluster's
+/// files (their cacerts.yaml, else the CA's istiod.<ns>.svc) unless `--namespace` states it.
 #[test]
 fn a_mesh_made_for_another_namespace_verifies_and_a_stated_namespace_is_checked() {
     let dir = Dir::new();

@@ -50,11 +50,12 @@ pub struct VerifyOptions {
     /// The namespace istiod runs in and reads `cacerts` from (default
     /// `istio-system`); istiod's own certificate names `istiod.<ns>.svc`.
     pub namespace: String,
-    /// Take istiod's namespace from each cluster's CA instead, when its
-    /// subjectAltNames name exactly one `istiod.<ns>.svc` (as the recipe's
-    /// and meshca's intermediates do for the namespace they were made for);
-    /// `namespace` is the fallback. On by default; off when the operator
-    /// states the namespace.
+    /// Take istiod's namespace from each cluster's files instead: the
+    /// namespace its `cacerts.yaml` is for, else the `<ns>` of its CA's one
+    /// `istiod.<ns>.svc` subjectAltName (as the recipe's and meshca's
+    /// intermediates have); `namespace` is the fallback. On by default; off
+    /// when the operator states the namespace (then a Secret for another
+    /// namespace is an error).
     pub infer_namespace: bool,
 }
 
@@ -187,7 +188,13 @@ pub fn verify_bundle(
     opts: &VerifyOptions,
 ) -> Vec<Finding> {
     let inferred;
-    let opts = match namespace_of_ca(files.ca_cert.as_deref()) {
+    let stated_by_files = files
+        .cacerts_yaml
+        .as_deref()
+        .and_then(|y| crate::secret::SecretData::from_yaml("cacerts.yaml", y).ok())
+        .and_then(|s| s.namespace)
+        .or_else(|| namespace_of_ca(files.ca_cert.as_deref()));
+    let opts = match stated_by_files {
         Some(ns) if opts.infer_namespace && ns != opts.namespace => {
             inferred = VerifyOptions {
                 namespace: ns,

@@ -537,16 +537,25 @@ fn the_secret_is_judged_as_istiod_mounts_it() {
         ]
     };
     let chain = base.cert_chain.clone().unwrap();
+    let run_with =
+        |opts: &VerifyOptions, ns: &str, e: &[(&str, Vec<u8>)], extra: &str, crl: Option<&str>| {
+            let mut b = base.clone();
+            let refs: Vec<(&str, &[u8])> = e.iter().map(|(k, v)| (*k, v.as_slice())).collect();
+            b.cacerts_yaml = Some(Zeroizing::new(secret_yaml(ns, &refs, extra)));
+            b.ca_crl = crl.map(|c| c.as_bytes().to_vec());
+            verify_bundle("c1", None, &b, opts)
+        };
+    let inferred = VerifyOptions::at(NOW);
     let run = |ns: &str, e: &[(&str, Vec<u8>)], extra: &str, crl: Option<&str>| {
-        let mut b = base.clone();
-        let refs: Vec<(&str, &[u8])> = e.iter().map(|(k, v)| (*k, v.as_slice())).collect();
-        b.cacerts_yaml = Some(Zeroizing::new(secret_yaml(ns, &refs, extra)));
-        b.ca_crl = crl.map(|c| c.as_bytes().to_vec());
-        check(&b)
+        run_with(&inferred, ns, e, extra, crl)
     };
     let yaml = "c1/cacerts.yaml";
     assert!(run("istio-system", &entries(&chain), "", None).is_empty());
-    let f = run("default", &entries(&chain), "", None);
+    // Unless stated, istiod's namespace is the one the Secret is for.
+    assert!(run("default", &entries(&chain), "", None).is_empty());
+    let mut stated = VerifyOptions::at(NOW);
+    stated.infer_namespace = false;
+    let f = run_with(&stated, "default", &entries(&chain), "", None);
     assert_eq!(
         errors(&f),
         vec![(Code::SecretNamespace, yaml.into())],
