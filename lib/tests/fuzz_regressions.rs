@@ -44,3 +44,236 @@ fn roundtrip_crash_8fe4d151_short_input() {
     files.root_cert = Some(bundle.root_cert.clone().into_bytes());
     assert!(verify_bundle("ccc", Some("ccc"), &files, &VerifyOptions::at(now)).is_empty());
 }
+
+// --- Work bounds on hostile bundles (found by hand while fuzzing
+// `verify_mesh`): each input below made verification quadratic or worse.
+
+mod hostile {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType,
+        GeneralSubtree, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, NameConstraints,
+        SanType, SerialNumber,
+    };
+    use time::{Duration, OffsetDateTime};
+
+    pub const NOW: OffsetDateTime = time::macros::datetime!(2030-01-01 00:00 UTC);
+
+    pub struct Ca {
+        pub params: CertificateParams,
+        pub key: KeyPair,
+        pub pem: String,
+    }
+
+    pub fn params(cn: &str, serial: u32) -> CertificateParams {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::OrganizationName, "Istio");
+        p.distinguished_name.push(DnType::CommonName, cn);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+        ];
+        p.not_before = NOW - Duration::days(10);
+        p.not_after = NOW + Duration::days(3650);
+        p.use_authority_key_identifier_extension = true;
+        p.key_identifier_method = KeyIdMethod::Sha256;
+        let mut s = vec![0x11];
+        s.extend_from_slice(&serial.to_be_bytes());
+        p.serial_number = Some(SerialNumber::from_slice(&s));
+        p
+    }
+
+    pub fn self_signed(p: CertificateParams, key: KeyPair) -> Ca {
+        let pem = p.self_signed(&key).unwrap().pem();
+        Ca {
+            params: p,
+            key,
+            pem,
+        }
+    }
+
+    pub fn signed(p: CertificateParams, key: KeyPair, issuer: &Ca) -> Ca {
+        let signer = Issuer::from_params(&issuer.params, &issuer.key);
+        let pem = p.signed_by(&key, &signer).unwrap().pem();
+        Ca {
+            params: p,
+            key,
+            pem,
+        }
+    }
+
+    pub fn intermediate(issuer: &Ca, dns: &[String]) -> Ca {
+        let mut p = params("Intermediate CA", 7);
+        p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        p.subject_alt_names = dns
+            .iter()
+            .map(|d| SanType::DnsName(d.as_str().try_into().unwrap()))
+            .collect();
+        signed(p, KeyPair::generate().unwrap(), issuer)
+    }
+
+    pub fn permitting(dns: &[String]) -> NameConstraints {
+        NameConstraints {
+            permitted_subtrees: dns
+                .iter()
+                .map(|d| GeneralSubtree::DnsName(d.clone()))
+                .collect(),
+            excluded_subtrees: vec![],
+        }
+    }
+
+    pub fn crl_by(issuer: &Ca, number: u8) -> String {
+        let p = CertificateRevocationListParams {
+            this_update: NOW - Duration::days(1),
+            next_update: NOW + Duration::days(30),
+            crl_number: SerialNumber::from_slice(&[number]),
+            issuing_distribution_point: None,
+            revoked_certs: vec![],
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        let signer = Issuer::from_params(&issuer.params, &issuer.key);
+        p.signed_by(&signer).unwrap().pem().unwrap()
+    }
+
+    pub fn files(ca: &Ca, chain: &[&str], roots: &[&str]) -> meshca::BundleFiles {
+        let mut f = meshca::BundleFiles::default();
+        f.ca_cert = Some(ca.pem.clone().into_bytes());
+        f.ca_key = Some(zeroize::Zeroizing::new(ca.key.serialize_pem().into_bytes()));
+        let mut all = vec![ca.pem.as_str()];
+        all.extend_from_slice(chain);
+        f.cert_chain = Some(all.concat().into_bytes());
+        f.root_cert = Some(roots.concat().into_bytes());
+        f
+    }
+}
+
+/// Runs `verify_bundle` and asserts it took under `limit` (the inputs
+/// below took from seconds to minutes before their fixes).
+fn timed_verify(files: &BundleFiles, limit: std::time::Duration) -> Vec<meshca::Finding> {
+    let started = std::time::Instant::now();
+    let f = verify_bundle("c1", None, files, &VerifyOptions::at(hostile::NOW));
+    let took = started.elapsed();
+    assert!(took < limit, "verify took {took:?}");
+    f
+}
+
+/// Nine CAs with one name and one key, each self-signed (so each verifies
+/// every other), under a root without keyCertSign so no path is clean:
+/// signature checks were charged only for new (child, issuer) pairs, so
+/// after 100 checks the remembered ones let the search spell out and judge
+/// 20,000 paths (seconds of work for a 6 KiB chain).
+#[test]
+fn mutually_signing_same_name_cas_do_not_multiply_paths() {
+    use hostile::*;
+    let key_pem = rcgen::KeyPair::generate().unwrap().serialize_pem();
+    let key = || rcgen::KeyPair::from_pem(&key_pem).unwrap();
+    let mut root_params = params("Shared CA", 1);
+    root_params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+    let root = self_signed(root_params, key());
+    let twins: Vec<Ca> = (0..9)
+        .map(|i| self_signed(params("Shared CA", 100 + i), key()))
+        .collect();
+    let ca = intermediate(&root, &["istiod.istio-system.svc".to_owned()]);
+    let chain: Vec<&str> = twins.iter().map(|t| t.pem.as_str()).collect();
+    let f = timed_verify(
+        &files(&ca, &chain, &[&root.pem]),
+        std::time::Duration::from_secs(2),
+    );
+    assert!(
+        f.iter()
+            .any(|f| f.code == meshca::Code::NoKeyCertSign && f.file == "c1/root-cert.pem"),
+        "{f:#?}"
+    );
+}
+
+/// 600 DNS names under a root permitting 500 DNS subtrees: 300,000
+/// comparisons, past Go's 250,000 (`TooManyConstraints`, so istiod refuses
+/// the bundle), and every candidate path repeated them. meshca now counts
+/// as Go does and says so.
+#[test]
+fn name_constraints_past_gos_comparison_limit_are_an_error() {
+    use hostile::*;
+    let subtrees: Vec<String> = (0..499)
+        .map(|i| format!("p{i}.example"))
+        .chain(["svc".to_owned()])
+        .collect();
+    let mut root_params = params("Root CA", 1);
+    root_params.name_constraints = Some(permitting(&subtrees));
+    let root = self_signed(root_params, rcgen::KeyPair::generate().unwrap());
+    let names: Vec<String> = (0..600).map(|i| format!("n{i}.istio-system.svc")).collect();
+    let ca = intermediate(&root, &names);
+    let f = timed_verify(
+        &files(&ca, &[&root.pem], &[&root.pem]),
+        std::time::Duration::from_secs(10),
+    );
+    assert!(
+        f.iter().any(|f| f.code == meshca::Code::NameNotPermitted
+            && f.file == "c1/root-cert.pem"
+            && f.message.contains("250000 comparisons")),
+        "{f:#?}"
+    );
+    // Under the limit (fewer names), the same constraints are fine.
+    let ca = intermediate(&root, &names[..10]);
+    let f = timed_verify(
+        &files(&ca, &[&root.pem], &[&root.pem]),
+        std::time::Duration::from_secs(10),
+    );
+    assert!(
+        !f.iter().any(|f| f.severity == meshca::Severity::Error),
+        "{f:#?}"
+    );
+}
+
+/// 40 copies of the root's CRL against a chain holding 40 copies of the
+/// root: every CRL was checked against every same-named certificate, one
+/// signature check per pair (quadratic: 1 MiB files meant minutes).
+#[test]
+fn crl_signature_checks_stop_at_their_budget() {
+    use hostile::*;
+    let root = self_signed(params("Root CA", 1), rcgen::KeyPair::generate().unwrap());
+    let ca = intermediate(&root, &["istiod.istio-system.svc".to_owned()]);
+    let copies: Vec<&str> = std::iter::repeat_n(root.pem.as_str(), 40).collect();
+    let mut f = files(&ca, &copies, &[&root.pem]);
+    let root_crl = crl_by(&root, 1);
+    f.ca_crl = Some(format!("{}{}", crl_by(&ca, 2), root_crl.repeat(40)).into_bytes());
+    let found = timed_verify(&f, std::time::Duration::from_secs(10));
+    assert!(
+        found.iter().any(|x| x.code == meshca::Code::CrlBadSignature
+            && x.file == "c1/ca-crl.pem"
+            && x.message.contains("signature checks")),
+        "{found:#?}"
+    );
+    // One copy of each: clean.
+    let mut f = files(&ca, &[&root.pem], &[&root.pem]);
+    f.ca_crl = Some(format!("{}{}", crl_by(&ca, 2), root_crl).into_bytes());
+    let found = timed_verify(&f, std::time::Duration::from_secs(10));
+    assert!(
+        !found.iter().any(|x| x.severity == meshca::Severity::Error),
+        "{found:#?}"
+    );
+}
+
+/// root-crl.pem: 30 CRLs naming the root but signed by another key, against
+/// 30 copies of the root in root-cert.pem: one check per pair, as above.
+#[test]
+fn root_crl_signature_checks_stop_at_their_budget() {
+    use hostile::*;
+    let root = self_signed(params("Root CA", 1), rcgen::KeyPair::generate().unwrap());
+    let impostor = self_signed(params("Root CA", 2), rcgen::KeyPair::generate().unwrap());
+    let mut mesh = meshca::MeshFiles::default();
+    mesh.root_cert = Some(root.pem.repeat(30).into_bytes());
+    mesh.root_crl = Some(crl_by(&impostor, 1).repeat(30).into_bytes());
+    let started = std::time::Instant::now();
+    let groups = meshca::verify_mesh("", &mesh, &VerifyOptions::at(NOW));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    let g = &groups[0];
+    assert!(
+        g.findings
+            .iter()
+            .any(|x| x.code == meshca::Code::CrlBadSignature
+                && x.file == "root-crl.pem"
+                && x.message.contains("signature checks")),
+        "{g:#?}"
+    );
+}
