@@ -277,3 +277,109 @@ fn root_crl_signature_checks_stop_at_their_budget() {
         "{g:#?}"
     );
 }
+
+/// A CA certificate with 20,000 extensions of distinct OIDs: Go's parser
+/// rule against duplicate extensions was restated as a scan of the ones
+/// seen so far (quadratic; Go uses a map). Go parses the certificate.
+#[test]
+fn many_extensions_are_checked_for_duplicates_in_linear_time() {
+    use hostile::*;
+    let root = self_signed(params("Root CA", 1), rcgen::KeyPair::generate().unwrap());
+    let mut p = params("Intermediate CA", 7);
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    p.subject_alt_names = vec![rcgen::SanType::DnsName(
+        "istiod.istio-system.svc".try_into().unwrap(),
+    )];
+    p.custom_extensions = (0..20_000u64)
+        .map(|i| rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, i], vec![]))
+        .collect();
+    let ca = signed(p, rcgen::KeyPair::generate().unwrap(), &root);
+    let f = timed_verify(
+        &files(&ca, &[&root.pem], &[&root.pem]),
+        std::time::Duration::from_secs(5),
+    );
+    assert!(!f.iter().any(|f| f.code == meshca::Code::GoParse), "{f:#?}");
+}
+
+/// A certificatePolicies extension with 20,000 distinct policies: the same
+/// quadratic scan for duplicates (Go: a map). One policy twice is refused,
+/// as Go refuses it.
+#[test]
+fn many_certificate_policies_are_checked_for_duplicates_in_linear_time() {
+    use der::asn1::ObjectIdentifier;
+    use der::Encode;
+    use hostile::*;
+    let policies = |n: u32, twice: bool| -> Vec<u8> {
+        let mut list: Vec<Vec<ObjectIdentifier>> = (0..n)
+            // Arcs under 128 only: const-oid 0.9 encodes an arc of 128 as
+            // 0x80 0x00, which Go (and goparse) rightly refuse.
+            .map(|i| {
+                let oid = format!(
+                    "1.3.6.1.4.1.99999.{}.{}.{}",
+                    i / 10_000,
+                    i / 100 % 100,
+                    i % 100
+                );
+                vec![ObjectIdentifier::new(&oid).unwrap()]
+            })
+            .collect();
+        if twice {
+            list.push(list[0].clone());
+        }
+        list.to_der().unwrap()
+    };
+    let root = self_signed(params("Root CA", 1), rcgen::KeyPair::generate().unwrap());
+    let with = |content: Vec<u8>| {
+        let mut p = params("Intermediate CA", 7);
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        p.subject_alt_names = vec![rcgen::SanType::DnsName(
+            "istiod.istio-system.svc".try_into().unwrap(),
+        )];
+        p.custom_extensions = vec![rcgen::CustomExtension::from_oid_content(
+            &[2, 5, 29, 32],
+            content,
+        )];
+        let ca = signed(p, rcgen::KeyPair::generate().unwrap(), &root);
+        timed_verify(
+            &files(&ca, &[&root.pem], &[&root.pem]),
+            std::time::Duration::from_secs(5),
+        )
+    };
+    let f = with(policies(20_000, false));
+    assert!(!f.iter().any(|f| f.code == meshca::Code::GoParse), "{f:#?}");
+    let f = with(policies(3, true));
+    assert!(
+        f.iter().any(|f| f.code == meshca::Code::GoParse
+            && f.message.contains("invalid certificate policies")),
+        "{f:#?}"
+    );
+}
+
+/// `fuzz/artifacts/verify_mesh/crash-c55c4850...`: a ca-key.pem whose
+/// BEGIN line ran into its base64 body. The pem crate's error quotes both
+/// labels (`mismatching BEGIN ("...") and END ("...") tags`), and the
+/// finding repeated it: key bytes in the report. Also a header line, which
+/// the pem crate quotes the same way.
+#[test]
+fn verify_mesh_crash_c55c4850_pem_errors_do_not_echo_key_bytes() {
+    const SECRET: &str = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC";
+    let keys = [
+        format!("-----BEGIN PRIVATE KEY{SECRET}-----\nAAAA\n-----END PRIVATE KEY-----\n"),
+        format!("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END {SECRET}-----\n"),
+        format!("-----BEGIN PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info {SECRET}\n\nAAAA\n-----END PRIVATE KEY-----\n"),
+        format!("-----BEGIN PRIVATE KEY-----\n{SECRET}!!\n-----END PRIVATE KEY-----\n"),
+    ];
+    for key in keys {
+        let mut files = BundleFiles::default();
+        files.ca_key = Some(zeroize::Zeroizing::new(key.clone().into_bytes()));
+        let f = verify_bundle("c1", None, &files, &VerifyOptions::at(hostile::NOW));
+        assert!(f.iter().any(|f| f.file == "c1/ca-key.pem"), "{key}: {f:#?}");
+        for finding in &f {
+            assert!(!finding.message.contains(SECRET), "{key}: {finding:?}");
+            assert!(!finding.message.contains("MIIEvQ"), "{key}: {finding:?}");
+        }
+        // The library's own error for the same bytes says no more.
+        let e = PrivateKey::from_pem("ca-key.pem", key.as_bytes()).unwrap_err();
+        assert!(!e.to_string().contains("MIIEvQ"), "{key}: {e}");
+    }
+}
