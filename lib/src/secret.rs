@@ -14,6 +14,42 @@ use crate::error::{Error, Result};
 /// for a Secret).
 pub const MAX_SECRET_BYTES: usize = 1 << 20;
 
+/// The deepest nesting of YAML flow collections (`[`, `{`) read. A Secret
+/// needs one or two levels; libyaml's scanner does work in proportion to the
+/// depth for every token, so 1 MiB of `[` would take minutes to refuse.
+const MAX_FLOW_DEPTH: usize = 64;
+
+/// How deep `[` and `{` nest, counted over every byte (quotes and comments
+/// included: an overestimate, which only matters past [`MAX_FLOW_DEPTH`]).
+fn flow_depth(text: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for b in text {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// What is wrong with a document serde_yaml_ng refused, and where, without
+/// its message: serde's messages quote the values they met (`invalid type:
+/// string "..."`), and a Secret's values are keys.
+fn yaml_problem(e: &serde_yaml_ng::Error) -> String {
+    match e.location() {
+        Some(at) => format!(
+            "invalid YAML, or not a Secret (line {}, column {})",
+            at.line(),
+            at.column()
+        ),
+        None => "invalid YAML, or not a Secret".to_owned(),
+    }
+}
+
 /// The shape of the Secret istiod accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -194,13 +230,14 @@ impl SecretData {
             what: what.into(),
             reason,
         };
-        let doc: SecretDoc =
-            serde_yaml_ng::from_slice(text).map_err(|e| bad(format!("invalid YAML: {e}")))?;
-        if doc.kind != "Secret" || doc.api_version != "v1" {
+        if flow_depth(text) > MAX_FLOW_DEPTH {
             return Err(bad(format!(
-                "expected apiVersion v1, kind Secret; found {} {}",
-                doc.api_version, doc.kind
+                "YAML nested deeper than {MAX_FLOW_DEPTH} levels of [ and {{"
             )));
+        }
+        let doc: SecretDoc = serde_yaml_ng::from_slice(text).map_err(|e| bad(yaml_problem(&e)))?;
+        if doc.kind != "Secret" || doc.api_version != "v1" {
+            return Err(bad("expected apiVersion v1, kind Secret".to_owned()));
         }
         let mut data = BTreeMap::new();
         for (k, v) in &doc.data {
@@ -208,7 +245,7 @@ impl SecretData {
                 Zeroizing::new(v.chars().filter(|c| !c.is_whitespace()).collect());
             let bytes = B64
                 .decode(compact.as_bytes())
-                .map_err(|e| bad(format!("data.{k} is not valid base64: {e}")))?;
+                .map_err(|_| bad(format!("data.{k} is not valid base64")))?;
             data.insert(k.clone(), Zeroizing::new(bytes));
         }
         if let Some(sd) = &doc.string_data {

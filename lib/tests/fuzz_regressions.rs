@@ -383,3 +383,54 @@ fn verify_mesh_crash_c55c4850_pem_errors_do_not_echo_key_bytes() {
         assert!(!e.to_string().contains("MIIEvQ"), "{key}: {e}");
     }
 }
+
+/// Found by hand while fuzzing `verify_mesh`: a cacerts.yaml of 100,000
+/// nested `[` took libyaml's scanner 17 s (its work per token grows with
+/// the nesting depth), and 1 MiB of them minutes. Such YAML is now refused
+/// before parsing; a normal Secret (a flow list or map or two) still reads.
+#[test]
+fn deeply_nested_secret_yaml_is_refused_quickly() {
+    let deep = format!("{}{}", "[".repeat(400_000), "]".repeat(400_000));
+    let started = std::time::Instant::now();
+    let e = meshca::SecretData::from_yaml("cacerts.yaml", deep.as_bytes()).unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert!(e.to_string().contains("nested deeper"), "{e}");
+    let flow = b"apiVersion: v1\nkind: Secret\nmetadata: {name: cacerts, namespace: istio-system, labels: {a: b}}\ndata: {ca-cert.pem: QUJD}\n";
+    let s = meshca::SecretData::from_yaml("cacerts.yaml", flow).unwrap();
+    assert_eq!(
+        s.data.get("ca-cert.pem").map(|v| v.as_slice()),
+        Some(&b"ABC"[..])
+    );
+}
+
+/// serde's error messages quote the values they met (`invalid type:
+/// string "...", expected a map`), and the Secret's reasons repeated the
+/// apiVersion and kind found: a cacerts.yaml whose data is a string put
+/// that string (the key's base64) in the report.
+#[test]
+fn secret_yaml_errors_do_not_echo_its_values() {
+    const SECRET: &str = "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0tCk1JSUV2UUlCQURBTkJna3Foa2lHOXcw";
+    let docs = [
+        format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: cacerts}}\ndata: {SECRET}\n"),
+        format!("apiVersion: v1\nkind: {SECRET}\nmetadata: {{name: cacerts}}\ndata: {{}}\n"),
+        format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: cacerts}}\ndata:\n  ca-key.pem: {SECRET}!!\n"),
+        format!("apiVersion: v1\nkind: Secret\nmetadata: {SECRET}\n"),
+    ];
+    use hostile::*;
+    let root = self_signed(params("Root CA", 1), rcgen::KeyPair::generate().unwrap());
+    let ca = intermediate(&root, &["istiod.istio-system.svc".to_owned()]);
+    for doc in docs {
+        let e = meshca::SecretData::from_yaml("cacerts.yaml", doc.as_bytes()).unwrap_err();
+        assert!(!e.to_string().contains("LS0tLS1"), "{doc}: {e}");
+        let mut files = files(&ca, &[&root.pem], &[&root.pem]);
+        files.cacerts_yaml = Some(zeroize::Zeroizing::new(doc.clone().into_bytes()));
+        let f = verify_bundle("c1", None, &files, &VerifyOptions::at(hostile::NOW));
+        assert!(
+            f.iter().any(|f| f.code == meshca::Code::SecretInvalid),
+            "{doc}: {f:#?}"
+        );
+        for finding in &f {
+            assert!(!finding.message.contains("LS0tLS1"), "{doc}: {finding:?}");
+        }
+    }
+}
