@@ -309,8 +309,11 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
+        // What was expected, not what was found: values are never echoed.
         assert!(
-            err.starts_with("s.yaml: ") && err.contains("ConfigMap"),
+            err.starts_with("s.yaml: ")
+                && err.contains("kind Secret")
+                && !err.contains("ConfigMap"),
             "{err}"
         );
         let err = SecretData::from_yaml(
