@@ -50,6 +50,7 @@
 //! bytes are absent inside most structures (extension values, the TBS after the
 //! extensions, the CRL after its outer SEQUENCE): neither does this module.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use der::{Decode, Length, Reader, SliceReader};
@@ -424,13 +425,16 @@ fn check_certificate_extensions(extensions: &[u8]) -> GoResult<()> {
     )?;
     let mut list = Der::new(list);
     let mut parsed: Vec<Extension<'_>> = Vec::new();
+    // A set, as Go's map: a certificate may carry tens of thousands of
+    // extensions, and a scan per extension would be quadratic.
+    let mut seen: HashSet<&[u8]> = HashSet::new();
     while !list.is_empty() {
         let extension = or(list.read(SEQUENCE), "x509: malformed extension")?;
         let extension = parse_extension(extension)?;
         // Go keys this on the OID's dotted form; minimal encoding makes
         // equal OIDs equal bytes.
         ensure(
-            parsed.iter().all(|seen| seen.oid != extension.oid),
+            seen.insert(extension.oid),
             "x509: certificate contains duplicate extension",
         )?;
         parsed.push(extension);
@@ -848,12 +852,12 @@ fn parse_subject_key_id(e: &Extension<'_>) -> GoResult<()> {
 fn parse_certificate_policies(value: &[u8]) -> GoResult<()> {
     const INVALID: &str = "x509: invalid certificate policies";
     let mut seq = Der::new(or(Der::new(value).read(SEQUENCE), INVALID)?);
-    let mut seen: Vec<&[u8]> = Vec::new();
+    // A set, as Go's map (a scan per policy would be quadratic).
+    let mut seen: HashSet<&[u8]> = HashSet::new();
     while !seq.is_empty() {
         let mut policy = Der::new(or(seq.read(SEQUENCE), INVALID)?);
         let oid = or(policy.read(OBJECT_IDENTIFIER), INVALID)?;
-        ensure(!seen.contains(&oid), INVALID)?;
-        seen.push(oid);
+        ensure(seen.insert(oid), INVALID)?;
         // newOIDFromDER: non-empty, minimal base-128 arcs, not truncated
         // (arbitrary size: unlike cryptobyte, no 31-bit limit).
         ensure(oid_der_valid_any_size(oid), INVALID)?;

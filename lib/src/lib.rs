@@ -94,6 +94,24 @@ pub use verify::{
     Severity, VerifyOptions,
 };
 
+/// Internal entry points for the fuzz targets in `fuzz/` (cargo feature
+/// `fuzzing`). Not part of the public API: no stability promise.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz {
+    /// Go's `x509.ParseCertificate` verdict on certificate DER: `Err` holds
+    /// Go's reason.
+    pub fn go_parse_certificate(der: &[u8]) -> Result<(), &'static str> {
+        crate::goparse::check_certificate(der).map_err(|e| e.reason())
+    }
+
+    /// Go's `x509.ParseRevocationList` verdict on CRL DER: `Err` holds Go's
+    /// reason.
+    pub fn go_parse_crl(der: &[u8]) -> Result<(), &'static str> {
+        crate::goparse::check_crl(der).map_err(|e| e.reason())
+    }
+}
+
 // The README's Rust examples are compiled and run as doc-tests.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

@@ -50,7 +50,7 @@ pub(crate) fn parse_blocks(what: &str, bytes: &[u8]) -> Result<Blocks> {
     }
     let blocks = pem::parse_many(bytes).map_err(|e| Error::Pem {
         what: what.into(),
-        problem: format!("malformed PEM: {e}"),
+        problem: format!("malformed PEM: {}", describe_pem_error(&e)),
     })?;
     if blocks.is_empty() {
         let problem = if bytes.first() == Some(&0x30) {
@@ -65,6 +65,22 @@ pub(crate) fn parse_blocks(what: &str, bytes: &[u8]) -> Result<Blocks> {
         });
     }
     Ok(Blocks(blocks))
+}
+
+/// What is wrong, without the pem crate's own text: it quotes the labels
+/// and header lines it read (`mismatching BEGIN ("...")`), which for a
+/// garbled key file can be key bytes.
+fn describe_pem_error(e: &pem::PemError) -> &'static str {
+    match e {
+        pem::PemError::MismatchedTags(..) => "the BEGIN and END labels differ",
+        pem::PemError::MalformedFraming => "a BEGIN or END line is malformed",
+        pem::PemError::MissingBeginTag => "a block has no BEGIN line",
+        pem::PemError::MissingEndTag => "a block has no END line",
+        pem::PemError::MissingData => "a block has no data",
+        pem::PemError::InvalidData(_) => "a block's base64 data does not decode",
+        pem::PemError::InvalidHeader(_) => "a block has a malformed header line",
+        pem::PemError::NotUtf8(_) => "it is not UTF-8 text",
+    }
 }
 
 /// Encodes one block with LF line endings; the result ends with a newline.

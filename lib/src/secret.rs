@@ -14,6 +14,42 @@ use crate::error::{Error, Result};
 /// for a Secret).
 pub const MAX_SECRET_BYTES: usize = 1 << 20;
 
+/// The deepest nesting of YAML flow collections (`[`, `{`) read. A Secret
+/// needs one or two levels; libyaml's scanner does work in proportion to the
+/// depth for every token, so 1 MiB of `[` would take minutes to refuse.
+const MAX_FLOW_DEPTH: usize = 64;
+
+/// How deep `[` and `{` nest, counted over every byte (quotes and comments
+/// included: an overestimate, which only matters past [`MAX_FLOW_DEPTH`]).
+fn flow_depth(text: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for b in text {
+        match b {
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// What is wrong with a document serde_yaml_ng refused, and where, without
+/// its message: serde's messages quote the values they met (`invalid type:
+/// string "..."`), and a Secret's values are keys.
+fn yaml_problem(e: &serde_yaml_ng::Error) -> String {
+    match e.location() {
+        Some(at) => format!(
+            "invalid YAML, or not a Secret (line {}, column {})",
+            at.line(),
+            at.column()
+        ),
+        None => "invalid YAML, or not a Secret".to_owned(),
+    }
+}
+
 /// The shape of the Secret istiod accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
@@ -194,23 +230,12 @@ impl SecretData {
             what: what.into(),
             reason,
         };
-        check_nesting(text).map_err(|depth| {
-            bad(format!(
-                "nested more than {depth} levels deep: not a Secret document"
-            ))
-        })?;
-        // serde's messages quote the values they stumble on (a key passed
-        // where a Secret is expected would be printed): keep only where.
-        let doc: SecretDoc = serde_yaml_ng::from_slice(text).map_err(|e| {
-            bad(match e.location() {
-                Some(l) => format!(
-                    "not a Secret document (YAML error at line {}, column {})",
-                    l.line(),
-                    l.column()
-                ),
-                None => "not a Secret document (invalid YAML)".to_owned(),
-            })
-        })?;
+        if flow_depth(text) > MAX_FLOW_DEPTH {
+            return Err(bad(format!(
+                "YAML nested deeper than {MAX_FLOW_DEPTH} levels of [ and {{"
+            )));
+        }
+        let doc: SecretDoc = serde_yaml_ng::from_slice(text).map_err(|e| bad(yaml_problem(&e)))?;
         if doc.kind != "Secret" || doc.api_version != "v1" {
             return Err(bad("expected apiVersion v1, kind Secret".to_owned()));
         }
@@ -235,35 +260,6 @@ impl SecretData {
             data,
         })
     }
-}
-
-/// The deepest flow nesting (`[`, `{`) or block indentation a Secret
-/// may have; a Secret has four levels.
-const MAX_NESTING: usize = 32;
-
-/// Refuses deeply nested documents before the YAML parser sees them: 1 MiB
-/// of nested brackets takes the parser minutes. Counts brackets outside
-/// quotes; a Secret's data (base64, PEM) has none.
-fn check_nesting(text: &[u8]) -> std::result::Result<(), usize> {
-    let mut depth = 0usize;
-    let mut quote: Option<u8> = None;
-    for &b in text {
-        match (quote, b) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, b'\'' | b'"') => quote = Some(b),
-            (None, b'[' | b'{') => {
-                depth += 1;
-                if depth > MAX_NESTING {
-                    return Err(MAX_NESTING);
-                }
-            }
-            (None, b']' | b'}') => depth = depth.saturating_sub(1),
-            (None, b'\n') => {}
-            _ => {}
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -313,6 +309,7 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
+        // What was expected, not what was found: values are never echoed.
         assert!(
             err.starts_with("s.yaml: ")
                 && err.contains("kind Secret")

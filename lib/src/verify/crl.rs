@@ -28,6 +28,20 @@ use crate::pemutil;
 
 /// Signature checks allowed when no CRL signer is found by name or key id.
 const FALLBACK_SIGNATURES: usize = 16;
+/// Signature checks allowed for all the CRLs of one file: a real bundle
+/// needs a few (one per CRL and same-named candidate), but many CRLs with
+/// one issuer name against many same-named certificates would otherwise
+/// cost one check per pair.
+const CRL_SIGNATURE_BUDGET: usize = super::path::SIGNATURE_BUDGET;
+
+/// The finding when [`CRL_SIGNATURE_BUDGET`] runs out.
+fn budget_spent(file: &str, against: &str) -> Finding {
+    err(
+        Code::CrlBadSignature,
+        file,
+        format!("{file}'s CRL signatures cannot be checked against {against} within {CRL_SIGNATURE_BUDGET} signature checks (too many CRLs or same-named certificates); meshca stops there"),
+    )
+}
 
 fn key_id(c: &X509Certificate<'_>) -> Option<Vec<u8>> {
     c.extensions()
@@ -142,6 +156,7 @@ pub(super) fn check_crls(
         .map(|(l, c)| ((c.issuer().as_raw(), c.raw_serial()), *l))
         .collect();
     let mut fallback_left = FALLBACK_SIGNATURES;
+    let mut signatures_left = CRL_SIGNATURE_BUDGET;
     for (n, crl) in &crls {
         let name = format!("{file} (CRL {n})");
         let mut candidates: Vec<usize> = by_subject
@@ -155,12 +170,28 @@ pub(super) fn check_crls(
                     .collect::<Vec<_>>(),
             );
         }
-        let verifies = |i: &usize| {
-            parsed_chain
-                .get(*i)
-                .is_some_and(|(_, c)| crl.verify_signature(c.public_key()).is_ok())
+        let mut verifies = |i: &usize| {
+            if signatures_left == 0 {
+                return None;
+            }
+            signatures_left -= 1;
+            Some(
+                parsed_chain
+                    .get(*i)
+                    .is_some_and(|(_, c)| crl.verify_signature(c.public_key()).is_ok()),
+            )
         };
-        let mut signers: Vec<usize> = candidates.iter().copied().filter(verifies).collect();
+        let mut signers: Vec<usize> = Vec::new();
+        for i in &candidates {
+            match verifies(i) {
+                None => {
+                    out.push(budget_spent(&file, &join(label, CERT_CHAIN)));
+                    return;
+                }
+                Some(true) => signers.push(*i),
+                Some(false) => {}
+            }
+        }
         if signers.is_empty() {
             // Go matches by signature alone: try the others, within a budget.
             for i in 0..parsed_chain.len() {
@@ -168,8 +199,13 @@ pub(super) fn check_crls(
                     continue;
                 }
                 fallback_left -= 1;
-                if verifies(&i) {
-                    signers.push(i);
+                match verifies(&i) {
+                    None => {
+                        out.push(budget_spent(&file, &join(label, CERT_CHAIN)));
+                        return;
+                    }
+                    Some(true) => signers.push(i),
+                    Some(false) => {}
                 }
             }
         }
@@ -445,6 +481,7 @@ pub(super) fn check_root_crl(
     super::load::check_pem_format(file, bytes, out);
     let parsed_roots: Vec<X509Certificate<'_>> =
         roots.iter().filter_map(|r| parse(&r.der)).collect();
+    let mut signatures_left = CRL_SIGNATURE_BUDGET;
     for (i, block) in blocks.iter().enumerate() {
         let n = i + 1;
         if block.tag() != "X509 CRL" {
@@ -471,10 +508,21 @@ pub(super) fn check_root_crl(
                 continue;
             }
         };
-        let signed = parsed_roots.iter().any(|r| {
-            r.subject().as_raw() == crl.issuer().as_raw()
-                && crl.verify_signature(r.public_key()).is_ok()
-        });
+        let mut signed = false;
+        for r in parsed_roots
+            .iter()
+            .filter(|r| r.subject().as_raw() == crl.issuer().as_raw())
+        {
+            if signatures_left == 0 {
+                out.push(budget_spent(file, "the mesh's root-cert.pem"));
+                return;
+            }
+            signatures_left -= 1;
+            if crl.verify_signature(r.public_key()).is_ok() {
+                signed = true;
+                break;
+            }
+        }
         if !signed && !parsed_roots.is_empty() {
             out.push(err(
                 Code::CrlBadSignature,

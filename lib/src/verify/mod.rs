@@ -164,11 +164,14 @@ impl fmt::Debug for MeshFiles {
 /// own `istiod.<namespace>.svc` and the CA's own DNS subjectAltNames.
 fn issued_dns(ca: &Loaded, opts: &VerifyOptions) -> Vec<String> {
     let mut names = vec![format!("istiod.{}.svc", opts.namespace)];
+    // Case-folded names seen so far: a set, as a CA may list many names.
+    let mut seen: std::collections::HashSet<String> =
+        names.iter().map(|n| n.to_ascii_lowercase()).collect();
     if let Some(c) = parse(&ca.der) {
         if let Ok(Some(san)) = c.subject_alternative_name() {
             for g in &san.value.general_names {
                 if let x509_parser::extensions::GeneralName::DNSName(d) = g {
-                    if !names.iter().any(|n| n.eq_ignore_ascii_case(d)) {
+                    if seen.insert(d.to_ascii_lowercase()) {
                         names.push((*d).to_owned());
                     }
                 }
@@ -285,10 +288,10 @@ pub fn verify_bundle(
     parse::check_cert_alone(ca, &ca_file, false, &mut out);
     check_ca_itself(ca, &ca_file, dir_name, &mut out);
     if let Some(chain) = &chain {
+        let root_ders: std::collections::HashSet<&[u8]> =
+            roots.iter().flatten().map(|r| r.der.as_slice()).collect();
         for c in chain.iter().skip(1) {
-            let is_root = roots
-                .as_ref()
-                .is_some_and(|r| r.iter().any(|x| x.der == c.der));
+            let is_root = root_ders.contains(c.der.as_slice());
             parse::check_cert_alone(c, &chain_file, is_root, &mut out);
         }
         if chain.first().map(|c| &c.der) != Some(&ca.der) {

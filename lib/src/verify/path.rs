@@ -7,10 +7,12 @@
 //! crypto/x509/verify.go `buildChains`: every candidate issuer (same
 //! subject bytes as the child's issuer) is tried, depth first, and the
 //! first path without an error wins; signature checks are remembered per
-//! (child, issuer) pair and counted against a budget, so hostile input
-//! (many certificates with one name) costs a bounded amount of work.
+//! (child, issuer) pair and every one, remembered or not, is counted
+//! against a budget, so hostile input (many certificates with one name,
+//! CAs that sign one another) costs a bounded amount of work.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 
 use time::Duration;
 use x509_parser::certificate::X509Certificate;
@@ -26,6 +28,16 @@ pub(super) const SIGNATURE_BUDGET: usize = 100;
 const MAX_DEPTH: usize = 8;
 /// At most this many partial paths explored per search.
 const BUILD_BUDGET: usize = 20_000;
+/// Go's default `VerifyOptions.MaxConstraintComparisions`: a CA whose name
+/// constraints need more comparisons than this against the names below it
+/// fails verification (`TooManyConstraints`, crypto/x509/verify.go
+/// `isValid` and `checkNameConstraints`; the count restarts per CA).
+pub(super) const MAX_CONSTRAINT_COMPARISONS: usize = 250_000;
+
+/// Name-constraint findings per (node, whether it is `ca-cert.pem`): they
+/// do not depend on the rest of the path, so each CA is checked once per
+/// search, however many candidate paths it is on.
+type NcMemo = RefCell<HashMap<(usize, bool), Vec<Finding>>>;
 
 /// Reports validity at `opts.at` with the given severity for expiry.
 pub(super) fn validity_findings(
@@ -36,6 +48,18 @@ pub(super) fn validity_findings(
     out: &mut Vec<Finding>,
 ) {
     let Some(c) = parse(&l.der) else { return };
+    validity_of(&c, &l.name, file, opts, severity, out);
+}
+
+/// [`validity_findings`] for a certificate already parsed.
+fn validity_of(
+    c: &X509Certificate<'_>,
+    name: &str,
+    file: &str,
+    opts: &VerifyOptions,
+    severity: Severity,
+    out: &mut Vec<Finding>,
+) {
     let nb = c.validity().not_before.to_datetime();
     let na = c.validity().not_after.to_datetime();
     let mk = |code, message| Finding {
@@ -45,21 +69,18 @@ pub(super) fn validity_findings(
         message,
     };
     if opts.at > na {
-        out.push(mk(
-            Code::Expired,
-            format!("{} expired on {}", l.name, day(na)),
-        ));
+        out.push(mk(Code::Expired, format!("{name} expired on {}", day(na))));
     } else if opts.at < nb {
         out.push(mk(
             Code::NotYetValid,
-            format!("{} is not valid before {}", l.name, rfc3339(nb)),
+            format!("{name} is not valid before {}", rfc3339(nb)),
         ));
     } else if na - opts.at < Duration::days(i64::from(opts.warn_days)) {
         let left = (na - opts.at).whole_days();
         out.push(warn(
             Code::ExpiresSoon,
             file,
-            format!("{} expires on {} ({left} days left)", l.name, day(na)),
+            format!("{name} expires on {} ({left} days left)", day(na)),
         ));
     }
 }
@@ -170,15 +191,21 @@ struct Search<'n, 'a> {
 }
 
 impl Search<'_, '_> {
+    /// Every call counts against the budget, remembered pair or not, as
+    /// every `CheckSignatureFrom` call counts against Go's
+    /// `maxChainSignatureChecks` (crypto/x509/verify.go `buildChains`): the
+    /// memo saves the cryptography, the budget bounds the paths explored
+    /// (and judged). Counting only new pairs let a handful of same-key,
+    /// same-name CAs that sign one another spell out thousands of paths.
     fn signed_by(&mut self, child: usize, parent: usize) -> Option<bool> {
-        if let Some(ok) = self.sigs.get(&(child, parent)) {
-            return Some(*ok);
-        }
         if self.signatures_left == 0 {
             self.exhausted = true;
             return None;
         }
         self.signatures_left -= 1;
+        if let Some(ok) = self.sigs.get(&(child, parent)) {
+            return Some(*ok);
+        }
         let (c, p) = (self.nodes.get(child)?, self.nodes.get(parent)?);
         let ok = if child == parent {
             self_signature_ok(&c.loaded.der, &c.cert)
@@ -296,10 +323,9 @@ pub(super) fn check_path<'a>(
             .or_default()
             .push(i);
     }
-    let judge = |p: &[usize]| -> Vec<Finding> {
-        let path: Vec<&Node<'_>> = p.iter().filter_map(|&i| nodes.get(i)).collect();
-        judge_path(input, &path, true, opts)
-    };
+    let nc_memo = NcMemo::default();
+    let judge =
+        |p: &[usize]| -> Vec<Finding> { judge_path(input, &nodes, p, true, opts, &nc_memo) };
     let mut search = Search {
         nodes: &nodes,
         by_subject,
@@ -387,8 +413,7 @@ pub(super) fn check_path<'a>(
         }
     }
     // The rules that do not need a root still apply along the partial path.
-    let partial: Vec<&Node<'_>> = dead.iter().filter_map(|&i| nodes.get(i)).collect();
-    findings.extend(judge_path(input, &partial, false, opts));
+    findings.extend(judge_path(input, &nodes, &dead, false, opts, &nc_memo));
     Some(PathResult {
         path: to_loaded(&dead),
         trusted: false,
@@ -415,13 +440,20 @@ fn eku_lacks(c: &X509Certificate<'_>) -> Option<&'static str> {
     }
 }
 
-/// The rules along a path (`ca-cert.pem` first).
+/// The rules along a path (indices into `nodes`, `ca-cert.pem` first).
 fn judge_path(
     input: &PathInput<'_>,
-    path: &[&Node<'_>],
+    nodes: &[Node<'_>],
+    indices: &[usize],
     trusted: bool,
     opts: &VerifyOptions,
+    nc_memo: &NcMemo,
 ) -> Vec<Finding> {
+    let path: Vec<(usize, &Node<'_>)> = indices
+        .iter()
+        .filter_map(|&i| nodes.get(i).map(|n| (i, n)))
+        .collect();
+    let first = path.first().map(|(_, n)| *n);
     let mut out = Vec::new();
     let file_of = |k: usize, n: &Node<'_>| {
         if k == 0 {
@@ -432,11 +464,11 @@ fn judge_path(
             input.chain_file
         }
     };
-    for (k, n) in path.iter().enumerate() {
+    for (k, &(index, n)) in path.iter().enumerate() {
         let file = file_of(k, n);
         let l = n.loaded;
         let c = &n.cert;
-        validity_findings(l, file, opts, Severity::Error, &mut out);
+        validity_of(c, &l.name, file, opts, Severity::Error, &mut out);
         if let Some(lacks) = eku_lacks(c) {
             out.push(err(
                 Code::IncompatibleEku,
@@ -444,7 +476,19 @@ fn judge_path(
                 format!("{} has an extendedKeyUsage without {lacks}; workload certificates it covers fail mTLS (Go and BoringSSL check EKU along the chain)", l.name),
             ));
         }
-        name_constraint_findings(input, path, k, file, &opts.namespace, &mut out);
+        let memo_key = (index, k == 0);
+        let memoized = nc_memo.borrow().get(&memo_key).cloned();
+        match memoized {
+            Some(found) => out.extend(found),
+            None => {
+                let mut found = Vec::new();
+                if let Some(first) = first {
+                    name_constraint_findings(input, first, n, k, file, &opts.namespace, &mut found);
+                }
+                out.extend(found.iter().cloned());
+                nc_memo.borrow_mut().insert(memo_key, found);
+            }
+        }
         // Go (1.22+) validates policies along every chain (verify.go
         // policiesValid, RFC 5280 6.1): a requireExplicitPolicy of r on a
         // certificate with r or fewer certificates below it makes a
@@ -484,7 +528,7 @@ fn judge_path(
                 format!(
                     "{} issues {} but is a version {} certificate: Go ignores the extensions of a certificate below version 3, so it is not a CA",
                     l.name,
-                    path.get(k - 1).map_or("", |p| p.loaded.name.as_str()),
+                    path.get(k - 1).map_or("", |(_, p)| p.loaded.name.as_str()),
                     c.version().0 + 1
                 ),
             ));
@@ -513,7 +557,7 @@ fn judge_path(
                     format!(
                         "{} issues {} but is not a CA (basicConstraints CA:TRUE missing)",
                         l.name,
-                        path.get(k - 1).map_or("", |p| p.loaded.name.as_str())
+                        path.get(k - 1).map_or("", |(_, p)| p.loaded.name.as_str())
                     ),
                 )),
             }
@@ -540,7 +584,7 @@ fn judge_path(
         }
     }
     let single_root = path.len() == 1 && trusted;
-    if let Some(first) = path.first() {
+    if let Some(first) = first {
         if !has_aki(&first.cert) && !single_root {
             out.push(warn(
                 Code::NoAki,
@@ -566,61 +610,71 @@ enum Name<'a> {
     Ip { bytes: &'a [u8], what: String },
 }
 
-/// Name constraints of the CA at `k` on the path (Go's verify.go
-/// `checkNameConstraints`, rustls-webpki's `subject_name/`): the names of
-/// `ca-cert.pem` (Go checks the leaf it verifies, and istiod verifies
-/// `ca-cert.pem` as a leaf) and the names `ca-cert.pem` will issue must
-/// each be permitted (when the CA permits names of that type) and not
-/// excluded.
+/// Name constraints of the CA `node` at position `k` of the path (Go's
+/// verify.go `checkNameConstraints`, rustls-webpki's `subject_name/`): the
+/// names of `ca-cert.pem` (`first`; Go checks the leaf it verifies, and
+/// istiod verifies `ca-cert.pem` as a leaf) and the names `ca-cert.pem`
+/// will issue must each be permitted (when the CA permits names of that
+/// type) and not excluded. As in Go, each name costs as many comparisons as
+/// the CA has subtrees of its type, and past [`MAX_CONSTRAINT_COMPARISONS`]
+/// (counted apart for `ca-cert.pem`'s names and for the names it issues, as
+/// Go verifies those in separate calls) verification fails.
 fn name_constraint_findings(
     input: &PathInput<'_>,
-    path: &[&Node<'_>],
+    first: &Node<'_>,
+    node: &Node<'_>,
     k: usize,
     file: &str,
     namespace: &str,
     out: &mut Vec<Finding>,
 ) {
-    let Some(node) = path.get(k) else { return };
     let Ok(Some(nc)) = node.cert.name_constraints() else {
         return;
     };
     let nc: &NameConstraints<'_> = nc.value;
-    let mut names: Vec<(Name<'_>, &str)> = Vec::new();
+    // (name, whether it is one ca-cert.pem will issue)
+    let mut names: Vec<(Name<'_>, bool)> = Vec::new();
     let ca_consequence = "istiod refuses to load it";
     let issued_consequence = "every certificate istiod issues with it fails verification";
     if k > 0 {
-        if let Some(ca) = path.first() {
-            if let Ok(Some(san)) = ca.cert.subject_alternative_name() {
-                for (i, g) in san.value.general_names.iter().enumerate() {
-                    let what = format!("{}'s subjectAltName entry {}", input.ca_file, i + 1);
-                    match g {
-                        GeneralName::DNSName(d) => {
-                            names.push((Name::Dns { value: d, what }, ca_consequence))
+        if let Ok(Some(san)) = first.cert.subject_alternative_name() {
+            for (i, g) in san.value.general_names.iter().enumerate() {
+                let what = || format!("{}'s subjectAltName entry {}", input.ca_file, i + 1);
+                match g {
+                    GeneralName::DNSName(d) => names.push((
+                        Name::Dns {
+                            value: d,
+                            what: what(),
+                        },
+                        false,
+                    )),
+                    GeneralName::URI(u) => {
+                        if let Some(host) = uri_host(u) {
+                            names.push((Name::UriHost { host, what: what() }, false));
                         }
-                        GeneralName::URI(u) => {
-                            if let Some(host) = uri_host(u) {
-                                names.push((Name::UriHost { host, what }, ca_consequence));
-                            }
-                        }
-                        GeneralName::IPAddress(b) => {
-                            names.push((Name::Ip { bytes: b, what }, ca_consequence))
-                        }
-                        _ => {}
                     }
+                    GeneralName::IPAddress(b) => names.push((
+                        Name::Ip {
+                            bytes: b,
+                            what: what(),
+                        },
+                        false,
+                    )),
+                    _ => {}
                 }
             }
         }
     }
-    let already: Vec<&str> = names
+    let already: HashSet<String> = names
         .iter()
         .filter_map(|(n, _)| match n {
-            Name::Dns { value, .. } => Some(*value),
+            Name::Dns { value, .. } => Some(value.to_ascii_lowercase()),
             _ => None,
         })
         .collect();
     let own = format!("istiod.{}.svc", namespace);
     for d in input.issued_dns {
-        if already.iter().any(|a| a.eq_ignore_ascii_case(d)) {
+        if already.contains(&d.to_ascii_lowercase()) {
             continue;
         }
         let what = if *d == own {
@@ -631,7 +685,7 @@ fn name_constraint_findings(
                 input.ca_file
             )
         };
-        names.push((Name::Dns { value: d, what }, issued_consequence));
+        names.push((Name::Dns { value: d, what }, true));
     }
     names.push((
         Name::UriHost {
@@ -641,13 +695,64 @@ fn name_constraint_findings(
                 input.trust_domain
             ),
         },
-        issued_consequence,
+        true,
     ));
+    // Subtrees per name type, excluded and permitted together: what one
+    // name of that type costs in Go's count.
+    let mut per_type = [0usize; 3];
+    for s in nc
+        .excluded_subtrees
+        .iter()
+        .chain(nc.permitted_subtrees.iter())
+        .flatten()
+    {
+        match s.base {
+            GeneralName::DNSName(_) => per_type[0] += 1,
+            GeneralName::URI(_) => per_type[1] += 1,
+            GeneralName::IPAddress(_) => per_type[2] += 1,
+            _ => {}
+        }
+    }
+    let mut comparisons = [0usize; 2];
+    let mut gave_up = [false; 2];
     let l = node.loaded;
-    for (name, consequence) in &names {
-        let what = match name {
-            Name::Dns { what, .. } | Name::UriHost { what, .. } | Name::Ip { what, .. } => what,
+    for (name, issued) in &names {
+        let group = usize::from(*issued);
+        let consequence = if *issued {
+            issued_consequence
+        } else {
+            ca_consequence
         };
+        let (what, cost) = match name {
+            Name::Dns { what, .. } => (what, per_type[0]),
+            Name::UriHost { what, .. } => (what, per_type[1]),
+            Name::Ip { what, .. } => (what, per_type[2]),
+        };
+        if gave_up.get(group).copied().unwrap_or(true) {
+            continue;
+        }
+        if let Some(count) = comparisons.get_mut(group) {
+            *count = count.saturating_add(cost);
+            if *count > MAX_CONSTRAINT_COMPARISONS {
+                out.push(err(
+                    Code::NameNotPermitted,
+                    file,
+                    format!(
+                        "{}'s name constraints need more than {MAX_CONSTRAINT_COMPARISONS} comparisons to check {}; Go gives up there (too many constraints): {consequence}",
+                        l.name,
+                        if *issued {
+                            "the names istiod issues".to_owned()
+                        } else {
+                            format!("the names of {}", input.ca_file)
+                        }
+                    ),
+                ));
+                if let Some(g) = gave_up.get_mut(group) {
+                    *g = true;
+                }
+                continue;
+            }
+        }
         let excluded = nc
             .excluded_subtrees
             .iter()
@@ -664,13 +769,19 @@ fn name_constraint_findings(
             ));
             continue;
         }
-        let same_type: Vec<bool> = nc
-            .permitted_subtrees
-            .iter()
-            .flatten()
-            .filter_map(|s| matches_subtree(name, &s.base))
-            .collect();
-        if !same_type.is_empty() && !same_type.contains(&true) {
+        let mut same_type = false;
+        let mut permitted = false;
+        for s in nc.permitted_subtrees.iter().flatten() {
+            match matches_subtree(name, &s.base) {
+                Some(true) => {
+                    permitted = true;
+                    break;
+                }
+                Some(false) => same_type = true,
+                None => {}
+            }
+        }
+        if same_type && !permitted {
             out.push(err(
                 Code::NameNotPermitted,
                 file,
@@ -704,17 +815,16 @@ pub(super) fn domain_matches(name: &str, constraint: &str) -> bool {
         Some(rest) => (true, rest),
         None => (false, constraint),
     };
-    let name_labels: Vec<&str> = name.trim_end_matches('.').rsplit('.').collect();
-    let cons_labels: Vec<&str> = constraint.rsplit('.').collect();
-    if name_labels.len() < cons_labels.len()
-        || (must_have_sub && name_labels.len() == cons_labels.len())
-    {
-        return false;
+    // Labels from the right, without collecting them: this runs once per
+    // (name, constraint) pair.
+    let mut name_labels = name.trim_end_matches('.').rsplit('.');
+    for c in constraint.rsplit('.') {
+        match name_labels.next() {
+            Some(n) if c.eq_ignore_ascii_case(n) => {}
+            _ => return false,
+        }
     }
-    cons_labels
-        .iter()
-        .zip(&name_labels)
-        .all(|(c, n)| c.eq_ignore_ascii_case(n))
+    !must_have_sub || name_labels.next().is_some()
 }
 
 /// An IP address against an address/mask constraint (4+4 or 16+16 bytes).
