@@ -1,9 +1,11 @@
 //! All-or-nothing saves and the directory lock.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use tempfile::NamedTempFile;
 use zeroize::Zeroizing;
 
@@ -172,13 +174,17 @@ impl Ops {
         let n = self.done;
         self.done += 1;
         if self.fail_at == Some(n) {
-            return Err(Error::io(
-                path,
-                std::io::Error::other("injected failure (a test of the all-or-nothing save)"),
-            ));
+            return Err(injected(path));
         }
         Ok(())
     }
+}
+
+fn injected(path: &Path) -> Error {
+    Error::io(
+        path,
+        std::io::Error::other("injected failure (a test of the all-or-nothing save)"),
+    )
 }
 
 /// One change, staged.
@@ -253,15 +259,20 @@ impl Transaction {
             rollback(staged, &created_dirs);
             return Err(e);
         }
-        let mut dirs: Vec<&Path> = Vec::new();
-        for s in &staged {
-            let dir = parent_dir(s.change.path());
-            if !dirs.contains(&dir) {
-                dirs.push(dir);
+        if sync {
+            // Each directory whose entries changed is flushed once, after
+            // all its files (a new directory also needs its own entry in
+            // its parent flushed): one fsync per directory, not per file.
+            let mut dirs: BTreeSet<&Path> = BTreeSet::new();
+            for s in &staged {
+                dirs.insert(parent_dir(s.change.path()));
             }
-        }
-        for dir in dirs.into_iter().filter(|_| sync) {
-            sync_dir(dir)?;
+            for d in &created_dirs {
+                dirs.insert(parent_dir(d));
+                dirs.insert(d.as_path());
+            }
+            let dirs: Vec<&Path> = dirs.into_iter().collect();
+            dirs.into_par_iter().try_for_each(sync_dir)?;
         }
         // The hard links to replaced files go with `staged`.
         drop(staged);
@@ -276,20 +287,50 @@ fn apply<'a>(
     staged: &mut Vec<Staged<'a>>,
     sync: bool,
 ) -> Result<()> {
-    // 1. Every new file goes to a temporary file beside its target.
+    // 1. Every new file goes to a temporary file beside its target. The
+    // directories are made first, in order; the files are then written and
+    // flushed on all cores (each write is one counted operation, numbered
+    // in the order of `changes` whatever thread runs it).
+    let mut n_writes = 0usize;
+    let mut jobs: Vec<(&'a Change, Option<usize>)> = Vec::with_capacity(changes.len());
     for change in changes {
-        let tmp = match change {
+        match change {
+            Change::Write { path, .. } => {
+                create_dirs(parent_dir(path), created_dirs)?;
+                jobs.push((change, Some(ops.done + n_writes)));
+                n_writes += 1;
+            }
+            Change::Remove { .. } => jobs.push((change, None)),
+        }
+    }
+    let fail_at = ops.fail_at;
+    let written: Vec<Result<Option<NamedTempFile>>> = jobs
+        .into_par_iter()
+        .map(|(change, op)| match change {
             Change::Write {
                 path,
                 contents,
                 secret,
             } => {
-                let dir = parent_dir(path);
-                create_dirs(dir, created_dirs)?;
-                ops.step(path)?;
-                Some(write_temp(dir, contents, *secret, sync)?)
+                if op.is_some() && op == fail_at {
+                    return Err(injected(path));
+                }
+                write_temp(parent_dir(path), contents, *secret, sync).map(Some)
             }
-            Change::Remove { .. } => None,
+            Change::Remove { .. } => Ok(None),
+        })
+        .collect();
+    ops.done += n_writes;
+    // Every temporary file is kept in `staged` (so a failure removes them
+    // all), then the first error in order is returned.
+    let mut first_err = None;
+    for (change, tmp) in changes.iter().zip(written) {
+        let tmp = match tmp {
+            Ok(t) => t,
+            Err(e) => {
+                first_err.get_or_insert(e);
+                None
+            }
         };
         staged.push(Staged {
             change,
@@ -297,6 +338,9 @@ fn apply<'a>(
             backup: None,
             applied: false,
         });
+    }
+    if let Some(e) = first_err {
+        return Err(e);
     }
     // 2. A hard link keeps every file about to be replaced or removed.
     for s in staged.iter_mut() {

@@ -18,15 +18,15 @@ use crate::error::Error;
 /// input) the rest are only compared as sets.
 const MAX_ROOT_SETS: usize = 8;
 
-/// A cluster's certificates, loaded once for the mesh checks.
-struct ClusterCa {
+/// A cluster's certificates, loaded once for the mesh and step checks.
+pub(super) struct ClusterCa {
     label: String,
     ca: Option<Loaded>,
     intermediates: Vec<Loaded>,
     roots: Option<Vec<Vec<u8>>>,
 }
 
-fn load_cluster(label: &str, files: &BundleFiles) -> ClusterCa {
+pub(super) fn load_cluster(label: &str, files: &BundleFiles) -> ClusterCa {
     let mut scratch = Vec::new();
     let ca = load_certs(
         &join(label, CA_CERT),
@@ -58,7 +58,7 @@ fn load_cluster(label: &str, files: &BundleFiles) -> ClusterCa {
 }
 
 /// Whether the cluster's CA chains to one of `roots` (DER).
-fn chains_to(c: &ClusterCa, roots: &[Vec<u8>], opts: &VerifyOptions) -> bool {
+pub(super) fn chains_to(c: &ClusterCa, roots: &[Vec<u8>], opts: &VerifyOptions) -> bool {
     let Some(ca) = &c.ca else { return true };
     let roots: Vec<Loaded> = roots
         .iter()
