@@ -264,13 +264,16 @@ fn cross_trust(
             }
         }
     }
-    for c in cas {
+    // Clusters are independent: checked on all cores, findings in order.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let found = crate::mesh::map_parallel(cas.iter().collect(), threads, &|c: &ClusterCa| {
         // A cluster that does not chain to its own roots is reported in its group.
         if c.roots.as_ref().is_some_and(|own| !chains_to(c, own, opts)) {
-            continue;
+            return None;
         }
         for (k, (holder, set)) in sets.iter().enumerate() {
-            if c.roots.as_ref() == Some(*set) && k > 0 {
+            // Its own set was just checked.
+            if c.roots.as_ref() == Some(*set) {
                 continue;
             }
             if chains_to(c, set, opts) {
@@ -282,9 +285,10 @@ fn cross_trust(
             } else {
                 format!("{ca_file} does not chain to the roots of {holder}: workloads of clusters holding those roots reject its workloads")
             };
-            out.push(err(Code::ForeignRoot, &ca_file, message));
-            break;
+            return Some(err(Code::ForeignRoot, &ca_file, message));
         }
-    }
+        None
+    });
+    out.extend(found.into_iter().flatten());
     out
 }
