@@ -17,6 +17,15 @@ BENCH_STARTUP_RUNS=${BENCH_STARTUP_RUNS:-50}
 # writable tmpfs, also run case b there (reference row "b-tmpfs"), to separate
 # the cost of meshca's durable writes (fsync per file) from the rest.
 BENCH_TMPFS=${BENCH_TMPFS:-1}
+# BENCH_FLEET=1 (default): also run the fleet section (100 / 1,000 / 10,000
+# ECDSA clusters: init, verify, rotate, verify --previous); 0 skips it; "only"
+# runs nothing else. BENCH_FLEET_RUNS: runs per fleet command (default 3).
+BENCH_FLEET=${BENCH_FLEET:-1}
+BENCH_FLEET_RUNS=${BENCH_FLEET_RUNS:-3}
+[[ $BENCH_FLEET =~ ^(0|1|only)$ ]] || { echo "run.sh: BENCH_FLEET must be 0, 1 or only (got '$BENCH_FLEET')" >&2; exit 2; }
+[[ $BENCH_FLEET_RUNS =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: BENCH_FLEET_RUNS must be a positive integer (got '$BENCH_FLEET_RUNS')" >&2; exit 2; }
+RUN_MAIN=1
+[[ $BENCH_FLEET != only ]] || RUN_MAIN=0
 [[ $BENCH_TMPFS =~ ^[01]$ ]] || { echo "run.sh: BENCH_TMPFS must be 0 or 1 (got '$BENCH_TMPFS')" >&2; exit 2; }
 [[ $BENCH_RUNS =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: BENCH_RUNS must be a positive integer (got '$BENCH_RUNS')" >&2; exit 2; }
 [[ $BENCH_STARTUP_RUNS =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: BENCH_STARTUP_RUNS must be a positive integer (got '$BENCH_STARTUP_RUNS')" >&2; exit 2; }
@@ -250,6 +259,7 @@ LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 # runs. meshca and openssl alternate run by run, so slow drift (thermal,
 # noisy neighbours) hits both sides alike.
 
+if ((RUN_MAIN)); then
 cpu_begin
 log "case a: root + 10 clusters, RSA-4096 ($BENCH_RUNS runs each of meshca, recipe.sh, sequential recipe)"
 for ((r = 1; r <= BENCH_RUNS; r++)); do
@@ -330,6 +340,55 @@ for ((r = 1; r <= BENCH_STARTUP_RUNS; r++)); do
 	done
 done
 cpu_end d
+fi
+
+#------------------------------------------------------------------------
+# fleet: every command at 100, 1,000 and 10,000 ECDSA P-256 clusters. The
+# output directories are kept until the end: on ext4 without a journal,
+# creating files right after deleting many is several times slower (the
+# allocator skips recently freed inodes), which would time the deletion.
+
+FLEET_SIZES=(100 1000 10000)
+FLEET_ROTATE_SIZES=(100 1000)
+fleet_init() { "$MESHCA" init -q --key-type ecdsa-p256 --dir "$1" "${FLEET_C[@]}"; }
+fleet_verify() { "$MESHCA" verify -q "$1"; }
+fleet_rotate() { "$MESHCA" rotate -q --dir "$1" --new-root "$2" --out "$3"; }
+fleet_previous() { "$MESHCA" verify -q --previous "$1" "$2"; }
+if [[ $BENCH_FLEET != 0 ]]; then
+	cpu_begin
+	FLEET=$TMP/fleet
+	mkdir -p "$FLEET"
+	if ! out=$("$MESHCA" root -q --key-type ecdsa-p256 --dir "$FLEET/new-root" 2>&1); then
+		FAILED[fleet.root]="could not create the new root: $out"
+		ANY_FAILED=1
+	fi
+	for n in "${FLEET_SIZES[@]}"; do
+		read -r -a FLEET_C <<<"$(clusters "$n")"
+		log "fleet: init and verify of $n clusters ($BENCH_FLEET_RUNS runs each)"
+		for ((r = 1; r <= BENCH_FLEET_RUNS; r++)); do
+			d=$FLEET/mesh-$n-$r
+			before=${SAMPLES[fi.$n]:-}
+			timed "fi.$n" fleet_init "$d"
+			if [[ ${SAMPLES[fi.$n]:-} != "$before" ]] && ! msg=$(check_tree "$d" "$n"); then
+				SAMPLES[fi.$n]=$before
+				FAILED[fi.$n]="exit 0 but output incomplete: $msg"
+				ANY_FAILED=1
+			fi
+		done
+		d=$FLEET/mesh-$n-1
+		for ((r = 1; r <= BENCH_FLEET_RUNS; r++)); do timed "fv.$n" fleet_verify "$d"; done
+	done
+	for n in "${FLEET_ROTATE_SIZES[@]}"; do
+		log "fleet: rotate and verify --previous of $n clusters ($BENCH_FLEET_RUNS runs each)"
+		for ((r = 1; r <= BENCH_FLEET_RUNS; r++)); do
+			timed "fr.$n" fleet_rotate "$FLEET/mesh-$n-1" "$FLEET/new-root" "$FLEET/rot-$n-$r"
+		done
+		for ((r = 1; r <= BENCH_FLEET_RUNS; r++)); do
+			timed "fp.$n" fleet_previous "$FLEET/mesh-$n-1" "$FLEET/rot-$n-1/stage-1"
+		done
+	done
+	cpu_end fleet
+fi
 LOADAVG_END=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo "?")
 
 #------------------------------------------------------------------------
@@ -392,6 +451,7 @@ echo "- $OSSL_VERSION"
 echo "- $MESHCA_VERSION, release build ($MESHCA)"
 echo "- runs per case: $BENCH_RUNS (start-up: $BENCH_STARTUP_RUNS); wall-clock time per run; meshca and openssl runs interleaved"
 echo
+if ((RUN_MAIN)); then
 echo "| case | meshca median | meshca min–max | openssl median | openssl min–max | ratio meshca/openssl (median) | target | result |"
 echo "|---|---|---|---|---|---|---|---|"
 row "a. root + 10 clusters, RSA-4096: \`meshca init\` vs \`recipe.sh\` (openssl key generations in parallel)" \
@@ -413,6 +473,43 @@ echo "| d. release binary size | $BIN_BYTES bytes ($BIN_MIB MiB) | | | | | ≤ 8
 echo
 if stats d.t; then
 	echo "Process spawn floor on this machine (\`$TRUE_BIN\`, same loop): median $(fmt "$MED" 1000 2) ms, $(fmt "$MIN" 1000 2)–$(fmt "$MAX" 1000 2) ms."
+	echo
+fi
+fi
+if [[ $BENCH_FLEET != 0 ]]; then
+	EXPECTED_N=$BENCH_FLEET_RUNS
+	echo "### Fleet: ECDSA P-256 clusters, median of $BENCH_FLEET_RUNS (wall clock)"
+	echo
+	echo "| command | clusters | median | min–max | per cluster (median) | goal | result |"
+	echo "|---|---|---|---|---|---|---|"
+	fleet_row() { # LABEL KEY N GOAL_SECONDS(or empty)
+		local label=$1 key=$2 n=$3 goal=$4 per="—" result="—" goal_txt="—"
+		cell "$key" 1 3 s
+		if stats "$key"; then
+			per="$(awk -v m="$MED" -v n="$n" 'BEGIN{printf "%.3f", 1000 * m / n}') ms"
+			[[ -z $goal ]] || result=$(verdict le "$MED" "$goal")
+		fi
+		[[ -z $goal ]] || goal_txt="≤ $goal s"
+		printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$n" "$CELL_MED" "$CELL_RANGE" "$per" "$goal_txt" "$result"
+	}
+	for n in "${FLEET_SIZES[@]}"; do
+		goal=; ((n != 10000)) || goal=3
+		fleet_row "\`meshca init --key-type ecdsa-p256\`" "fi.$n" "$n" "$goal"
+	done
+	for n in "${FLEET_SIZES[@]}"; do
+		goal=; ((n != 10000)) || goal=1
+		fleet_row "\`meshca verify\`" "fv.$n" "$n" "$goal"
+	done
+	for n in "${FLEET_ROTATE_SIZES[@]}"; do
+		goal=; ((n != 1000)) || goal=2
+		fleet_row "\`meshca rotate\` (3 stages)" "fr.$n" "$n" "$goal"
+	done
+	for n in "${FLEET_ROTATE_SIZES[@]}"; do
+		goal=; ((n != 1000)) || goal=1
+		fleet_row "\`meshca verify --previous\` (source → stage-1)" "fp.$n" "$n" "$goal"
+	done
+	echo
+	echo "A linear command keeps the same cost per cluster from 100 to 10,000 clusters."
 	echo
 fi
 echo "CPU used by other processes while each case ran (should be ~0 on an idle machine):"

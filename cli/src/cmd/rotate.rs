@@ -66,8 +66,12 @@ pub(crate) fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
     let mut steps = Vec::new();
     let mut prev: &meshca::Mesh = &session.mesh;
     let mut prev_label = super::label(&global.dir);
+    // Each stage against the mesh it comes from (verified once for all).
+    let mut stage_opts = opts.clone();
+    stage_opts.namespace = args.intermediate.namespace.clone();
+    let stage_refs: Vec<&meshca::Mesh> = new_meshes.iter().collect();
+    meshca::Mesh::check_all_against(&stage_refs, Some(&session.mesh), &stage_opts)?;
     for (dir, m) in stages.iter().zip(&new_meshes) {
-        super::check_new(Some(&session.mesh), m, &args.intermediate.namespace)?;
         let label = super::label(dir);
         steps.push(meshca::verify_mesh_step(
             &prev_label,

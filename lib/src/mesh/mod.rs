@@ -798,6 +798,20 @@ impl Mesh {
     /// cause. A revoked intermediate (`revoked`) is the operator's own
     /// doing and never blocks. Both meshes are checked with `opts`.
     pub fn check_against(&self, old: Option<&Mesh>, opts: &VerifyOptions) -> Result<Report> {
+        let mut reports = Mesh::check_all_against(&[self], old, opts)?;
+        reports
+            .pop()
+            .ok_or(Error::WouldNotVerify { errors: Vec::new() })
+    }
+
+    /// [`Mesh::check_against`] for several meshes made from the same `old`
+    /// (the stages of a rotation): `old` is verified once, not once per
+    /// mesh. Returns the reports in order, or the first mesh's new errors.
+    pub fn check_all_against(
+        meshes: &[&Mesh],
+        old: Option<&Mesh>,
+        opts: &VerifyOptions,
+    ) -> Result<Vec<Report>> {
         let errors = |report: &Report| -> Vec<(Code, String, String)> {
             report
                 .findings()
@@ -806,17 +820,20 @@ impl Mesh {
                 .collect()
         };
         let before = old.map(|m| errors(&m.verify("", opts))).unwrap_or_default();
-        let report = self.verify("", opts);
-        let fresh: Vec<String> = errors(&report)
-            .into_iter()
-            .filter(|e| !before.contains(e))
-            .map(|(code, _, message)| format!("{code}: {message}"))
-            .collect();
-        if fresh.is_empty() {
-            Ok(report)
-        } else {
-            Err(Error::WouldNotVerify { errors: fresh })
+        let mut out = Vec::with_capacity(meshes.len());
+        for mesh in meshes {
+            let report = mesh.verify("", opts);
+            let fresh: Vec<String> = errors(&report)
+                .into_iter()
+                .filter(|e| !before.contains(e))
+                .map(|(code, _, message)| format!("{code}: {message}"))
+                .collect();
+            if !fresh.is_empty() {
+                return Err(Error::WouldNotVerify { errors: fresh });
+            }
+            out.push(report);
         }
+        Ok(out)
     }
 }
 

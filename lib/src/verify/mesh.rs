@@ -18,15 +18,15 @@ use crate::error::Error;
 /// input) the rest are only compared as sets.
 const MAX_ROOT_SETS: usize = 8;
 
-/// A cluster's certificates, loaded once for the mesh checks.
-struct ClusterCa {
+/// A cluster's certificates, loaded once for the mesh and step checks.
+pub(super) struct ClusterCa {
     label: String,
     ca: Option<Loaded>,
     intermediates: Vec<Loaded>,
     roots: Option<Vec<Vec<u8>>>,
 }
 
-fn load_cluster(label: &str, files: &BundleFiles) -> ClusterCa {
+pub(super) fn load_cluster(label: &str, files: &BundleFiles) -> ClusterCa {
     let mut scratch = Vec::new();
     let ca = load_certs(
         &join(label, CA_CERT),
@@ -58,7 +58,7 @@ fn load_cluster(label: &str, files: &BundleFiles) -> ClusterCa {
 }
 
 /// Whether the cluster's CA chains to one of `roots` (DER).
-fn chains_to(c: &ClusterCa, roots: &[Vec<u8>], opts: &VerifyOptions) -> bool {
+pub(super) fn chains_to(c: &ClusterCa, roots: &[Vec<u8>], opts: &VerifyOptions) -> bool {
     let Some(ca) = &c.ca else { return true };
     let roots: Vec<Loaded> = roots
         .iter()
@@ -266,13 +266,16 @@ fn cross_trust(
             }
         }
     }
-    for c in cas {
+    // Clusters are independent: checked on all cores, findings in order.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let found = crate::mesh::map_parallel(cas.iter().collect(), threads, &|c: &ClusterCa| {
         // A cluster that does not chain to its own roots is reported in its group.
         if c.roots.as_ref().is_some_and(|own| !chains_to(c, own, opts)) {
-            continue;
+            return None;
         }
         for (k, (holder, set)) in sets.iter().enumerate() {
-            if c.roots.as_ref() == Some(*set) && k > 0 {
+            // Its own set was just checked.
+            if c.roots.as_ref() == Some(*set) {
                 continue;
             }
             if chains_to(c, set, opts) {
@@ -284,9 +287,10 @@ fn cross_trust(
             } else {
                 format!("{ca_file} does not chain to the roots of {holder}: workloads of clusters holding those roots reject its workloads")
             };
-            out.push(err(Code::ForeignRoot, &ca_file, message));
-            break;
+            return Some(err(Code::ForeignRoot, &ca_file, message));
         }
-    }
+        None
+    });
+    out.extend(found.into_iter().flatten());
     out
 }

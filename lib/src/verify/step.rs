@@ -3,9 +3,12 @@
 //! accepts a superset or a subset of the old roots: istio_ca.go
 //! `pemBundleHasSubsetRelation`).
 
+use std::collections::BTreeMap;
+
 use super::load::{load_certs, CertFile};
+use super::mesh::{chains_to, load_cluster};
 use super::report::{err, join, Code, Finding, Group, GroupKind};
-use super::{verify_bundle, BundleFiles, MeshFiles, VerifyOptions};
+use super::{BundleFiles, MeshFiles, VerifyOptions};
 use crate::bundle::{CA_CERT, ROOT_CERT};
 
 /// The rotation-step check of two meshes in memory, `prev` then `cur`: for
@@ -61,37 +64,43 @@ pub fn verify_mesh_step(
             ));
         }
     }
-    // Cross trust between the two stages, both ways: each CA against each
-    // distinct root-cert.pem of the other stage (one path search per
-    // distinct file, however many clusters share it).
+    // Cross trust between the two stages, both ways. Trust depends on the
+    // set of roots, not on the cluster holding it: the clusters of the other
+    // stage are grouped by their root-cert.pem, and each CA is checked once
+    // per group (a path search and its signatures only; each bundle's own
+    // findings come from the stage checks). Linear in clusters.
     for (a_label, a_mesh, b_label, b_mesh) in [
         (prev_label, prev, cur_label, cur),
         (cur_label, cur, prev_label, prev),
     ] {
-        let mut distinct: Vec<(&[u8], Vec<String>)> = Vec::new();
+        let mut groups: BTreeMap<&[u8], Vec<String>> = BTreeMap::new();
         for (b, b_files) in &b_mesh.clusters {
-            let Some(roots) = b_files.root_cert.as_deref() else {
-                continue;
-            };
-            match distinct.iter_mut().find(|(r, _)| *r == roots) {
-                Some((_, holders)) => holders.push(join(b_label, b)),
-                None => distinct.push((roots, vec![join(b_label, b)])),
+            if let Some(roots) = b_files.root_cert.as_deref() {
+                groups.entry(roots).or_default().push(join(b_label, b));
             }
         }
-        for (a, a_files) in &a_mesh.clusters {
+        // Each distinct file parsed once; one that does not parse trusts
+        // nothing.
+        let sets: Vec<(Vec<Vec<u8>>, Vec<String>)> = groups
+            .into_iter()
+            .map(|(roots, holders)| {
+                let mut scratch = Vec::new();
+                let ders = load_certs("", Some(roots), CertFile::Pool, &mut scratch)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|l| l.der)
+                    .collect();
+                (ders, holders)
+            })
+            .collect();
+        let entries: Vec<(&String, &BundleFiles)> = a_mesh.clusters.iter().collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let found = crate::mesh::map_parallel(entries, threads, &|(a, a_files)| {
             let a_label = join(a_label, a);
-            for (roots, holders) in &distinct {
-                let files = BundleFiles {
-                    ca_cert: a_files.ca_cert.clone(),
-                    cert_chain: a_files.cert_chain.clone(),
-                    root_cert: Some(roots.to_vec()),
-                    ..BundleFiles::default()
-                };
-                let findings = verify_bundle(&a_label, None, &files, opts);
-                if !findings
-                    .iter()
-                    .any(|f| matches!(f.code, Code::UntrustedChain | Code::BadSignature))
-                {
+            let ca = load_cluster(&a_label, a_files);
+            let mut out = Vec::new();
+            for (roots, holders) in &sets {
+                if chains_to(&ca, roots, opts) {
                     continue;
                 }
                 for b_label in holders {
@@ -106,7 +115,9 @@ pub fn verify_mesh_step(
                     ));
                 }
             }
-        }
+            out
+        });
+        out.extend(found.into_iter().flatten());
     }
     let name = format!("{prev_label} -> {cur_label}");
     Group::new(&name, cur_label, GroupKind::Step, out)
