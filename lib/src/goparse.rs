@@ -62,6 +62,10 @@ pub(crate) struct GoParseError {
     reason: &'static str,
 }
 
+/// Go's refusal of a negative serial number (since Go 1.23, unless
+/// GODEBUG=x509negativeserial=1), which verify reports under its own code.
+pub(crate) const NEGATIVE_SERIAL: GoParseError = GoParseError::new("x509: negative serial number");
+
 impl GoParseError {
     const fn new(reason: &'static str) -> Self {
         Self { reason }
@@ -355,7 +359,7 @@ pub(crate) fn check_certificate(der: &[u8]) -> Result<(), GoParseError> {
     // Serial: a minimally encoded INTEGER (so never empty); negative refused
     // since Go 1.23 unless GODEBUG=x509negativeserial=1.
     let serial_sign = or(tbs.read_big_int_sign(), "x509: malformed serial number")?;
-    ensure(serial_sign >= 0, "x509: negative serial number")?;
+    ensure(serial_sign >= 0, NEGATIVE_SERIAL.reason)?;
 
     // The inner signature AlgorithmIdentifier must equal the outer one byte
     // for byte (contents compared, as Go compares the unwrapped SEQUENCEs).

@@ -31,7 +31,8 @@ pub use mesh::verify_mesh;
 pub use report::{Code, Finding, Group, GroupKind, Report, Severity};
 pub use step::verify_mesh_step;
 
-use crate::bundle::{CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT};
+use crate::bundle::{CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT, SECRET_YAML};
+use crate::secret::SecretData;
 use load::{load_certs, load_key, parse, CertFile, Loaded};
 use report::{err, join, warn};
 
@@ -75,9 +76,8 @@ impl VerifyOptions {
 
 /// istiod's namespace as `ca`'s subjectAltNames tell it: the `<ns>` of its
 /// one `istiod.<ns>.svc` DNS name.
-fn namespace_of_ca(ca: Option<&[u8]>) -> Option<String> {
-    let certs = pemutil_first_der(ca?)?;
-    let (_, c) = x509_parser::parse_x509_certificate(&certs).ok()?;
+fn namespace_of_ca(ca: &Loaded) -> Option<String> {
+    let c = parse(&ca.der)?;
     let san = c.subject_alternative_name().ok()??;
     let mut found = san.value.general_names.iter().filter_map(|g| match g {
         x509_parser::extensions::GeneralName::DNSName(d) => d
@@ -88,12 +88,6 @@ fn namespace_of_ca(ca: Option<&[u8]>) -> Option<String> {
     });
     let ns = found.next()?;
     found.next().is_none().then(|| ns.to_owned())
-}
-
-/// The DER of the first PEM block of `bytes`, if it is a certificate.
-fn pemutil_first_der(bytes: &[u8]) -> Option<Vec<u8>> {
-    let block = pem::parse_many(bytes).ok()?.into_iter().next()?;
-    (block.tag() == "CERTIFICATE").then(|| block.contents().to_vec())
 }
 
 /// The files of one cluster bundle, as bytes (`None`: the file is absent).
@@ -190,23 +184,6 @@ pub fn verify_bundle(
     files: &BundleFiles,
     opts: &VerifyOptions,
 ) -> Vec<Finding> {
-    let inferred;
-    let stated_by_files = files
-        .cacerts_yaml
-        .as_deref()
-        .and_then(|y| crate::secret::SecretData::from_yaml("cacerts.yaml", y).ok())
-        .and_then(|s| s.namespace)
-        .or_else(|| namespace_of_ca(files.ca_cert.as_deref()));
-    let opts = match stated_by_files {
-        Some(ns) if opts.infer_namespace && ns != opts.namespace => {
-            inferred = VerifyOptions {
-                namespace: ns,
-                ..opts.clone()
-            };
-            &inferred
-        }
-        _ => opts,
-    };
     let mut out = Vec::new();
     let ca_file = join(label, CA_CERT);
     let key_file = join(label, CA_KEY);
@@ -220,6 +197,28 @@ pub fn verify_bundle(
         CertFile::First,
         &mut out,
     );
+    // The Secret, read once: its namespace and the secret stage use it.
+    let secret_file = join(label, SECRET_YAML);
+    let secret = files
+        .cacerts_yaml
+        .as_deref()
+        .map(|yaml| (yaml.as_slice(), SecretData::from_yaml(&secret_file, yaml)));
+    let inferred;
+    let stated_by_files = secret
+        .as_ref()
+        .and_then(|(_, s)| s.as_ref().ok())
+        .and_then(|s| s.namespace.clone())
+        .or_else(|| ca_certs.as_ref()?.first().and_then(namespace_of_ca));
+    let opts = match stated_by_files {
+        Some(ns) if opts.infer_namespace && ns != opts.namespace => {
+            inferred = VerifyOptions {
+                namespace: ns,
+                ..opts.clone()
+            };
+            &inferred
+        }
+        _ => opts,
+    };
     let chain = load_certs(
         &chain_file,
         files.cert_chain.as_deref(),
@@ -315,7 +314,15 @@ pub fn verify_bundle(
 
     // Path: the chain istiod's crypto/x509 builds, and the rules along it.
     let (Some(roots), Some(chain)) = (&roots, &chain) else {
-        return finish(out, files, label, &ca_file, &key_file, opts);
+        return finish(
+            out,
+            files,
+            secret.as_ref(),
+            label,
+            &ca_file,
+            &key_file,
+            opts,
+        );
     };
     let intermediates: &[Loaded] = chain.get(1..).unwrap_or(&[]);
     let issued = issued_dns(ca, opts);
@@ -330,7 +337,15 @@ pub fn verify_bundle(
         trust_domain: &opts.trust_domain,
     };
     let Some(found) = path::check_path(&input, opts) else {
-        return finish(out, files, label, &ca_file, &key_file, opts);
+        return finish(
+            out,
+            files,
+            secret.as_ref(),
+            label,
+            &ca_file,
+            &key_file,
+            opts,
+        );
     };
     out.extend(found.findings);
     let (path, trusted) = (found.path, found.trusted);
@@ -348,13 +363,22 @@ pub fn verify_bundle(
     if let Some(crl) = files.ca_crl.as_deref() {
         crl::check_crls(label, chain, crl, opts, &mut out);
     }
-    finish(out, files, label, &ca_file, &key_file, opts)
+    finish(
+        out,
+        files,
+        secret.as_ref(),
+        label,
+        &ca_file,
+        &key_file,
+        opts,
+    )
 }
 
 /// The last stages: the Secret, and de-duplication of key findings.
 fn finish(
     mut out: Vec<Finding>,
     files: &BundleFiles,
+    secret: Option<&(&[u8], crate::error::Result<SecretData>)>,
     label: &str,
     ca_file: &str,
     key_file: &str,
@@ -374,8 +398,8 @@ fn finish(
                 ))
         });
     }
-    if let Some(yaml) = files.cacerts_yaml.as_deref() {
-        secret::check_secret(label, files, yaml, opts, &mut out);
+    if let Some((yaml, parsed)) = secret {
+        secret::check_secret(label, files, yaml, parsed, opts, &mut out);
     }
     // The same rule may be met on several candidate paths: say it once.
     let mut seen = std::collections::HashSet::new();

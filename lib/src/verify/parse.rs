@@ -159,16 +159,6 @@ fn unhandled_critical(ext: &x509_parser::extensions::X509Extension<'_>) -> Optio
 pub(super) fn check_cert_alone(l: &Loaded, file: &str, is_root: bool, out: &mut Vec<Finding>) {
     out.extend(go_parse_findings(l, file));
     let Some(c) = parse(&l.der) else { return };
-    if c.raw_serial().first().is_some_and(|b| b & 0x80 != 0) {
-        out.push(err(
-            Code::NegativeSerial,
-            file,
-            format!(
-                "{} has a negative serial number; Go's crypto/x509 refuses to parse it",
-                l.name
-            ),
-        ));
-    }
     if !is_root {
         if let Some(alg) = weak_signature(&c) {
             out.push(err(
@@ -222,8 +212,15 @@ pub(super) fn go_parse_findings(cert: &Loaded, file: &str) -> Vec<Finding> {
                 ),
             )],
         },
-        // Reported with its own code, `negative-serial`.
-        Err(why) if why.reason() == "x509: negative serial number" => Vec::new(),
+        // The one refusal with a code of its own.
+        Err(why) if why == crate::goparse::NEGATIVE_SERIAL => vec![err(
+            Code::NegativeSerial,
+            file,
+            format!(
+                "{} has a negative serial number; Go's crypto/x509 refuses to parse it",
+                cert.name
+            ),
+        )],
         Err(why) => vec![err(
             Code::GoParse,
             file,

@@ -18,11 +18,12 @@ pub(super) fn check_secret(
     label: &str,
     files: &BundleFiles,
     yaml: &[u8],
+    parsed: &crate::error::Result<SecretData>,
     opts: &VerifyOptions,
     out: &mut Vec<Finding>,
 ) {
     let file = join(label, SECRET_YAML);
-    let secret = match SecretData::from_yaml(&file, yaml) {
+    let secret = match parsed {
         Ok(s) => s,
         Err(e) => {
             out.push(err(Code::SecretInvalid, &file, e.to_string()));
