@@ -514,17 +514,9 @@ fn parse_key_usage(value: &[u8]) -> GoResult<()> {
 /// parseBasicConstraintsExtension: SEQUENCE { cA BOOLEAN OPTIONAL,
 /// pathLen INTEGER (0..MaxInt) OPTIONAL }.
 fn parse_basic_constraints(value: &[u8]) -> GoResult<()> {
-    const INVALID: &str = "x509: invalid basic constraints";
-    let mut seq = Der::new(or(Der::new(value).read(SEQUENCE), INVALID)?);
-    if seq.peek(BOOLEAN) {
-        or(seq.read_bool(), INVALID)?;
-    }
-    if seq.peek(INTEGER) {
-        // ReadASN1Integer into a uint, then <= MaxInt: 0..=i64::MAX.
-        let path_len = or(seq.read_i64(), INVALID)?;
-        ensure(path_len >= 0, INVALID)?;
-    }
-    Ok(())
+    basic_constraints(value)
+        .map(|_| ())
+        .ok_or(GoParseError::new("x509: invalid basic constraints"))
 }
 
 /// What Go reads from a basicConstraints extension value (`IsCA`,
