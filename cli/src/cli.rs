@@ -3,14 +3,79 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use meshca::KeyType;
 
-fn key_type(s: &str) -> Result<KeyType, String> {
-    s.parse::<KeyType>().map_err(|e| match e {
-        meshca::Error::InvalidArgument { reason, .. } => reason,
-        other => other.to_string(),
-    })
+/// A value parsed by the library's `FromStr` (which also takes the aliases
+/// the recipe's variables use, such as `ROOTCA_KEYSZ=4096`), offering the
+/// canonical names to `--help`, completions and the man page.
+#[derive(Clone)]
+pub(crate) struct Names<T> {
+    names: &'static [&'static str],
+    _type: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Names<T> {
+    const fn new(names: &'static [&'static str]) -> Self {
+        Names {
+            names,
+            _type: std::marker::PhantomData,
+        }
+    }
+}
+
+/// `--key-type` and its kin: what [`KeyType`]'s `FromStr` accepts.
+pub(crate) const KEY_TYPES: Names<KeyType> = Names::new(&[
+    "rsa-2048",
+    "rsa-3072",
+    "rsa-4096",
+    "ecdsa-p256",
+    "ecdsa-p384",
+]);
+
+/// `revoke --reason`: what [`meshca::Reason`]'s `FromStr` accepts.
+pub(crate) const REASONS: Names<meshca::Reason> = Names::new(&[
+    "unspecified",
+    "key-compromise",
+    "ca-compromise",
+    "affiliation-changed",
+    "superseded",
+    "cessation-of-operation",
+]);
+
+impl<T> TypedValueParser for Names<T>
+where
+    T: std::str::FromStr<Err = meshca::Error> + Clone + Send + Sync + 'static,
+{
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let text = value
+            .to_str()
+            .ok_or_else(|| clap::Error::new(clap::error::ErrorKind::InvalidUtf8).with_cmd(cmd))?;
+        text.parse::<T>().map_err(|e| {
+            let reason = match e {
+                meshca::Error::InvalidArgument { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            let name = arg.map_or_else(|| "value".to_owned(), ToString::to_string);
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("invalid value for {name}: {reason}\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(self.names.iter().map(|n| PossibleValue::new(*n))))
+    }
 }
 
 /// Build and check the CA hierarchy of a multi-cluster Istio mesh, offline.
@@ -35,29 +100,24 @@ EXIT STATUS:
     nothing was written); 2 bad arguments, a missing or unreadable input, or a
     cluster that does not exist.")]
 pub(crate) struct Cli {
-    #[command(flatten)]
-    pub(crate) global: Global,
     #[command(subcommand)]
     pub(crate) command: Command,
 }
 
-/// Options every command takes.
+/// Options of the commands that change a certs directory (flattened into
+/// each of them, so that `verify`, `inspect` and `completions` do not list
+/// options that would do nothing there).
 #[derive(Debug, Args)]
 pub(crate) struct Global {
     /// The certs directory: the root at its top, one sub-directory per cluster.
-    #[arg(long, global = true, default_value = ".", value_name = "DIR")]
+    #[arg(long, default_value = ".", value_name = "DIR")]
     pub(crate) dir: PathBuf,
     /// Print nothing but errors and warnings.
-    #[arg(long, short, global = true)]
+    #[arg(long, short)]
     pub(crate) quiet: bool,
     /// Read the root key's passphrase from this file (first line) instead
     /// of asking on the terminal.
-    #[arg(
-        long,
-        global = true,
-        env = "MESHCA_PASSPHRASE_FILE",
-        value_name = "FILE"
-    )]
+    #[arg(long, env = "MESHCA_PASSPHRASE_FILE", value_name = "FILE")]
     pub(crate) passphrase_file: Option<PathBuf>,
 }
 
@@ -116,7 +176,7 @@ writes every file or none.")]
     /// Print the `cacerts` Secret YAML of an existing cluster directory.
     #[command(after_long_help = "EXAMPLES:
     meshca secret --dir certs cluster1 | kubectl --context cluster1 apply -f -
-    meshca secret --dir certs --tls cluster1 > cacerts-tls.yaml")]
+    meshca secret --dir certs --tls-secret cluster1 > cacerts-tls.yaml")]
     Secret(SecretArgs),
 
     /// Check cluster bundles and certs directories as istiod will, and more.
@@ -201,18 +261,40 @@ EXAMPLES:
     Crl(CrlArgs),
 
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    #[command(after_long_help = "EXAMPLES:
-    meshca completions bash > /etc/bash_completion.d/meshca
+    #[command(
+        after_long_help = "Completions offer subcommands, options and the values of options with a
+fixed set (key types, revocation reasons, shells). Cluster names are not
+offered: clap_complete completes values from the file system only through
+its unstable dynamic engine.
+
+EXAMPLES:
+    mkdir -p ~/.local/share/bash-completion/completions
+    meshca completions bash > ~/.local/share/bash-completion/completions/meshca
     meshca completions zsh > \"${fpath[1]}/_meshca\"
-    meshca completions fish > ~/.config/fish/completions/meshca.fish")]
+    meshca completions fish > ~/.config/fish/completions/meshca.fish"
+    )]
     Completions(CompletionsArgs),
+
+    /// Write the manual pages (meshca.1 and one per command) into a directory.
+    #[command(
+        hide = true,
+        after_long_help = "EXAMPLES:
+    meshca man --out ~/.local/share/man/man1 && man meshca-init"
+    )]
+    Man(ManArgs),
 }
 
 /// The intermediate CA's profile (the recipe's INTERMEDIATE_* variables).
 #[derive(Debug, Args)]
 pub(crate) struct IntermediateOpts {
-    /// Key type of the intermediates: rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384.
-    #[arg(long, env = "INTERMEDIATE_KEYSZ", value_parser = key_type, value_name = "TYPE")]
+    /// Key type of the intermediates.
+    #[arg(
+        long,
+        env = "INTERMEDIATE_KEYSZ",
+        value_parser = KEY_TYPES,
+        default_value = "rsa-4096",
+        value_name = "TYPE"
+    )]
     pub(crate) key_type: Option<KeyType>,
     /// Validity of the intermediates in days (never past the root's end).
     #[arg(
@@ -257,8 +339,8 @@ pub(crate) struct IntermediateOpts {
 /// The root CA's profile (the recipe's ROOTCA_* variables).
 #[derive(Debug, Args)]
 pub(crate) struct RootOpts {
-    /// Key type of the root.
-    #[arg(long = "root-key-type", env = "ROOTCA_KEYSZ", value_parser = key_type, value_name = "TYPE")]
+    /// Key type of the root [default: the --key-type].
+    #[arg(long = "root-key-type", env = "ROOTCA_KEYSZ", value_parser = KEY_TYPES, value_name = "TYPE")]
     pub(crate) root_key_type: Option<KeyType>,
     /// Validity of the root in days.
     #[arg(
@@ -278,6 +360,8 @@ pub(crate) struct RootOpts {
 
 #[derive(Debug, Args)]
 pub(crate) struct InitArgs {
+    #[command(flatten)]
+    pub(crate) global: Global,
     /// Cluster names (DNS labels): one intermediate CA each, in DIR/<cluster>.
     #[arg(required = true, value_name = "CLUSTER")]
     pub(crate) clusters: Vec<String>,
@@ -295,8 +379,10 @@ pub(crate) struct InitArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct RootArgs {
-    /// Key type: rsa-2048, rsa-3072, rsa-4096, ecdsa-p256, ecdsa-p384.
-    #[arg(long, env = "ROOTCA_KEYSZ", value_parser = key_type, default_value = "rsa-4096", value_name = "TYPE")]
+    #[command(flatten)]
+    pub(crate) global: Global,
+    /// Key type.
+    #[arg(long, env = "ROOTCA_KEYSZ", value_parser = KEY_TYPES, default_value = "rsa-4096", value_name = "TYPE")]
     pub(crate) key_type: KeyType,
     /// Validity in days.
     #[arg(long, env = "ROOTCA_DAYS", default_value_t = 3650, value_name = "N")]
@@ -319,6 +405,8 @@ pub(crate) struct RootArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct IntermediateArgs {
+    #[command(flatten)]
+    pub(crate) global: Global,
     /// Cluster names (DNS labels).
     #[arg(required = true, value_name = "CLUSTER")]
     pub(crate) clusters: Vec<String>,
@@ -331,14 +419,18 @@ pub(crate) struct IntermediateArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct WorkloadArgs {
-    /// The workload's namespace (a DNS label); files go to DIR/<namespace>.
+    #[command(flatten)]
+    pub(crate) global: Global,
+    /// The namespace the WORKLOAD runs in (a DNS label): its SPIFFE ID is
+    /// spiffe://<trust domain>/ns/<NAMESPACE>/sa/<service account>, its
+    /// files go to DIR/<NAMESPACE>. istiod's namespace is --namespace.
     #[arg(value_name = "NAMESPACE")]
     pub(crate) namespace: String,
     /// Issue with DIR/<cluster>'s intermediate instead of DIR/<namespace>'s.
     #[arg(long, value_name = "CLUSTER")]
     pub(crate) cluster: Option<String>,
     /// Key type of the workload key (and of a new intermediate).
-    #[arg(long, value_parser = key_type, default_value = "rsa-4096", value_name = "TYPE")]
+    #[arg(long, value_parser = KEY_TYPES, default_value = "rsa-4096", value_name = "TYPE")]
     pub(crate) key_type: KeyType,
     /// Validity in days.
     #[arg(long, env = "WORKLOAD_DAYS", default_value_t = 1, value_name = "N")]
@@ -360,9 +452,11 @@ pub(crate) struct WorkloadArgs {
         value_name = "SA"
     )]
     pub(crate) service_account: String,
-    /// Namespace of istiod (for a new intermediate's SAN and Secret).
+    /// Namespace of istiod, not of the workload (for a new intermediate's
+    /// SAN and Secret).
     #[arg(
-        long = "istio-namespace",
+        long = "namespace",
+        alias = "istio-namespace",
         env = "ISTIO_NAMESPACE",
         default_value = "istio-system",
         value_name = "NS"
@@ -375,6 +469,9 @@ pub(crate) struct WorkloadArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct SecretArgs {
+    /// The certs directory that holds the cluster directory.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub(crate) dir: PathBuf,
     /// The cluster directory DIR/<cluster>.
     #[arg(value_name = "CLUSTER")]
     pub(crate) cluster: String,
@@ -390,8 +487,8 @@ pub(crate) struct SecretArgs {
     #[arg(long, default_value = "cacerts")]
     pub(crate) name: String,
     /// The kubernetes.io/tls shape (tls.crt, tls.key, ca.crt) instead of Opaque.
-    #[arg(long)]
-    pub(crate) tls: bool,
+    #[arg(long = "tls-secret", alias = "tls")]
+    pub(crate) tls_secret: bool,
 }
 
 fn rfc3339(s: &str) -> Result<time::OffsetDateTime, String> {
@@ -407,6 +504,9 @@ pub(crate) struct VerifyArgs {
     /// Print the report as JSON (schema meshca.verify/v1).
     #[arg(long)]
     pub(crate) json: bool,
+    /// Print only the findings (errors and warnings); the exit status tells the verdict.
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
     /// Warn about certificates that expire within N days.
     #[arg(long, default_value_t = 30, value_name = "N")]
     pub(crate) warn_days: u32,
@@ -429,6 +529,8 @@ pub(crate) struct VerifyArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct RotateArgs {
+    #[command(flatten)]
+    pub(crate) global: Global,
     /// The new root's certs directory (root-cert.pem, root-key.pem), e.g.
     /// made with `meshca root --dir NEW`.
     #[arg(long, value_name = "DIR")]
@@ -459,21 +561,15 @@ pub(crate) struct InspectArgs {
     pub(crate) at: Option<time::OffsetDateTime>,
 }
 
-fn reason(s: &str) -> Result<meshca::Reason, String> {
-    s.parse().map_err(|e| match e {
-        meshca::Error::InvalidArgument { reason, .. } => reason,
-        other => other.to_string(),
-    })
-}
-
 #[derive(Debug, Args)]
 pub(crate) struct RevokeArgs {
+    #[command(flatten)]
+    pub(crate) global: Global,
     /// The cluster whose intermediate is revoked.
     #[arg(value_name = "CLUSTER")]
     pub(crate) cluster: String,
-    /// Why: unspecified, key-compromise, ca-compromise, affiliation-changed,
-    /// superseded, cessation-of-operation.
-    #[arg(long, value_parser = reason, default_value = "unspecified")]
+    /// Why the intermediate is revoked.
+    #[arg(long, value_parser = REASONS, default_value = "unspecified")]
     pub(crate) reason: meshca::Reason,
     /// nextUpdate of the new root CRL, in days.
     #[arg(long, default_value_t = meshca::DEFAULT_CRL_DAYS, value_name = "N")]
@@ -482,6 +578,8 @@ pub(crate) struct RevokeArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct CrlArgs {
+    #[command(flatten)]
+    pub(crate) global: Global,
     /// Clusters to write ca-crl.pem for.
     #[arg(required = true, value_name = "CLUSTER")]
     pub(crate) clusters: Vec<String>,
@@ -495,6 +593,33 @@ pub(crate) struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
     pub(crate) shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// The directory to write meshca.1 and meshca-<command>.1 into (made if missing).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+}
+
+impl Command {
+    /// The certs directory of a command that has one.
+    pub(crate) fn dir(&self) -> Option<&std::path::Path> {
+        match self {
+            Command::Init(a) => Some(&a.global.dir),
+            Command::Root(a) => Some(&a.global.dir),
+            Command::Intermediate(a) => Some(&a.global.dir),
+            Command::Workload(a) => Some(&a.global.dir),
+            Command::Secret(a) => Some(&a.dir),
+            Command::Rotate(a) => Some(&a.global.dir),
+            Command::Revoke(a) => Some(&a.global.dir),
+            Command::Crl(a) => Some(&a.global.dir),
+            Command::Verify(_)
+            | Command::Inspect(_)
+            | Command::Completions(_)
+            | Command::Man(_) => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -46,17 +46,18 @@ fn main() -> ExitCode {
         .map(|(_, m)| m.clone())
         .unwrap_or_default();
     let result = match &cli.command {
-        Command::Init(args) => cmd::init::run(&cli.global, args, &sub),
-        Command::Root(args) => cmd::root::run(&cli.global, args),
-        Command::Intermediate(args) => cmd::intermediate::run(&cli.global, args),
-        Command::Workload(args) => cmd::workload::run(&cli.global, args),
-        Command::Secret(args) => cmd::secret::run(&cli.global, args, &sub),
-        Command::Revoke(args) => cmd::revoke::run(&cli.global, args),
-        Command::Crl(args) => cmd::crl::run(&cli.global, args),
-        Command::Rotate(args) => cmd::rotate::run(&cli.global, args),
-        Command::Verify(args) => cmd::verify::run(args, cli.global.quiet),
+        Command::Init(args) => cmd::init::run(&args.global, args, &sub),
+        Command::Root(args) => cmd::root::run(&args.global, args),
+        Command::Intermediate(args) => cmd::intermediate::run(&args.global, args),
+        Command::Workload(args) => cmd::workload::run(&args.global, args),
+        Command::Secret(args) => cmd::secret::run(args, &sub),
+        Command::Revoke(args) => cmd::revoke::run(&args.global, args),
+        Command::Crl(args) => cmd::crl::run(&args.global, args),
+        Command::Rotate(args) => cmd::rotate::run(&args.global, args),
+        Command::Verify(args) => cmd::verify::run(args, args.quiet),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Completions(args) => cmd::completions::run(args),
+        Command::Man(args) => cmd::man::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -137,7 +138,7 @@ fn hint(err: &meshca::Error, cli: &Cli) -> Option<String> {
             let root = path
                 .file_name()
                 .is_some_and(|n| n == meshca::ROOT_CERT || n == meshca::ROOT_KEY)
-                && path.parent().is_some_and(|p| p == cli.global.dir);
+                && path.parent().is_some_and(|p| Some(p) == cli.command.dir());
             Some(if root {
                 "use --force to replace the root; a new root orphans every cluster: each must then be \
                  re-issued (`meshca intermediate --force`) or rotated (`meshca rotate`)"

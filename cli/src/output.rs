@@ -2,54 +2,113 @@
 
 use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
-use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
-/// Shows "generating keys [k/n]" on stderr while slow key generation runs,
-/// only when stderr is a terminal, the work is slow (RSA) and not `--quiet`.
+/// Shows "generating 3 keys (rsa-4096): 1/3 done (root), 2.1 s" on stderr
+/// while slow key generation runs: drawn at once and redrawn every 100 ms
+/// (so the time moves before the first key is done), only when stderr is a
+/// terminal, the work is slow (RSA) and not `--quiet`.
 pub(crate) struct Progress {
+    shared: Option<Arc<Shared>>,
+    ticker: Option<(mpsc::Sender<()>, std::thread::JoinHandle<()>)>,
+}
+
+struct Shared {
+    header: String,
     labels: Vec<String>,
-    enabled: bool,
     total: usize,
     started: Instant,
-    shown: Mutex<bool>,
+    /// Keys done, and the last one finished.
+    state: Mutex<(usize, Option<usize>)>,
+}
+
+impl Shared {
+    fn draw(&self) {
+        let Ok(state) = self.state.lock() else {
+            return;
+        };
+        let (done, last) = *state;
+        let which = last
+            .and_then(|i| self.labels.get(i))
+            .map_or_else(String::new, |l| format!(" ({l})"));
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r\x1b[Kmeshca: {}: {done}/{} done{which}, {:.1} s",
+            self.header,
+            self.total,
+            self.started.elapsed().as_secs_f64()
+        );
+        let _ = err.flush();
+    }
 }
 
 impl Progress {
-    pub(crate) fn new(labels: Vec<String>, slow: bool, quiet: bool) -> Self {
+    /// Starts showing progress for keys of `types`, named by `labels`.
+    pub(crate) fn new(labels: Vec<String>, types: &[meshca::KeyType], quiet: bool) -> Self {
         let total = labels.len();
-        Progress {
+        let slow = types.iter().any(|t| t.is_rsa());
+        if !slow || quiet || total == 0 || !std::io::stderr().is_terminal() {
+            return Progress {
+                shared: None,
+                ticker: None,
+            };
+        }
+        let mut names: Vec<String> = Vec::new();
+        for t in types {
+            let name = t.to_string();
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        let shared = Arc::new(Shared {
+            header: format!("generating {} ({})", count(total, "key"), names.join(", ")),
             labels,
-            enabled: slow && !quiet && total > 0 && std::io::stderr().is_terminal(),
             total,
             started: Instant::now(),
-            shown: Mutex::new(false),
+            state: Mutex::new((0, None)),
+        });
+        shared.draw();
+        let (tx, rx) = mpsc::channel::<()>();
+        let for_ticker = Arc::clone(&shared);
+        let ticker = std::thread::Builder::new()
+            .name("progress".into())
+            .spawn(move || {
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    rx.recv_timeout(Duration::from_millis(100))
+                {
+                    for_ticker.draw();
+                }
+            })
+            .ok()
+            .map(|handle| (tx, handle));
+        Progress {
+            shared: Some(shared),
+            ticker,
         }
     }
 
+    /// Key `index` is done, `done` keys in all.
     pub(crate) fn tick(&self, done: usize, index: usize) {
-        if !self.enabled || self.started.elapsed().as_millis() < 700 && done < self.total {
+        let Some(shared) = &self.shared else {
             return;
+        };
+        if let Ok(mut state) = shared.state.lock() {
+            *state = (done, Some(index));
         }
-        if let Ok(mut shown) = self.shown.lock() {
-            *shown = true;
-            let mut err = std::io::stderr().lock();
-            let label = self.labels.get(index).map_or("", String::as_str);
-            let _ = write!(
-                err,
-                "\r\x1b[Kmeshca: generating keys [{done}/{}] {label} done, {:.1}s",
-                self.total,
-                self.started.elapsed().as_secs_f64()
-            );
-            let _ = err.flush();
-        }
+        shared.draw();
     }
 
-    pub(crate) fn finish(&self) {
-        if let Ok(shown) = self.shown.lock() {
-            if *shown {
-                let _ = writeln!(std::io::stderr());
-            }
+    /// Stops the ticker and ends the line.
+    pub(crate) fn finish(mut self) {
+        if let Some((tx, handle)) = self.ticker.take() {
+            drop(tx);
+            let _ = handle.join();
+        }
+        if let Some(shared) = &self.shared {
+            shared.draw();
+            let _ = writeln!(std::io::stderr());
         }
     }
 }
@@ -76,6 +135,15 @@ pub(crate) fn printable(text: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(out)
+}
+
+/// `1 cluster`, `2 clusters`, `0 clusters`.
+pub(crate) fn count(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 /// Prints a line on stdout unless quiet.

@@ -65,7 +65,11 @@ pub(crate) fn run(args: &InspectArgs) -> Result<u8> {
 }
 
 fn write_human(out: &mut impl Write, file: &str, items: &[Item]) -> std::io::Result<()> {
-    writeln!(out, "{file}: {} PEM block(s)", items.len())?;
+    writeln!(
+        out,
+        "{file}: {}",
+        crate::output::count(items.len(), "PEM block")
+    )?;
     for (i, item) in items.iter().enumerate() {
         match item {
             Item::Certificate(c) => {

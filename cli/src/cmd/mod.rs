@@ -7,6 +7,7 @@ pub(crate) mod crl;
 pub(crate) mod init;
 pub(crate) mod inspect;
 pub(crate) mod intermediate;
+pub(crate) mod man;
 pub(crate) mod revoke;
 pub(crate) mod root;
 pub(crate) mod rotate;
@@ -30,22 +31,16 @@ use crate::output::{date, say, warn, Progress};
 /// istiod's namespace when a command has no option for it.
 pub(crate) const ISTIOD_NAMESPACE: &str = "istio-system";
 
-/// Generates keys on all cores, with progress on a terminal when slow.
-pub(crate) fn keys(types: &[KeyType], quiet: bool) -> Result<Vec<PrivateKey>> {
-    let labels = (1..=types.len()).map(|i| format!("key {i}")).collect();
-    labelled_keys(types, labels, quiet)
-}
-
-/// Like [`keys`], naming each key (`root`, the cluster) in the progress line.
+/// Generates keys on all cores, with progress on a terminal when slow,
+/// naming each key (`root`, the cluster) in the progress line.
 pub(crate) fn labelled_keys(
     types: &[KeyType],
     labels: Vec<String>,
     quiet: bool,
 ) -> Result<Vec<PrivateKey>> {
     // RSA key generation is random work of about 0.1-3 s a key: show
-    // progress once it runs past a moment; ECDSA is instant.
-    let slow = types.iter().any(|t| t.is_rsa());
-    let progress = Progress::new(labels, slow, quiet);
+    // progress from the start; ECDSA is instant.
+    let progress = Progress::new(labels, types, quiet);
     let keys = generate_keys(types, &|done, index| progress.tick(done, index));
     progress.finish();
     Ok(keys?)
@@ -373,7 +368,14 @@ pub(crate) fn read_passphrase(
         }
         return Ok(line);
     }
-    if !std::io::stdin().is_terminal() && !std::io::stderr().is_terminal() {
+    // rpassword asks on /dev/tty: without a controlling terminal there is
+    // no one to ask, so fail now (before any key is generated).
+    let no_tty = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .is_err();
+    if no_tty || (!std::io::stdin().is_terminal() && !std::io::stderr().is_terminal()) {
         return Err(invalid(format!(
             "{what} needs a passphrase: give --passphrase-file FILE (no terminal to ask on)"
         )));

@@ -20,7 +20,8 @@ pub(crate) fn run(global: &Global, args: &RootArgs) -> Result<u8> {
     params.cn = args.cn.clone();
     params.days = args.days;
     params.key_type = args.key_type;
-    let key = super::keys(&[args.key_type], global.quiet)?.remove(0);
+    let key =
+        super::labelled_keys(&[args.key_type], vec!["root".to_owned()], global.quiet)?.remove(0);
     let root = RootCa::self_signed(&params, key, time::OffsetDateTime::now_utc())?;
     let key_pem = super::root_key_pem(&root, pass.as_ref())?;
     let mesh = session.mesh.with_root(&root, Some(key_pem), args.force)?;

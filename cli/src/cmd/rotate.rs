@@ -106,10 +106,10 @@ pub(crate) fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
         say(
             global.quiet,
             format_args!(
-                "stage {}: {} ({} clusters)",
+                "stage {}: {} ({})",
                 n + 1,
                 dir.display(),
-                clusters.len()
+                crate::output::count(clusters.len(), "cluster")
             ),
         );
     }

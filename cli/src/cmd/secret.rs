@@ -7,13 +7,13 @@ use anyhow::Result;
 use clap::ArgMatches;
 use meshca::{cacerts_yaml, IntermediateCa, SecretShape};
 
-use crate::cli::{Global, SecretArgs};
+use crate::cli::SecretArgs;
 
-pub(crate) fn run(global: &Global, args: &SecretArgs, m: &ArgMatches) -> Result<u8> {
+pub(crate) fn run(args: &SecretArgs, m: &ArgMatches) -> Result<u8> {
     // Only this cluster is read: the others' state does not matter here.
-    let _lock = super::read_locks(&[global.dir.as_path()], None)?;
-    let yaml_path = global.dir.join(&args.cluster).join(meshca::SECRET_YAML);
-    let cluster = &match meshca::store::load_cluster(&global.dir, &args.cluster) {
+    let _lock = super::read_locks(&[args.dir.as_path()], None)?;
+    let yaml_path = args.dir.join(&args.cluster).join(meshca::SECRET_YAML);
+    let cluster = &match meshca::store::load_cluster(&args.dir, &args.cluster) {
         // The file this command exists to rewrite must not block it: an
         // unusable cacerts.yaml gives way to the options.
         Err(meshca::Error::BadSecret { what, .. }) if Path::new(&what) == yaml_path => {
@@ -21,7 +21,7 @@ pub(crate) fn run(global: &Global, args: &SecretArgs, m: &ArgMatches) -> Result<
                 "{} is not a usable Secret: ignored, the Secret below is made from the options",
                 yaml_path.display()
             ));
-            meshca::store::load_cluster_without_secret(&global.dir, &args.cluster)?
+            meshca::store::load_cluster_without_secret(&args.dir, &args.cluster)?
         }
         other => other?,
     };
@@ -31,7 +31,7 @@ pub(crate) fn run(global: &Global, args: &SecretArgs, m: &ArgMatches) -> Result<
     // The cluster's own Secret (shape, name, namespace) unless an option
     // says otherwise.
     let mut options = cluster.profile.secret.clone().unwrap_or_default();
-    if args.tls {
+    if args.tls_secret {
         options.shape = SecretShape::Tls;
     }
     if super::init::given(m, "namespace") || cluster.profile.secret.is_none() {

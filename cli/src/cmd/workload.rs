@@ -32,7 +32,9 @@ pub(crate) fn run(global: &Global, args: &WorkloadArgs) -> Result<u8> {
         let mut params = IntermediateParams::default();
         params.key_type = args.key_type;
         params.san_dns = vec![format!("istiod.{}.svc", args.istio_namespace)];
-        let key = super::keys(&[args.key_type], global.quiet)?.remove(0);
+        let key =
+            super::labelled_keys(&[args.key_type], vec![args.namespace.clone()], global.quiet)?
+                .remove(0);
         let mut c = meshca::mesh::NewCluster::new(&args.namespace, params, key);
         c.secret = Some(super::secret_options(&args.istio_namespace, false));
         mesh = mesh.add_clusters(&root, vec![c], args.force, now)?.0;
@@ -46,7 +48,12 @@ pub(crate) fn run(global: &Global, args: &WorkloadArgs) -> Result<u8> {
     params.key_type = args.key_type;
     params.trust_domain = args.trust_domain.clone();
     params.service_account = args.service_account.clone();
-    let key = super::keys(&[args.key_type], global.quiet)?.remove(0);
+    let key = super::labelled_keys(
+        &[args.key_type],
+        vec![format!("{} workload", args.namespace)],
+        global.quiet,
+    )?
+    .remove(0);
     let (mut mesh, _) = mesh.add_workload(issuer, &args.namespace, &params, key, true, now)?;
     // A root-cert.pem already beside the workload files is kept.
     let root_copy = std::path::Path::new(&args.namespace).join(meshca::ROOT_CERT);

@@ -504,8 +504,9 @@ fn judge_path(
                     Code::ExplicitPolicy,
                     file,
                     format!(
-                        "{} requires an explicit policy after {r} certificate(s) (policyConstraints requireExplicitPolicy), but the workload certificates istiod issues carry no certificatePolicies: Go refuses every chain (\"invalid policies\")",
-                        l.name
+                        "{} requires an explicit policy after {} (policyConstraints requireExplicitPolicy), but the workload certificates istiod issues carry no certificatePolicies: Go refuses every chain (\"invalid policies\")",
+                        l.name,
+                        count(u64::from(r), "certificate")
                     ),
                 ));
             }
@@ -543,8 +544,9 @@ fn judge_path(
                             Code::PathLenExceeded,
                             file,
                             format!(
-                                "{} allows {max} CA(s) below it (pathlen:{max}) but has {below} below it on the way to workloads",
-                                l.name
+                                "{} allows {} below it (pathlen:{max}) but has {below} below it on the way to workloads",
+                                l.name,
+                                count(max, "CA")
                             ),
                         ));
                         }
@@ -885,5 +887,14 @@ mod tests {
         assert_eq!(uri_host("urn:x"), None);
         assert!(ip_matches(&[10, 1, 2, 3], &[10, 0, 0, 0, 255, 0, 0, 0]));
         assert!(!ip_matches(&[11, 1, 2, 3], &[10, 0, 0, 0, 255, 0, 0, 0]));
+    }
+}
+
+/// `1 CA`, `2 CAs`.
+fn count(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
     }
 }
