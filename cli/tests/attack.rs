@@ -259,7 +259,7 @@ fn secret_refused_to_rewrite_an_unusable_cacerts_yaml() {
 #[test]
 fn quiet_verify_printed_every_ok_line() {
     let dir = ecdsa_mesh();
-    let out = dir.meshca(&["--quiet", "verify", "certs"]);
+    let out = dir.meshca(&["verify", "--quiet", "certs"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
@@ -267,7 +267,7 @@ fn quiet_verify_printed_every_ok_line() {
         "a quiet verify of a good mesh prints nothing"
     );
     fs::write(dir.join("certs/cluster2/ca-key.pem"), "junk\n").unwrap();
-    let out = dir.meshca(&["-q", "verify", "certs"]);
+    let out = dir.meshca(&["verify", "-q", "certs"]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(!text.contains(": ok"), "{text}");

@@ -652,7 +652,10 @@ fn progress_shows_on_a_terminal_only() {
     let out = dir.tool("script", &["-qec", &cmd, "/dev/null"]);
     util::assert_success("script", &out);
     let shown = stdout(&out);
-    assert!(shown.contains("generating keys [7/7]"), "{shown:?}");
+    assert!(
+        shown.contains("generating 7 keys (rsa-4096): 7/7 done"),
+        "{shown:?}"
+    );
     assert!(shown.contains(" done, "), "{shown:?}");
     // --quiet silences it.
     let dir = Dir::new();
