@@ -222,6 +222,13 @@ EXAMPLES:
     meshca verify --previous rotation/stage-1 rotation/stage-2
     kubectl --context cluster1 apply -f rotation/stage-1/cluster1/cacerts.yaml"
     )]
+    // Every cluster keeps its key type and Secret shape, and --new-root
+    // signs: these intermediate options act nowhere here (refused if given).
+    #[command(
+        mut_arg("key_type", |a| a.hide(true)),
+        mut_arg("tls_secret", |a| a.hide(true)),
+        mut_arg("root_from_secret", |a| a.hide(true))
+    )]
     Rotate(RotateArgs),
 
     /// Show what PEM files hold: certificates, keys (never the key itself), CRLs.

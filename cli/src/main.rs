@@ -53,7 +53,7 @@ fn main() -> ExitCode {
         Command::Secret(args) => cmd::secret::run(args, &sub),
         Command::Revoke(args) => cmd::revoke::run(&args.global, args),
         Command::Crl(args) => cmd::crl::run(&args.global, args),
-        Command::Rotate(args) => cmd::rotate::run(&args.global, args),
+        Command::Rotate(args) => cmd::rotate::run(&args.global, args, &sub),
         Command::Verify(args) => cmd::verify::run(args, args.quiet),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Completions(args) => cmd::completions::run(args),

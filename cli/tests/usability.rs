@@ -439,3 +439,32 @@ fn man_pages_render_with_every_command_and_option() {
         "{init}"
     );
 }
+
+#[test]
+fn rotate_refuses_intermediate_options_it_cannot_honour() {
+    let text = help("rotate");
+    for option in ["--key-type", "--tls-secret", "--root-from-secret"] {
+        assert!(
+            !text.lines().any(|l| l.trim_start().starts_with(option)),
+            "rotate --help lists {option}:\n{text}"
+        );
+    }
+    let dir = ecdsa_mesh();
+    dir.ok(&["root", "--dir", "new", "--key-type", "ecdsa-p256"]);
+    for extra in [["--key-type", "rsa-2048"], ["--tls-secret", "--force"]] {
+        let mut args = vec![
+            "rotate",
+            "--dir",
+            "certs",
+            "--new-root",
+            "new",
+            "--out",
+            "rot",
+        ];
+        args.extend(extra);
+        let out = dir.meshca(&args);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("no effect"), "{}", stderr(&out));
+        assert!(!dir.join("rot/stage-1").exists());
+    }
+}

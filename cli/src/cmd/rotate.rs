@@ -5,7 +5,23 @@ use anyhow::Result;
 use crate::cli::{Global, RotateArgs};
 use crate::output::say;
 
-pub(crate) fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
+pub(crate) fn run(global: &Global, args: &RotateArgs, m: &clap::ArgMatches) -> Result<u8> {
+    for (id, flag) in [
+        ("key_type", "--key-type"),
+        ("tls_secret", "--tls-secret"),
+        ("root_from_secret", "--root-from-secret"),
+    ] {
+        if super::init::from_cli(m, id) {
+            return Err(meshca::Error::InvalidArgument {
+                what: "option",
+                value: flag.to_owned(),
+                reason: "rotate keeps every cluster's key type and Secret shape, and the \
+                         root of --new-root signs: it would have no effect"
+                    .to_owned(),
+            }
+            .into());
+        }
+    }
     // --out is locked for writing, the two inputs for reading.
     let lock = meshca::store::DirLock::acquire(&args.out, &|path| {
         crate::output::warn(format_args!(
