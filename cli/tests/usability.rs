@@ -361,6 +361,22 @@ fn counts_read_one_cluster_two_clusters() {
     assert!(out.contains("(2 clusters)"), "{out}");
     let out = stdout(&dir.ok(&["verify", "one"]));
     assert!(out.contains("2 clusters checked"), "{out}");
+    // Two days from now is one whole day and some hours left.
+    dir.ok(&[
+        "init",
+        "--dir",
+        "soon",
+        "--key-type",
+        "ecdsa-p256",
+        "--days",
+        "2",
+        "c1",
+    ]);
+    let out = stdout(&dir.ok(&["verify", "soon"]));
+    assert!(out.contains("(1 day left)"), "{out}");
+    let out = stdout(&dir.ok(&["inspect", "soon/c1/ca-cert.pem"]));
+    assert!(out.contains("1 day left"), "{out}");
+    assert!(!out.contains("1 days"), "{out}");
 }
 
 #[test]

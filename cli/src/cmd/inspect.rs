@@ -83,9 +83,11 @@ fn write_human(out: &mut impl Write, file: &str, items: &[Item]) -> std::io::Res
                 )?;
                 writeln!(out, "      serial:      {}", c.serial)?;
                 let left = if c.days_left < 0 {
-                    format!("EXPIRED {} days ago", -c.days_left)
+                    let ago = usize::try_from(c.days_left.unsigned_abs()).unwrap_or(usize::MAX);
+                    format!("EXPIRED {} ago", crate::output::count(ago, "day"))
                 } else {
-                    format!("{} days left", c.days_left)
+                    let left = usize::try_from(c.days_left).unwrap_or(usize::MAX);
+                    format!("{} left", crate::output::count(left, "day"))
                 };
                 writeln!(
                     out,

@@ -329,9 +329,10 @@ pub(crate) fn report_added(
     for a in added {
         if a.clamped {
             warn(format_args!(
-                "{}/ca-cert.pem: validity cut to the root's end ({}) instead of {days} days",
+                "{}/ca-cert.pem: validity cut to the root's end ({}) instead of {}",
                 a.name,
                 date(root.not_after()),
+                crate::output::count(usize::try_from(days).unwrap_or(usize::MAX), "day"),
             ));
         }
         say(

@@ -80,7 +80,11 @@ fn validity_of(
         out.push(warn(
             Code::ExpiresSoon,
             file,
-            format!("{name} expires on {} ({left} days left)", day(na)),
+            format!(
+                "{name} expires on {} ({} left)",
+                day(na),
+                count(u64::try_from(left).unwrap_or(0), "day")
+            ),
         ));
     }
 }
