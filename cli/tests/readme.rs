@@ -204,9 +204,13 @@ fn every_meshca_command_of_the_readme_runs_in_order() {
         std::fs::create_dir(d).expect("mkdir");
     }
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_meshca"), bin.join("meshca")).expect("symlink");
+    // Where `cargo install` puts meshca: on PATH, as rustup arranges.
+    let cargo_bin = home.join(".cargo/bin");
+    std::fs::create_dir_all(&cargo_bin).expect("mkdir");
     let path = format!(
-        "{}:{}",
+        "{}:{}:{}",
         bin.display(),
+        cargo_bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
     let mut ran = 0;
@@ -254,6 +258,24 @@ fn every_meshca_command_of_the_readme_runs_in_order() {
     assert!(home.join(".cargo/share/man/man1/meshca.1").is_file());
     assert!(home.join(".cargo/share/man/man1/meshca-init.1").is_file());
     assert!(work.join("certs/root-cert.pem").is_file());
+    // `man meshca-init` finds the installed page with no MANPATH set.
+    let out = Command::new(util::require_tool("man"))
+        .args(["-w", "meshca-init"])
+        .env("PATH", &path)
+        .env("HOME", &home)
+        .env_remove("MANPATH")
+        .output()
+        .expect("man -w");
+    util::assert_success("man -w meshca-init", &out);
+    let found = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        found.trim()
+            == home
+                .join(".cargo/share/man/man1/meshca-init.1")
+                .display()
+                .to_string(),
+        "man -w meshca-init: {found}"
+    );
 }
 
 #[test]
