@@ -192,65 +192,96 @@ fn readme_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md")
 }
 
+/// One empty directory to run README steps in, a HOME beside it, and
+/// meshca first on PATH.
+struct Sandbox {
+    _tmp: tempfile::TempDir,
+    work: PathBuf,
+    home: PathBuf,
+    path: String,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let work = tmp.path().join("work");
+        let home = tmp.path().join("home");
+        let bin = tmp.path().join("bin");
+        for d in [&work, &home, &bin] {
+            std::fs::create_dir(d).expect("mkdir");
+        }
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_meshca"), bin.join("meshca"))
+            .expect("symlink");
+        // Where `cargo install` puts meshca: on PATH, as rustup arranges.
+        let cargo_bin = home.join(".cargo/bin");
+        std::fs::create_dir_all(&cargo_bin).expect("mkdir");
+        let path = format!(
+            "{}:{}:{}",
+            bin.display(),
+            cargo_bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        Sandbox {
+            _tmp: tmp,
+            work,
+            home,
+            path,
+        }
+    }
+
+    /// Runs the steps of `readme` in order; the number of commands run,
+    /// or what failed: the README line, the command, its stderr.
+    fn run(&self, readme: &str) -> Result<usize, String> {
+        let mut ran = 0;
+        for Located { line, step } in extract(readme) {
+            match step {
+                Step::Skip { text, why } => eprintln!("README.md:{line}: not run ({why}): {text}"),
+                Step::Write { path, body } => {
+                    let target = self.work.join(&path);
+                    if let Some(parent) = target.parent() {
+                        std::fs::create_dir_all(parent).expect("mkdir");
+                    }
+                    std::fs::write(&target, body)
+                        .map_err(|e| format!("README.md line {line}: writing {path}: {e}"))?;
+                }
+                Step::Run(script) => {
+                    eprintln!("README.md:{line}: {script}");
+                    let mut cmd = Command::new("sh");
+                    cmd.arg("-c")
+                        .arg(&script)
+                        .current_dir(&self.work)
+                        .env("PATH", &self.path)
+                        .env("HOME", &self.home)
+                        .env_remove("MESHCA_PASSPHRASE_FILE")
+                        .env_remove("XDG_DATA_HOME")
+                        .env_remove("MANPATH")
+                        .stdin(Stdio::null());
+                    for v in util::RECIPE_VARS {
+                        cmd.env_remove(v);
+                    }
+                    let out = cmd.output().expect("run sh");
+                    if !out.status.success() {
+                        return Err(format!(
+                            "README.md line {line}: `{script}` failed ({}):\nstderr:\n{}\nstdout:\n{}",
+                            out.status,
+                            String::from_utf8_lossy(&out.stderr),
+                            String::from_utf8_lossy(&out.stdout)
+                        ));
+                    }
+                    ran += 1;
+                }
+            }
+        }
+        Ok(ran)
+    }
+}
+
 #[test]
 fn every_meshca_command_of_the_readme_runs_in_order() {
     let readme = std::fs::read_to_string(readme_path()).expect("README.md");
-    let steps = extract(&readme);
-    let tmp = tempfile::tempdir().expect("temp dir");
-    let work = tmp.path().join("work");
-    let home = tmp.path().join("home");
-    let bin = tmp.path().join("bin");
-    for d in [&work, &home, &bin] {
-        std::fs::create_dir(d).expect("mkdir");
-    }
-    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_meshca"), bin.join("meshca")).expect("symlink");
-    // Where `cargo install` puts meshca: on PATH, as rustup arranges.
-    let cargo_bin = home.join(".cargo/bin");
-    std::fs::create_dir_all(&cargo_bin).expect("mkdir");
-    let path = format!(
-        "{}:{}:{}",
-        bin.display(),
-        cargo_bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut ran = 0;
-    for Located { line, step } in &steps {
-        match step {
-            Step::Skip { text, why } => eprintln!("README.md:{line}: not run ({why}): {text}"),
-            Step::Write { path, body } => {
-                let target = work.join(path);
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent).expect("mkdir");
-                }
-                std::fs::write(&target, body).unwrap_or_else(|e| panic!("README.md:{line}: {e}"));
-            }
-            Step::Run(script) => {
-                eprintln!("README.md:{line}: {script}");
-                let mut cmd = Command::new("sh");
-                cmd.arg("-c")
-                    .arg(script)
-                    .current_dir(&work)
-                    .env("PATH", &path)
-                    .env("HOME", &home)
-                    .env_remove("MESHCA_PASSPHRASE_FILE")
-                    .env_remove("XDG_DATA_HOME")
-                    .env_remove("MANPATH")
-                    .stdin(Stdio::null());
-                for v in util::RECIPE_VARS {
-                    cmd.env_remove(v);
-                }
-                let out = cmd.output().expect("run sh");
-                assert!(
-                    out.status.success(),
-                    "README.md line {line}: `{script}` failed ({}):\nstderr:\n{}\nstdout:\n{}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr),
-                    String::from_utf8_lossy(&out.stdout)
-                );
-                ran += 1;
-            }
-        }
-    }
+    let sandbox = Sandbox::new();
+    let ran = sandbox.run(&readme).unwrap_or_else(|e| panic!("{e}"));
+    let (home, work, path) = (&sandbox.home, &sandbox.work, &sandbox.path);
     // The README's tour alone has more than this many commands: an
     // extractor that finds fewer has stopped seeing them.
     assert!(ran >= 20, "only {ran} README commands found and run");
@@ -261,8 +292,8 @@ fn every_meshca_command_of_the_readme_runs_in_order() {
     // `man meshca-init` finds the installed page with no MANPATH set.
     let out = Command::new(util::require_tool("man"))
         .args(["-w", "meshca-init"])
-        .env("PATH", &path)
-        .env("HOME", &home)
+        .env("PATH", path)
+        .env("HOME", home)
         .env_remove("MANPATH")
         .output()
         .expect("man -w");
@@ -379,4 +410,18 @@ EOF
     for (g, e) in got.iter().zip(&expected) {
         assert_eq!((g.0, g.1), (e.0, &e.1));
     }
+}
+
+#[test]
+fn a_failing_readme_command_is_named_by_line_with_its_stderr() {
+    let readme = "# t\n\n```sh\nmeshca init --dir lab --key-type ecdsa-p256 c1\nmeshca verify lab/nowhere\nmeshca verify lab\n```\n";
+    let err = Sandbox::new()
+        .run(readme)
+        .expect_err("verify of a missing path fails");
+    assert!(
+        err.starts_with("README.md line 5: `meshca verify lab/nowhere` failed"),
+        "{err}"
+    );
+    assert!(err.contains("lab/nowhere"), "{err}");
+    assert!(err.contains("stderr:\nmeshca: error:"), "{err}");
 }
