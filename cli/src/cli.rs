@@ -223,7 +223,7 @@ EXAMPLES:
     kubectl --context cluster1 apply -f rotation/stage-1/cluster1/cacerts.yaml"
     )]
     // Every cluster keeps its key type and Secret shape, and --new-root
-    // signs: these intermediate options act nowhere here (refused if given).
+    // signs: these intermediate options act nowhere here (a warning if given).
     #[command(
         mut_arg("key_type", |a| a.hide(true)),
         mut_arg("tls_secret", |a| a.hide(true)),

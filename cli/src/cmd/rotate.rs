@@ -6,20 +6,17 @@ use crate::cli::{Global, RotateArgs};
 use crate::output::say;
 
 pub(crate) fn run(global: &Global, args: &RotateArgs, m: &clap::ArgMatches) -> Result<u8> {
+    // Hidden on rotate (see cli.rs); scripts that pass them keep working.
     for (id, flag) in [
         ("key_type", "--key-type"),
         ("tls_secret", "--tls-secret"),
         ("root_from_secret", "--root-from-secret"),
     ] {
         if super::init::from_cli(m, id) {
-            return Err(meshca::Error::InvalidArgument {
-                what: "option",
-                value: flag.to_owned(),
-                reason: "rotate keeps every cluster's key type and Secret shape, and the \
-                         root of --new-root signs: it would have no effect"
-                    .to_owned(),
-            }
-            .into());
+            crate::output::warn(format_args!(
+                "{flag} has no effect on rotate: every cluster keeps its key type and Secret \
+                 shape, and the root of --new-root signs"
+            ));
         }
     }
     // --out is locked for writing, the two inputs for reading.
