@@ -74,6 +74,7 @@ fi
 
 # Samples (seconds) per key, space separated.
 declare -A SAMPLES=()
+declare -A CPUWALL=()
 # Key -> first error message.
 declare -A FAILED=()
 ANY_FAILED=0
@@ -81,12 +82,14 @@ ANY_FAILED=0
 # timed KEY CMD...: run CMD once in a subshell (stdout discarded, stderr kept),
 # append its wall time to SAMPLES[KEY]. On failure record the error instead.
 timed() {
-	local key=$1 t0 t1 rc=0
+	local key=$1 t0 t1 c0 c1 rc=0
 	shift
 	local errf=$TMP/stderr.$key
+	own_cpu; c0=$REPLY
 	now; t0=$REPLY
 	("$@") >/dev/null 2>"$errf" || rc=$?
 	now; t1=$REPLY
+	own_cpu; c1=$REPLY
 	if ((rc != 0)); then
 		if [[ -z ${FAILED[$key]:-} ]]; then
 			FAILED[$key]="exit $rc: $(head -c 2000 "$errf" | tr '\n' ' ')"
@@ -96,6 +99,24 @@ timed() {
 		return 0
 	fi
 	SAMPLES[$key]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.6f", b-a}') "
+	# CPU time of the command (user + system, all threads) per second of wall time.
+	CPUWALL[$key]+="$(awk -v a="$t0" -v b="$t1" -v c="$c0" -v d="$c1" 'BEGIN{ if (b > a) printf "%.3f", (d - c) / (b - a); else printf "0" }') "
+}
+
+# own_cpu: REPLY = CPU seconds (user + system) used so far by this shell's
+# finished children. `times` must run in this shell, not in $(...).
+own_cpu() {
+	times >"$TMP/times.cpu"
+	REPLY=$(sed -n 2p "$TMP/times.cpu" | tr -s ' ' '\n' | awk '
+		/m/ { split($0, a, "m"); sub(/s$/, "", a[2]); t += a[1] * 60 + a[2] }
+		END { printf "%.3f", t }')
+}
+
+# cpu_wall KEY: REPLY = median CPU/wall ratio of KEY's runs ("n/a" if none).
+cpu_wall() {
+	local s=${CPUWALL[$1]:-}
+	if [[ -z ${s// /} ]]; then REPLY="n/a"; return; fi
+	REPLY=$(printf '%s\n' $s | sort -g | awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
 }
 
 # stats KEY: sets MED MIN MAX (seconds) and N from SAMPLES[KEY]; returns 1 if none.
@@ -470,6 +491,10 @@ EXPECTED_N=$BENCH_STARTUP_RUNS
 row "d. start-up: \`meshca --version\` vs \`openssl version\`" \
 	d.m d.o 1000 2 ms "meshca ≤ 5 ms" "$T_D1"
 echo "| d. release binary size | $BIN_BYTES bytes ($BIN_MIB MiB) | | | | | ≤ 8 MiB | $T_D2 |"
+echo
+cpu_wall a.m; CW_M=$REPLY
+cpu_wall a.o; CW_O=$REPLY
+echo "Case a, CPU time per wall-clock second (median; $NPROC CPUs, so $NPROC.00 means every core busy the whole run): meshca $CW_M, recipe.sh $CW_O."
 echo
 if stats d.t; then
 	echo "Process spawn floor on this machine (\`$TRUE_BIN\`, same loop): median $(fmt "$MED" 1000 2) ms, $(fmt "$MIN" 1000 2)–$(fmt "$MAX" 1000 2) ms."

@@ -1022,15 +1022,13 @@ fn check_ec_point(curve: &[u8], point: &[u8]) -> GoResult<()> {
         point.len() == 1 + 2 * size && point.first() == Some(&0x04),
         BAD_POINT,
     )?;
-    // On the curve: aws-lc validates the peer point of a key agreement
-    // (P-224 is not offered by aws-lc-rs; its length and form are checked).
+    // On the curve: aws-lc decodes the point with EC_POINT_oct2point, which
+    // refuses points off the curve (P-224 is not offered by aws-lc-rs; its
+    // length and form are checked).
     if let Some(algorithm) = algorithm {
-        let rng = aws_lc_rs::rand::SystemRandom::new();
-        let ours = aws_lc_rs::agreement::EphemeralPrivateKey::generate(algorithm, &rng)
-            .map_err(|_| GoParseError::new(BAD_POINT))?;
         let peer = aws_lc_rs::agreement::UnparsedPublicKey::new(algorithm, point);
-        aws_lc_rs::agreement::agree_ephemeral(ours, peer, (), |_| Ok(()))
-            .map_err(|()| GoParseError::new(BAD_POINT))?;
+        aws_lc_rs::agreement::ParsedPublicKey::try_from(&peer)
+            .map_err(|_| GoParseError::new(BAD_POINT))?;
     }
     Ok(())
 }

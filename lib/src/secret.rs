@@ -202,6 +202,10 @@ pub struct SecretData {
     pub type_: Option<String>,
     /// Every entry of `data` (base64-decoded) and `stringData`, zeroized on drop.
     pub data: BTreeMap<String, Zeroizing<Vec<u8>>>,
+    /// Keys of `data` whose base64 value is folded across lines with
+    /// spaces or tabs in it (a plain or folded YAML scalar), which
+    /// Kubernetes' decoder refuses although this reader accepts it.
+    pub folded: Vec<String>,
 }
 
 impl std::fmt::Debug for SecretData {
@@ -240,7 +244,11 @@ impl SecretData {
             return Err(bad("expected apiVersion v1, kind Secret".to_owned()));
         }
         let mut data = BTreeMap::new();
+        let mut folded = Vec::new();
         for (k, v) in &doc.data {
+            if v.trim().contains([' ', '\t']) {
+                folded.push(k.clone());
+            }
             let compact: Zeroizing<String> =
                 Zeroizing::new(v.chars().filter(|c| !c.is_whitespace()).collect());
             let bytes = B64
@@ -258,6 +266,7 @@ impl SecretData {
             namespace: doc.metadata.namespace.clone(),
             type_: doc.type_.clone(),
             data,
+            folded,
         })
     }
 }

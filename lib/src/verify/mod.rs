@@ -398,8 +398,8 @@ fn finish(
                 ))
         });
     }
-    if let Some((yaml, parsed)) = secret {
-        secret::check_secret(label, files, yaml, parsed, opts, &mut out);
+    if let Some((_, parsed)) = secret {
+        secret::check_secret(label, files, parsed, opts, &mut out);
     }
     // The same rule may be met on several candidate paths: say it once.
     let mut seen = std::collections::HashSet::new();

@@ -17,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 use time::Duration;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::{GeneralName, NameConstraints};
+use x509_parser::x509::SubjectPublicKeyInfo;
 
 use super::load::{parse, Loaded};
 use super::report::{day, err, rfc3339, warn, Code, Finding, Severity};
@@ -89,21 +90,53 @@ fn validity_of(
     }
 }
 
-/// Whether a certificate's own key verifies its signature. Every cluster of
-/// a mesh carries the same root, so results are remembered (by the
-/// certificate's DER) for the life of the process: the function is pure.
+/// Whether a certificate's own key verifies its signature.
 pub(super) fn self_signature_ok(der: &[u8], c: &X509Certificate<'_>) -> bool {
+    remembered_signature(der, None, || c.verify_signature(None).is_ok())
+}
+
+/// Whether `c` (DER `der`) is signed by the key `parent`.
+fn issuer_signature_ok(
+    der: &[u8],
+    c: &X509Certificate<'_>,
+    parent: &SubjectPublicKeyInfo<'_>,
+) -> bool {
+    remembered_signature(der, Some(parent.raw), || {
+        c.verify_signature(Some(parent)).is_ok()
+    })
+}
+
+/// Entries the signature memo holds before it starts over.
+const SIGNATURE_MEMO_ENTRIES: usize = 1 << 17;
+
+/// A signature check is a pure function of the certificate's DER and the
+/// signer's key, and a mesh repeats the same pairs: every cluster carries
+/// the same root, and the mesh stage checks each cluster's CA against the
+/// roots its bundle stage already checked it against. Results are
+/// remembered for the life of the process under a SHA-256 of both
+/// (length-prefixed); the memo is bounded and starts over when full.
+fn remembered_signature(der: &[u8], parent: Option<&[u8]>, check: impl FnOnce() -> bool) -> bool {
     use std::sync::{Mutex, OnceLock};
-    static MEMO: OnceLock<Mutex<HashMap<Vec<u8>, bool>>> = OnceLock::new();
+    type Memo = HashMap<[u8; 32], bool>;
+    static MEMO: OnceLock<Mutex<Memo>> = OnceLock::new();
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for part in [Some(der), parent].into_iter().flatten() {
+        ctx.update(&(part.len() as u64).to_be_bytes());
+        ctx.update(part);
+    }
+    ctx.update(&[u8::from(parent.is_some())]);
+    let mut key = [0u8; 32];
+    key.copy_from_slice(ctx.finish().as_ref());
     let memo = MEMO.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Some(ok) = memo.lock().ok().and_then(|m| m.get(der).copied()) {
+    if let Some(ok) = memo.lock().ok().and_then(|m| m.get(&key).copied()) {
         return ok;
     }
-    let ok = c.verify_signature(None).is_ok();
+    let ok = check();
     if let Ok(mut m) = memo.lock() {
-        if m.len() < 1024 {
-            m.insert(der.to_vec(), ok);
+        if m.len() >= SIGNATURE_MEMO_ENTRIES {
+            m.clear();
         }
+        m.insert(key, ok);
     }
     ok
 }
@@ -214,7 +247,7 @@ impl Search<'_, '_> {
         let ok = if child == parent {
             self_signature_ok(&c.loaded.der, &c.cert)
         } else {
-            c.cert.verify_signature(Some(p.cert.public_key())).is_ok()
+            issuer_signature_ok(&c.loaded.der, &c.cert, p.cert.public_key())
         };
         self.sigs.insert((child, parent), ok);
         Some(ok)

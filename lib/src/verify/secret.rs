@@ -17,7 +17,6 @@ use crate::secret::SecretData;
 pub(super) fn check_secret(
     label: &str,
     files: &BundleFiles,
-    yaml: &[u8],
     parsed: &crate::error::Result<SecretData>,
     opts: &VerifyOptions,
     out: &mut Vec<Finding>,
@@ -30,7 +29,7 @@ pub(super) fn check_secret(
             return;
         }
     };
-    folded_base64(&file, yaml, out);
+    folded_base64(&file, secret, out);
     let tls = secret.data.contains_key("tls.crt");
     if secret.type_.as_deref() == Some("kubernetes.io/tls") && !tls {
         out.push(err(
@@ -137,31 +136,20 @@ pub(super) fn check_secret(
 /// A base64 value folded across lines as a plain or folded YAML scalar
 /// decodes with spaces in it, which Kubernetes' base64 decoder refuses
 /// (newlines, as in a literal block, it accepts).
-fn folded_base64(file: &str, yaml: &[u8], out: &mut Vec<Finding>) {
-    #[derive(serde::Deserialize)]
-    struct Doc {
-        #[serde(default)]
-        data: std::collections::BTreeMap<String, String>,
-    }
-    let Ok(mut doc) = serde_yaml_ng::from_slice::<Doc>(yaml) else {
-        return;
-    };
-    for (key, value) in doc.data.iter_mut() {
-        if value.trim().contains([' ', '\t']) {
-            let known = [
-                CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT, CA_CRL, "tls.crt", "tls.key", "ca.crt",
-            ];
-            let key = known
-                .iter()
-                .find(|k| *k == key)
-                .copied()
-                .unwrap_or("(a key)");
-            out.push(err(
-                Code::SecretBase64,
-                file,
-                format!("{file}: data.{key} is base64 folded across lines; Kubernetes refuses it (illegal base64 data)"),
-            ));
-        }
-        zeroize::Zeroize::zeroize(value);
+fn folded_base64(file: &str, secret: &SecretData, out: &mut Vec<Finding>) {
+    let known = [
+        CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT, CA_CRL, "tls.crt", "tls.key", "ca.crt",
+    ];
+    for key in &secret.folded {
+        let key = known
+            .iter()
+            .find(|k| *k == key)
+            .copied()
+            .unwrap_or("(a key)");
+        out.push(err(
+            Code::SecretBase64,
+            file,
+            format!("{file}: data.{key} is base64 folded across lines; Kubernetes refuses it (illegal base64 data)"),
+        ));
     }
 }
