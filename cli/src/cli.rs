@@ -208,6 +208,19 @@ EXAMPLES:
     Completions(CompletionsArgs),
 }
 
+/// Where the root key is (`--root-key`).
+#[derive(Debug, Args)]
+pub(crate) struct RootKeyOpt {
+    /// The root key: a PEM file (default: DIR/root-key.pem), or an RFC 7512
+    /// PKCS#11 URI, `pkcs11:token=T;object=LABEL?module-path=MODULE&pin-source=file:PIN`,
+    /// for a key that stays in a token (DIR/root-key.uri records it,
+    /// without any PIN, so later commands find it without this option).
+    /// With `meshca root` or a new root from `meshca init`, the key pair
+    /// is generated inside the token.
+    #[arg(long = "root-key", value_name = "REF")]
+    pub(crate) root_key: Option<String>,
+}
+
 /// The intermediate CA's profile (the recipe's INTERMEDIATE_* variables).
 #[derive(Debug, Args)]
 pub(crate) struct IntermediateOpts {
@@ -291,6 +304,8 @@ pub(crate) struct InitArgs {
     /// Write a new root-key.pem encrypted (PKCS#8, scrypt + AES-256-CBC).
     #[arg(long)]
     pub(crate) encrypt_root: bool,
+    #[command(flatten)]
+    pub(crate) root_key: RootKeyOpt,
 }
 
 #[derive(Debug, Args)]
@@ -315,6 +330,8 @@ pub(crate) struct RootArgs {
     /// prompt; every command that signs with the root then asks for it.
     #[arg(long)]
     pub(crate) encrypt: bool,
+    #[command(flatten)]
+    pub(crate) root_key: RootKeyOpt,
 }
 
 #[derive(Debug, Args)]
@@ -327,6 +344,8 @@ pub(crate) struct IntermediateArgs {
     /// Overwrite existing files of these clusters.
     #[arg(long)]
     pub(crate) force: bool,
+    #[command(flatten)]
+    pub(crate) root_key: RootKeyOpt,
 }
 
 #[derive(Debug, Args)]
@@ -371,6 +390,8 @@ pub(crate) struct WorkloadArgs {
     /// Overwrite existing workload files.
     #[arg(long)]
     pub(crate) force: bool,
+    #[command(flatten)]
+    pub(crate) root_key: RootKeyOpt,
 }
 
 #[derive(Debug, Args)]
@@ -444,6 +465,8 @@ pub(crate) struct RotateArgs {
     /// Overwrite existing files under --out.
     #[arg(long)]
     pub(crate) force: bool,
+    #[command(flatten)]
+    pub(crate) root_key: RootKeyOpt,
 }
 
 #[derive(Debug, Args)]
@@ -478,6 +501,8 @@ pub(crate) struct RevokeArgs {
     /// nextUpdate of the new root CRL, in days.
     #[arg(long, default_value_t = meshca::DEFAULT_CRL_DAYS, value_name = "N")]
     pub(crate) next_update_days: u32,
+    #[command(flatten)]
+    pub(crate) root_key: RootKeyOpt,
 }
 
 #[derive(Debug, Args)]
@@ -488,6 +513,8 @@ pub(crate) struct CrlArgs {
     /// nextUpdate of the CRLs made, in days.
     #[arg(long, default_value_t = meshca::DEFAULT_CRL_DAYS, value_name = "N")]
     pub(crate) next_update_days: u32,
+    #[command(flatten)]
+    pub(crate) root_key: RootKeyOpt,
 }
 
 #[derive(Debug, Args)]

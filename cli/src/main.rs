@@ -121,6 +121,8 @@ fn exit_code(err: Option<&meshca::Error>, command: &Command) -> u8 {
             | E::BadSecret { .. }
             | E::BadCertificate { .. }
             | E::EncryptedKey { .. }
+            | E::KeyRef { .. }
+            | E::Pkcs11 { .. }
             | E::Io { .. },
         ) => EXIT_USAGE,
         _ if matches!(command, Command::Verify(_) | Command::Inspect(_)) => EXIT_USAGE,

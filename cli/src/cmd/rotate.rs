@@ -6,6 +6,7 @@ use crate::cli::{Global, RotateArgs};
 use crate::output::say;
 
 pub(crate) fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
+    let key_ref = super::root_key_ref(&args.root_key)?;
     // --out is locked for writing, the two inputs for reading.
     let lock = meshca::store::DirLock::acquire(&args.out, &|path| {
         crate::output::warn(format_args!(
@@ -33,7 +34,7 @@ pub(crate) fn run(global: &Global, args: &RotateArgs) -> Result<u8> {
         });
     }
     let new = super::Session::loaded(&args.new_root)?;
-    let new_root = super::mesh_signer(&args.new_root, &new.mesh, global)?;
+    let new_root = super::mesh_signer(&args.new_root, &new.mesh, global, key_ref.as_ref())?;
 
     let stages: Vec<std::path::PathBuf> = (1..=3)
         .map(|n| args.out.join(format!("stage-{n}")))

@@ -22,6 +22,7 @@ use crate::bundle::{
 use crate::crl::ROOT_CRL;
 use crate::error::{Error, Result};
 use crate::files::read_limited;
+use crate::keyref::ROOT_KEY_URI;
 use crate::mesh::{Cluster, Mesh, MeshRoot};
 use crate::profile::validate_name;
 
@@ -71,6 +72,28 @@ pub fn cluster_names(dir: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// `root-key.uri`, when there: the `pkcs11:` URI of a root key in a token
+/// (one line). A PIN in it (`pin-value=`) is refused: the certs directory
+/// never records one.
+fn read_key_uri(dir: &Path) -> Result<Option<crate::keyref::Pkcs11Uri>> {
+    let path = dir.join(ROOT_KEY_URI);
+    let Some(bytes) = read_opt(&path)? else {
+        return Ok(None);
+    };
+    let line = text(&path, bytes)?;
+    let uri = crate::keyref::Pkcs11Uri::parse(line.trim()).map_err(|e| Error::Refused {
+        what: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    if uri.has_pin_value() {
+        return Err(Error::Refused {
+            what: path.display().to_string(),
+            reason: "records a PIN (pin-value=): remove it, use pin-source=file:PATH".into(),
+        });
+    }
+    Ok(Some(uri))
+}
+
 /// Loads the mesh of the certs directory `dir` (an absent directory is an
 /// empty mesh). Having only one of `root-cert.pem` and `root-key.pem` is
 /// fine (a mesh signed from a Secret keeps no key); a cluster directory
@@ -90,20 +113,30 @@ pub fn load_replacing(dir: &Path, replaced: &[String]) -> Result<(Mesh, Vec<Path
     let mut mesh = Mesh::new();
     let root_cert = read_text(&dir.join(ROOT_CERT))?;
     let root_key = read_opt(&dir.join(ROOT_KEY))?;
-    mesh.root = match (root_cert, root_key) {
-        (Some(cert), key) => Some(MeshRoot {
+    let key_uri = read_key_uri(dir)?;
+    if root_key.is_some() && key_uri.is_some() {
+        return Err(Error::Refused {
+            what: dir.join(ROOT_KEY_URI).display().to_string(),
+            reason: format!(
+                "both {ROOT_KEY} and {ROOT_KEY_URI} are there: keep the one that holds the root key"
+            ),
+        });
+    }
+    mesh.root = match (root_cert, root_key.is_some() || key_uri.is_some()) {
+        (Some(cert), _) => Some(MeshRoot {
             cert,
-            key: key
+            key: root_key
                 .map(|k| text(&dir.join(ROOT_KEY), k).map(Zeroizing::new))
                 .transpose()?,
+            key_uri,
         }),
-        (None, Some(_)) => {
+        (None, true) => {
             return Err(Error::MissingFile {
                 path: dir.join(ROOT_CERT),
                 hint: String::new(),
             })
         }
-        (None, None) => None,
+        (None, false) => None,
     };
     mesh.root_crl = read_text(&dir.join(ROOT_CRL))?;
     let mut stale = Vec::new();
