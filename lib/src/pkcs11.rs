@@ -260,13 +260,21 @@ impl TokenKey {
                 Attribute::Id(id.clone()),
             ]
         };
+        // A CA key signs and does nothing else.
         let mut public_t = common(false);
-        public_t.push(Attribute::Verify(true));
+        public_t.extend([
+            Attribute::Verify(true),
+            Attribute::Encrypt(false),
+            Attribute::Wrap(false),
+        ]);
         let mut private_t = common(true);
         private_t.extend([
             Attribute::Sensitive(true),
             Attribute::Extractable(false),
             Attribute::Sign(true),
+            Attribute::Decrypt(false),
+            Attribute::Unwrap(false),
+            Attribute::Derive(false),
         ]);
         let mechanism = match key_type {
             KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
