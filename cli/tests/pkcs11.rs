@@ -13,6 +13,7 @@
 mod util;
 
 #[path = "../../lib/tests/support/oracle.rs"]
+#[allow(dead_code)]
 mod oracle;
 
 use std::path::{Path, PathBuf};

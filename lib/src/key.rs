@@ -78,8 +78,11 @@ impl fmt::Debug for PrivateKey {
 
 impl Drop for PrivateKey {
     fn drop(&mut self) {
-        if let Held::Local(pair) = &mut self.held {
-            pair.zeroize();
+        match &mut self.held {
+            Held::Local(pair) => pair.zeroize(),
+            // Nothing of the key is here.
+            #[cfg(feature = "pkcs11")]
+            Held::Token(_) => {}
         }
     }
 }
@@ -137,6 +140,7 @@ impl PrivateKey {
     }
 
     /// The key pair of a key held here, or the error for one in a token.
+    #[cfg_attr(not(feature = "pkcs11"), allow(unused_variables))]
     fn local(&self, what: &str) -> Result<&KeyPair> {
         match &self.held {
             Held::Local(pair) => Ok(pair),
