@@ -330,6 +330,46 @@ mod tests {
     use super::*;
 
     #[test]
+    fn root_key_uri_is_loaded_saved_and_refused_with_a_pin_or_beside_a_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = crate::RootCa::generate(
+            &crate::RootParams {
+                key_type: crate::KeyType::EcdsaP256,
+                ..crate::RootParams::default()
+            },
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        fs::write(dir.path().join(ROOT_CERT), root.cert_pem()).unwrap();
+        let uri = "pkcs11:token=t;object=root?module-path=/m.so&pin-source=file:/run/pin";
+        fs::write(dir.path().join(ROOT_KEY_URI), format!("{uri}\n")).unwrap();
+        let mesh = load(dir.path()).unwrap();
+        let loaded = mesh.root.as_ref().unwrap();
+        assert!(loaded.key.is_none());
+        let recorded = loaded.key_uri.as_ref().unwrap();
+        assert_eq!(recorded.object.as_deref(), Some("root"));
+        // Saved back as it was (the layout writes it).
+        let layout = mesh.layout();
+        let line = &layout.get(Path::new(ROOT_KEY_URI)).unwrap().contents;
+        let back = crate::keyref::Pkcs11Uri::parse(std::str::from_utf8(line).unwrap().trim());
+        assert_eq!(&back.unwrap(), recorded);
+        // A recorded PIN is refused, without showing it.
+        fs::write(
+            dir.path().join(ROOT_KEY_URI),
+            "pkcs11:object=root?pin-value=S3CRET-PIN\n",
+        )
+        .unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("records a PIN"), "{err}");
+        assert!(!err.contains("S3CRET"), "{err}");
+        // root-key.pem and root-key.uri together: which one is the key?
+        fs::write(dir.path().join(ROOT_KEY_URI), format!("{uri}\n")).unwrap();
+        fs::write(dir.path().join(ROOT_KEY), root.key().to_pem()).unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("both root-key.pem and root-key.uri"), "{err}");
+    }
+
+    #[test]
     fn a_file_the_loaded_mesh_does_not_know_is_kept_without_force() {
         let dir = tempfile::tempdir().unwrap();
         let root = crate::RootCa::generate(
