@@ -163,8 +163,9 @@ fn hint(err: &meshca::Error, cli: &Cli) -> Option<String> {
             // mesh signed from a Secret): `meshca root` would refuse.
             Some(
                 "this directory holds root-cert.pem but not the root's key (a rotation stage \
-                 or a copy): run the command in the root's own certs directory, or sign with \
-                 --root-from-secret FILE where the command has it"
+                 or a copy): run the command in the root's own certs directory, name the key \
+                 with --root-key FILE or --root-key pkcs11:URI, or sign with --root-from-secret \
+                 FILE where the command has it"
                     .to_owned(),
             )
         }

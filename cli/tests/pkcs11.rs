@@ -770,3 +770,55 @@ fn a_pin_value_is_never_recorded_and_later_commands_then_need_a_pin() {
     ]);
     assert_mesh_verifies(&t, "certs", &["c1"]);
 }
+
+#[test]
+fn root_key_names_a_key_file_kept_outside_the_certs_directory() {
+    let dir = util::ecdsa_mesh();
+    std::fs::rename(dir.join("certs/root-key.pem"), dir.join("offline-root.pem")).unwrap();
+    // Without the key: the hint names --root-key.
+    let out = dir.meshca(&["crl", "--dir", "certs", "cluster1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        util::stderr(&out).contains("--root-key"),
+        "{}",
+        util::stderr(&out)
+    );
+    dir.ok(&[
+        "crl",
+        "--dir",
+        "certs",
+        "--root-key",
+        "offline-root.pem",
+        "cluster1",
+    ]);
+    dir.ok(&[
+        "intermediate",
+        "--dir",
+        "certs",
+        "--root-key",
+        "offline-root.pem",
+        "--key-type",
+        "ecdsa-p256",
+        "cluster3",
+    ]);
+    dir.ok(&["verify", "certs"]);
+    assert!(!dir.join("certs/root-key.pem").exists());
+    // A new root's key is never a file given here.
+    let out = dir.meshca(&["root", "--dir", "other", "--root-key", "offline-root.pem"]);
+    assert_eq!(out.status.code(), Some(2), "{}", util::stderr(&out));
+    assert!(util::stderr(&out).contains("a new root's key is made as root-key.pem"));
+    assert!(!dir.join("other/root-cert.pem").exists());
+    // --root-from-secret already gives the key.
+    let out = dir.meshca(&[
+        "intermediate",
+        "--dir",
+        "certs",
+        "--root-from-secret",
+        "x.yaml",
+        "--root-key",
+        "offline-root.pem",
+        "cluster4",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(util::stderr(&out).contains("--root-key would have no effect"));
+}

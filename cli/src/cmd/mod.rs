@@ -371,10 +371,11 @@ pub(crate) fn signer(
         return mesh_signer(&session.dir, &session.mesh, global, key_ref);
     };
     if key_ref.is_some() {
-        return Err(meshca::Error::Refused {
-            what: path.display().to_string(),
-            reason: "--root-from-secret gives the signing key: --root-key would have no effect"
-                .into(),
+        return Err(meshca::Error::KeyRef {
+            reason: format!(
+                "--root-from-secret {} gives the signing key: --root-key would have no effect",
+                path.display()
+            ),
         }
         .into());
     }
@@ -574,8 +575,7 @@ pub(crate) fn new_root_key(
             }
             Ok(Some(new_token_key(uri, key_type, force)?))
         }
-        Some(_) => Err(meshca::Error::Refused {
-            what: "--root-key".into(),
+        Some(_) => Err(meshca::Error::KeyRef {
             reason: format!(
                 "a new root's key is made as {} (or in a token with --root-key pkcs11:...); \
                  a key file is only read by commands that sign with an existing root",
