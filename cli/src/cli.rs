@@ -83,14 +83,20 @@ not ignored. Like every command that writes, init locks DIR
 writes every file or none.")]
     Init(InitArgs),
 
-    /// Make the root CA: DIR/root-cert.pem and DIR/root-key.pem.
+    /// Make the root CA: DIR/root-cert.pem and DIR/root-key.pem (or a key in a PKCS#11 token).
     #[command(after_long_help = "EXAMPLES:
     meshca root --dir certs
     meshca root --dir certs --key-type ecdsa-p384 --days 7300 --org Example --cn \"Example Root CA\"
     ROOTCA_DAYS=7300 ROOTCA_KEYSZ=4096 meshca root
     # Keep the root key encrypted at rest:
     meshca root --dir certs --encrypt
-    meshca intermediate --dir certs --passphrase-file /run/secrets/root-pass cluster3")]
+    meshca intermediate --dir certs --passphrase-file /run/secrets/root-pass cluster3
+    # Keep the root key in a PKCS#11 token (generated there, never leaves it;
+    # DIR/root-key.uri records the URI without any PIN):
+    M=/usr/lib/softhsm/libsofthsm2.so
+    meshca root --dir certs --key-type ecdsa-p384 --root-key \\
+      \"pkcs11:token=meshca;object=root?module-path=$M&pin-source=file:/run/pin\"
+    meshca init --dir certs cluster1 cluster2")]
     Root(RootArgs),
 
     /// Make a cluster's intermediate CA, signed by the root in DIR.
@@ -216,7 +222,8 @@ pub(crate) struct RootKeyOpt {
     /// for a key that stays in a token (DIR/root-key.uri records it,
     /// without any PIN, so later commands find it without this option).
     /// With `meshca root` or a new root from `meshca init`, the key pair
-    /// is generated inside the token.
+    /// is generated inside the token; with `meshca rotate`, it is the key
+    /// of the --new-root root.
     #[arg(long = "root-key", value_name = "REF")]
     pub(crate) root_key: Option<String>,
 }
