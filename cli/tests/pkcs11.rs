@@ -714,6 +714,37 @@ fn an_existing_label_is_refused_without_force_and_replaced_with_it() {
             "--force",
         ],
     );
+    // A --force run that fails after making its key pair (here: a
+    // validity the root refuses) leaves the token as it was: the old key
+    // pair stays, the new one is removed.
+    let out = t.meshca(&[
+        "root",
+        "--dir",
+        "b",
+        "--key-type",
+        "ecdsa-p256",
+        "--days",
+        "0",
+        "--force",
+        "--root-key",
+        &uri,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", util::stderr(&out));
+    assert!(!t.dir.join("b/root-cert.pem").exists());
+    assert_eq!(t.objects("root").len(), 2);
+    t.assert_key_is_the_certs_and_stays("root", "a/root-cert.pem");
+    // A fresh label too: nothing is left behind.
+    let out = t.meshca(&[
+        "root",
+        "--dir",
+        "c",
+        "--days",
+        "0",
+        "--root-key",
+        &t.uri("never-kept"),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", util::stderr(&out));
+    assert!(t.objects("never-kept").is_empty());
     t.ok(&[
         "root",
         "--dir",

@@ -131,6 +131,15 @@ impl PrivateKey {
         }
     }
 
+    /// The token holding the key, for a key held in one.
+    #[cfg(feature = "pkcs11")]
+    pub fn token(&self) -> Option<&crate::pkcs11::TokenKey> {
+        match &self.held {
+            Held::Local(_) => None,
+            Held::Token(t) => Some(t),
+        }
+    }
+
     fn held_in(&self) -> &'static str {
         match self.held {
             Held::Local(_) => "[secret key elided]",

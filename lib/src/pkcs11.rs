@@ -43,6 +43,27 @@ pub struct TokenKey {
     /// The public key as rcgen wants it: RSAPublicKey DER, or the EC point.
     public: Vec<u8>,
     uri: Pkcs11Uri,
+    /// A key pair just generated and not yet kept: removed on drop.
+    pending: Mutex<Option<Pending>>,
+}
+
+/// The objects of a generated key pair, and those it replaces.
+struct Pending {
+    new: [ObjectHandle; 2],
+    replaced: Vec<ObjectHandle>,
+}
+
+impl Drop for TokenKey {
+    /// A generated key pair that was never kept ([`TokenKey::keep`]) is
+    /// removed from the token: a failed command leaves it as it was.
+    fn drop(&mut self) {
+        let pending = self.pending.get_mut().ok().and_then(Option::take);
+        if let (Some(p), Ok(session)) = (pending, self.session.get_mut()) {
+            for h in p.new {
+                let _ = session.destroy_object(h);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for TokenKey {
@@ -220,9 +241,13 @@ impl TokenKey {
     /// Generates a key pair of `key_type` inside the token, labelled with
     /// the URI's `object=` and with its `id=` (random when absent): the
     /// private key `CKA_TOKEN`, `CKA_PRIVATE`, `CKA_SENSITIVE`, not
-    /// `CKA_EXTRACTABLE`, `CKA_SIGN`. A key already there with the same
-    /// label is refused unless `replace`; it is then destroyed once the
-    /// new one exists. The returned key's [`TokenKey::uri`] has the id.
+    /// `CKA_EXTRACTABLE`, `CKA_SIGN` (and no decrypt, unwrap or derive).
+    /// A key already there with the same label is refused unless
+    /// `replace`. The returned key's [`TokenKey::uri`] has the id.
+    ///
+    /// The new key pair is provisional: call [`TokenKey::keep`] once its
+    /// certificate is saved, which also removes the objects it replaces.
+    /// Dropped without that, it is removed from the token again.
     pub fn generate(
         uri: &Pkcs11Uri,
         pin: &Zeroizing<String>,
@@ -303,12 +328,43 @@ impl TokenKey {
         let (public, private) = session
             .generate_key_pair(&mechanism, &public_t, &private_t)
             .map_err(|e| token_error(&uri, &format!("generating a {key_type} key pair"), &e))?;
-        for h in old {
+        let pending = Pending {
+            new: [private, public],
+            replaced: old,
+        };
+        match Self::from_handles(context, session, uri, private, public) {
+            Ok(key) => {
+                if let Ok(mut p) = key.pending.lock() {
+                    *p = Some(pending);
+                }
+                Ok(key)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Keeps a key pair made by [`TokenKey::generate`] (it is no longer
+    /// removed on drop) and removes the objects it replaces. Does nothing
+    /// for a key that was opened, or already kept.
+    pub fn keep(&self) -> Result<()> {
+        let pending = self
+            .pending
+            .lock()
+            .map_err(|_| fail(&self.uri, "the token's session is poisoned"))?
+            .take();
+        let Some(p) = pending else {
+            return Ok(());
+        };
+        let session = self
+            .session
+            .lock()
+            .map_err(|_| fail(&self.uri, "the token's session is poisoned"))?;
+        for h in p.replaced {
             session
                 .destroy_object(h)
-                .map_err(|e| token_error(&uri, "removing the replaced key", &e))?;
+                .map_err(|e| token_error(&self.uri, "removing the replaced key", &e))?;
         }
-        Self::from_handles(context, session, uri, private, public)
+        Ok(())
     }
 
     fn from_handles(
@@ -404,6 +460,7 @@ impl TokenKey {
             key_type,
             public: public_der,
             uri,
+            pending: Mutex::new(None),
         })
     }
 

@@ -136,6 +136,7 @@ pub(crate) fn run(global: &Global, args: &InitArgs, m: &ArgMatches) -> Result<u8
         args.force,
     )?;
     session.commit(&mesh, args.force, &args.intermediate.namespace)?;
+    super::keep_token_root(&root);
     if new_root {
         say(
             global.quiet,

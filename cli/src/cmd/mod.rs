@@ -298,6 +298,19 @@ pub(crate) fn new_token_key(uri: &Pkcs11Uri, key_type: KeyType, force: bool) -> 
     )?))
 }
 
+/// After a new root was saved: keeps its key pair if it was generated in
+/// a token (until then a failure removes it again) and removes the
+/// objects it replaced. A failure here only warns: the mesh is saved.
+pub(crate) fn keep_token_root(root: &RootCa) {
+    if let Some(token) = root.key().token() {
+        if let Err(e) = token.keep() {
+            warn(format_args!(
+                "{e}; the new root is saved: remove the replaced objects with pkcs11-tool"
+            ));
+        }
+    }
+}
+
 /// The root of `mesh` as a signer, its key from `key_ref` (`--root-key`)
 /// when given, else from the certs directory: `root-key.uri` (a token),
 /// or `root-key.pem` (asking for the passphrase of an encrypted key, from
