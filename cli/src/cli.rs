@@ -143,14 +143,20 @@ not ignored. Like every command that writes, init locks DIR
 writes every file or none.")]
     Init(InitArgs),
 
-    /// Make the root CA: DIR/root-cert.pem and DIR/root-key.pem.
+    /// Make the root CA: DIR/root-cert.pem and DIR/root-key.pem (or a key in a PKCS#11 token).
     #[command(after_long_help = "EXAMPLES:
     meshca root --dir certs
     meshca root --dir certs --key-type ecdsa-p384 --days 7300 --org Example --cn \"Example Root CA\"
     ROOTCA_DAYS=7300 ROOTCA_KEYSZ=4096 meshca root
     # Keep the root key encrypted at rest:
     meshca root --dir certs --encrypt
-    meshca intermediate --dir certs --passphrase-file /run/secrets/root-pass cluster3")]
+    meshca intermediate --dir certs --passphrase-file /run/secrets/root-pass cluster3
+    # Keep the root key in a PKCS#11 token (generated there, never leaves it;
+    # DIR/root-key.uri records the URI without any PIN):
+    M=/usr/lib/softhsm/libsofthsm2.so
+    meshca root --dir certs --key-type ecdsa-p384 --root-key \\
+      \"pkcs11:token=meshca;object=root?module-path=$M&pin-source=file:/run/pin\"
+    meshca init --dir certs cluster1 cluster2")]
     Root(RootArgs),
 
     /// Make a cluster's intermediate CA, signed by the root in DIR.
@@ -291,6 +297,20 @@ EXAMPLES:
     Man(ManArgs),
 }
 
+/// Where the root key is (`--root-key`).
+#[derive(Debug, Args)]
+pub(crate) struct RootKeyOpt {
+    /// The root key: a PEM file (default: DIR/root-key.pem), or an RFC 7512
+    /// PKCS#11 URI, `pkcs11:token=T;object=LABEL?module-path=MODULE&pin-source=file:PIN`,
+    /// for a key that stays in a token (DIR/root-key.uri records it,
+    /// without any PIN, so later commands find it without this option).
+    /// With `meshca root` or a new root from `meshca init`, the key pair
+    /// is generated inside the token; with `meshca rotate`, it is the key
+    /// of the --new-root root.
+    #[arg(long = "root-key", value_name = "REF")]
+    pub(crate) root_key: Option<String>,
+}
+
 /// The intermediate CA's profile (the recipe's INTERMEDIATE_* variables).
 #[derive(Debug, Args)]
 pub(crate) struct IntermediateOpts {
@@ -382,6 +402,8 @@ pub(crate) struct InitArgs {
     /// Write a new root-key.pem encrypted (PKCS#8, scrypt + AES-256-CBC).
     #[arg(long)]
     pub(crate) encrypt_root: bool,
+    #[command(flatten)]
+    pub(crate) root_key: RootKeyOpt,
 }
 
 #[derive(Debug, Args)]
@@ -408,6 +430,8 @@ pub(crate) struct RootArgs {
     /// prompt; every command that signs with the root then asks for it.
     #[arg(long)]
     pub(crate) encrypt: bool,
+    #[command(flatten)]
+    pub(crate) root_key: RootKeyOpt,
 }
 
 #[derive(Debug, Args)]
@@ -422,6 +446,8 @@ pub(crate) struct IntermediateArgs {
     /// Overwrite existing files of these clusters.
     #[arg(long)]
     pub(crate) force: bool,
+    #[command(flatten)]
+    pub(crate) root_key: RootKeyOpt,
 }
 
 #[derive(Debug, Args)]
@@ -472,6 +498,8 @@ pub(crate) struct WorkloadArgs {
     /// Overwrite existing workload files.
     #[arg(long)]
     pub(crate) force: bool,
+    #[command(flatten)]
+    pub(crate) root_key: RootKeyOpt,
 }
 
 #[derive(Debug, Args)]
@@ -553,6 +581,8 @@ pub(crate) struct RotateArgs {
     /// Overwrite existing files under --out.
     #[arg(long)]
     pub(crate) force: bool,
+    #[command(flatten)]
+    pub(crate) root_key: RootKeyOpt,
 }
 
 #[derive(Debug, Args)]
@@ -581,6 +611,8 @@ pub(crate) struct RevokeArgs {
     /// nextUpdate of the new root CRL, in days.
     #[arg(long, default_value_t = meshca::DEFAULT_CRL_DAYS, value_name = "N")]
     pub(crate) next_update_days: u32,
+    #[command(flatten)]
+    pub(crate) root_key: RootKeyOpt,
 }
 
 #[derive(Debug, Args)]
@@ -593,6 +625,8 @@ pub(crate) struct CrlArgs {
     /// nextUpdate of the CRLs made, in days.
     #[arg(long, default_value_t = meshca::DEFAULT_CRL_DAYS, value_name = "N")]
     pub(crate) next_update_days: u32,
+    #[command(flatten)]
+    pub(crate) root_key: RootKeyOpt,
 }
 
 #[derive(Debug, Args)]

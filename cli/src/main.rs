@@ -122,6 +122,8 @@ fn exit_code(err: Option<&meshca::Error>, command: &Command) -> u8 {
             | E::BadSecret { .. }
             | E::BadCertificate { .. }
             | E::EncryptedKey { .. }
+            | E::KeyRef { .. }
+            | E::Pkcs11 { .. }
             | E::Io { .. },
         ) => EXIT_USAGE,
         _ if matches!(command, Command::Verify(_) | Command::Inspect(_)) => EXIT_USAGE,
@@ -162,8 +164,9 @@ fn hint(err: &meshca::Error, cli: &Cli) -> Option<String> {
             // mesh signed from a Secret): `meshca root` would refuse.
             Some(
                 "this directory holds root-cert.pem but not the root's key (a rotation stage \
-                 or a copy): run the command in the root's own certs directory, or sign with \
-                 --root-from-secret FILE where the command has it"
+                 or a copy): run the command in the root's own certs directory, name the key \
+                 with --root-key FILE or --root-key pkcs11:URI, or sign with --root-from-secret \
+                 FILE where the command has it"
                     .to_owned(),
             )
         }

@@ -205,8 +205,8 @@ pub(crate) fn sign_crl(
             revoked.push(r.clone());
         }
     }
-    let issuer = Issuer::from_ca_cert_der(&issuer_der.into(), key.pair())
-        .map_err(|e| Error::signing(what, e))?;
+    let issuer =
+        Issuer::from_ca_cert_der(&issuer_der.into(), key).map_err(|e| Error::signing(what, e))?;
     let params = CertificateRevocationListParams {
         this_update: now - Duration::minutes(5),
         next_update: now + Duration::days(i64::from(next_update_days)),

@@ -174,6 +174,25 @@ pub enum Error {
         reason: String,
     },
 
+    /// A `--root-key` reference (a file path or a `pkcs11:` URI) is
+    /// malformed. The message never quotes a value from it.
+    #[error("invalid root key reference: {reason}")]
+    KeyRef {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A PKCS#11 token or key could not be used: the module would not
+    /// load, no token or key matches, the PIN was refused, the token
+    /// failed. Names the token and key, never the PIN.
+    #[error("{what}: {reason}")]
+    Pkcs11 {
+        /// The key, as [`crate::keyref::Pkcs11Uri::describe`] names it.
+        what: String,
+        /// What went wrong.
+        reason: String,
+    },
+
     /// Certificate generation or signing failed in the crypto layer.
     #[error("{what}: {source}")]
     Signing {

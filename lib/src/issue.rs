@@ -84,7 +84,7 @@ impl Signer {
     /// names), and carries a signature this signer's key verifies.
     fn sign(&self, what: &str, params: &CertificateParams, public: &PrivateKey) -> Result<Vec<u8>> {
         let cert = params
-            .signed_by(public.pair(), &self.issuer)
+            .signed_by(public, &self.issuer)
             .map_err(|e| Error::signing(what, e))?;
         let der = cert.der().to_vec();
         self.check_issued(what, &der)?;
@@ -259,7 +259,7 @@ impl RootCa {
         p.serial_number = Some(random_serial()?);
         p.use_authority_key_identifier_extension = true;
         let cert = p
-            .self_signed(key.pair())
+            .self_signed(&key)
             .map_err(|e| Error::signing("root certificate", e))?;
         let der = cert.der().to_vec();
         let pem = pemutil::certificate_pem(&der);

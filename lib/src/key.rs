@@ -47,13 +47,23 @@ impl KeyFormat {
     }
 }
 
-/// A private key, zeroized when dropped.
+/// A private key, zeroized when dropped: held here, or (a root key) in a
+/// PKCS#11 token, where only signatures leave it.
 ///
 /// `Debug` prints `[secret key elided]` in place of the key.
 pub struct PrivateKey {
-    pair: KeyPair,
+    held: Held,
     key_type: KeyType,
     format: KeyFormat,
+}
+
+/// Where a key's private half is.
+enum Held {
+    /// In memory.
+    Local(KeyPair),
+    /// In a token.
+    #[cfg(feature = "pkcs11")]
+    Token(Box<crate::pkcs11::TokenKey>),
 }
 
 impl fmt::Debug for PrivateKey {
@@ -61,14 +71,19 @@ impl fmt::Debug for PrivateKey {
         f.debug_struct("PrivateKey")
             .field("key_type", &self.key_type)
             .field("format", &self.format)
-            .field("key", &"[secret key elided]")
+            .field("key", &self.held_in())
             .finish()
     }
 }
 
 impl Drop for PrivateKey {
     fn drop(&mut self) {
-        self.pair.zeroize();
+        match &mut self.held {
+            Held::Local(pair) => pair.zeroize(),
+            // Nothing of the key is here.
+            #[cfg(feature = "pkcs11")]
+            Held::Token(_) => {}
+        }
     }
 }
 
@@ -88,10 +103,62 @@ impl PrivateKey {
         }
         .map_err(|e| Error::signing(format!("generating a {key_type} key"), e))?;
         Ok(PrivateKey {
-            pair,
+            held: Held::Local(pair),
             key_type,
             format: KeyFormat::Pkcs8,
         })
+    }
+
+    /// A key held in a PKCS#11 token (see [`crate::pkcs11::TokenKey`]).
+    /// [`PrivateKey::to_pem`] and [`PrivateKey::to_encrypted_pem`] refuse
+    /// it: the key never leaves the token.
+    #[cfg(feature = "pkcs11")]
+    pub fn in_token(key: crate::pkcs11::TokenKey) -> Self {
+        PrivateKey {
+            key_type: key.key_type(),
+            held: Held::Token(Box::new(key)),
+            format: KeyFormat::Pkcs8,
+        }
+    }
+
+    /// The `pkcs11:` URI of a key held in a token; `None` for a key held
+    /// here.
+    pub fn token_uri(&self) -> Option<&crate::keyref::Pkcs11Uri> {
+        match &self.held {
+            Held::Local(_) => None,
+            #[cfg(feature = "pkcs11")]
+            Held::Token(t) => Some(t.uri()),
+        }
+    }
+
+    /// The token holding the key, for a key held in one.
+    #[cfg(feature = "pkcs11")]
+    pub fn token(&self) -> Option<&crate::pkcs11::TokenKey> {
+        match &self.held {
+            Held::Local(_) => None,
+            Held::Token(t) => Some(t),
+        }
+    }
+
+    fn held_in(&self) -> &'static str {
+        match self.held {
+            Held::Local(_) => "[secret key elided]",
+            #[cfg(feature = "pkcs11")]
+            Held::Token(_) => "[in a PKCS#11 token]",
+        }
+    }
+
+    /// The key pair of a key held here, or the error for one in a token.
+    #[cfg_attr(not(feature = "pkcs11"), allow(unused_variables))]
+    fn local(&self, what: &str) -> Result<&KeyPair> {
+        match &self.held {
+            Held::Local(pair) => Ok(pair),
+            #[cfg(feature = "pkcs11")]
+            Held::Token(t) => Err(Error::Pkcs11 {
+                what: t.uri().describe(),
+                reason: format!("{what}: the key never leaves its token"),
+            }),
+        }
     }
 
     /// Reads the first private key of a PEM document: PKCS#8, PKCS#1 (RSA)
@@ -166,6 +233,7 @@ impl PrivateKey {
     /// meshca generates) can be encrypted.
     pub fn to_encrypted_pem(&self, passphrase: &[u8]) -> Result<Zeroizing<String>> {
         use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+        let pair = self.local("encrypting the key")?;
         if self.format != KeyFormat::Pkcs8 {
             return Err(Error::BadKey {
                 what: "private key".into(),
@@ -193,7 +261,7 @@ impl PrivateKey {
             .map_err(|e| bad(format!("scrypt parameters: {e}")))?;
         let params = pkcs8::pkcs5::pbes2::Parameters::scrypt_aes256cbc(scrypt, &salt, &iv)
             .map_err(|e| bad(format!("PBES2 parameters: {e}")))?;
-        let info = pkcs8::PrivateKeyInfo::try_from(self.pair.serialized_der())
+        let info = pkcs8::PrivateKeyInfo::try_from(pair.serialized_der())
             .map_err(|e| bad(format!("not PKCS#8: {e}")))?;
         let doc = info
             .encrypt_with_params(params, passphrase)
@@ -226,7 +294,7 @@ impl PrivateKey {
             })?
         };
         Ok(PrivateKey {
-            pair,
+            held: Held::Local(pair),
             key_type,
             format,
         })
@@ -244,37 +312,54 @@ impl PrivateKey {
 
     /// The DER SubjectPublicKeyInfo of the public half.
     pub fn public_key_der(&self) -> Vec<u8> {
-        self.pair.subject_public_key_info()
+        rcgen::PublicKeyData::subject_public_key_info(self)
     }
 
     /// The key as PEM, in the format it was read from (PKCS#8 when
     /// generated), ending with a newline. Zeroized when dropped.
+    ///
+    /// A key held in a token has no PEM: this gives an empty string for
+    /// it (use [`PrivateKey::try_to_pem`] where a key may be one).
     pub fn to_pem(&self) -> Zeroizing<String> {
-        let block = pem::Pem::new(self.format.pem_tag(), self.pair.serialized_der().to_vec());
+        self.try_to_pem().unwrap_or_default()
+    }
+
+    /// Like [`PrivateKey::to_pem`], but a key held in a token is an error.
+    pub fn try_to_pem(&self) -> Result<Zeroizing<String>> {
+        let pair = self.local("writing the key as PEM")?;
+        let block = pem::Pem::new(self.format.pem_tag(), pair.serialized_der().to_vec());
         let text = pemutil::encode(&block);
         let mut contents = block.into_contents();
         contents.zeroize();
-        text
-    }
-
-    pub(crate) fn pair(&self) -> &KeyPair {
-        &self.pair
+        Ok(text)
     }
 }
 
 impl rcgen::PublicKeyData for PrivateKey {
     fn der_bytes(&self) -> &[u8] {
-        self.pair.der_bytes()
+        match &self.held {
+            Held::Local(pair) => pair.der_bytes(),
+            #[cfg(feature = "pkcs11")]
+            Held::Token(t) => t.public_bytes(),
+        }
     }
 
     fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
-        rcgen::PublicKeyData::algorithm(&self.pair)
+        match &self.held {
+            Held::Local(pair) => rcgen::PublicKeyData::algorithm(pair),
+            #[cfg(feature = "pkcs11")]
+            Held::Token(_) => self.key_type.signature_algorithm(),
+        }
     }
 }
 
 impl rcgen::SigningKey for PrivateKey {
     fn sign(&self, msg: &[u8]) -> std::result::Result<Vec<u8>, rcgen::Error> {
-        self.pair.sign(msg)
+        match &self.held {
+            Held::Local(pair) => pair.sign(msg),
+            #[cfg(feature = "pkcs11")]
+            Held::Token(t) => t.sign(msg),
+        }
     }
 }
 

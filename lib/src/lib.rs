@@ -65,8 +65,11 @@ mod goparse;
 pub mod inspect;
 pub mod issue;
 pub mod key;
+pub mod keyref;
 pub mod mesh;
 mod pemutil;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
 pub mod profile;
 pub mod secret;
 pub mod store;
@@ -81,6 +84,7 @@ pub use files::read_limited;
 pub use inspect::{inspect_pem, CertSummary, CrlSummary, Item, KeySummary};
 pub use issue::{IntermediateCa, IssuedIntermediate, RootCa, Workload, SERIAL_LEN};
 pub use key::{KeyFormat, PrivateKey};
+pub use keyref::{KeyRef, Pkcs11Uri, ROOT_KEY_URI};
 pub use mesh::{generate_keys, Mesh};
 pub use pemutil::{certificate_pem, certificates, concat as concat_pem, MAX_PEM_BYTES};
 pub use profile::{

@@ -7,10 +7,11 @@ use crate::output::say;
 
 pub(crate) fn run(global: &Global, args: &CrlArgs) -> Result<u8> {
     super::check_clusters(&args.clusters)?;
+    let key_ref = super::root_key_ref(&args.root_key)?;
     let session = super::Session::open(&global.dir, false)?;
     // Every cluster is checked before anything is signed or written.
     session.mesh.check_clusters(&args.clusters)?;
-    let root = super::mesh_signer(&global.dir, &session.mesh, global)?;
+    let root = super::mesh_signer(&global.dir, &session.mesh, global, key_ref.as_ref())?;
     let now = time::OffsetDateTime::now_utc();
     let mesh = session
         .mesh

@@ -23,6 +23,7 @@ pub(crate) fn given(m: &ArgMatches, id: &str) -> bool {
 
 pub(crate) fn run(global: &Global, args: &InitArgs, m: &ArgMatches) -> Result<u8> {
     super::check_clusters(&args.clusters)?;
+    let key_ref = super::root_key_ref(&args.root_key)?;
     let session = super::Session::open(&global.dir, true)?;
     let has_root = session.mesh.root.is_some();
     let from_secret = args.intermediate.root_from_secret.is_some();
@@ -60,7 +61,12 @@ pub(crate) fn run(global: &Global, args: &InitArgs, m: &ArgMatches) -> Result<u8
         }
     }
     let existing = if from_secret || has_root {
-        Some(super::signer(&session, global, &args.intermediate)?)
+        Some(super::signer(
+            &session,
+            global,
+            &args.intermediate,
+            key_ref.as_ref(),
+        )?)
     } else {
         None
     };
@@ -88,9 +94,14 @@ pub(crate) fn run(global: &Global, args: &InitArgs, m: &ArgMatches) -> Result<u8
         args.root.root_key_type.or(args.intermediate.key_type)
     }
     .unwrap_or_default();
+    // A new root in a token: its key pair is made there, first.
+    let token_root = match existing {
+        Some(_) => None,
+        None => super::new_root_key(key_ref.as_ref(), root_type, args.encrypt_root, args.force)?,
+    };
     let mut types = Vec::with_capacity(args.clusters.len() + 1);
     let mut labels: Vec<String> = Vec::with_capacity(types.len());
-    if existing.is_none() {
+    if existing.is_none() && token_root.is_none() {
         types.push(root_type);
         labels.push("root".to_owned());
     }
@@ -107,14 +118,13 @@ pub(crate) fn run(global: &Global, args: &InitArgs, m: &ArgMatches) -> Result<u8
             params.cn = args.root.root_cn.clone();
             params.days = args.root.root_days;
             params.key_type = root_type;
-            let key = keys.remove(0);
+            let key = match token_root {
+                Some(key) => key,
+                None => keys.remove(0),
+            };
             let root = RootCa::self_signed(&params, key, now)?;
             let key_pem = super::root_key_pem(&root, pass.as_ref())?;
-            (
-                session.mesh.with_root(&root, Some(key_pem), false)?,
-                root,
-                true,
-            )
+            (session.mesh.with_root(&root, key_pem, false)?, root, true)
         }
     };
     let (mesh, added) = super::add_clusters(
@@ -126,14 +136,25 @@ pub(crate) fn run(global: &Global, args: &InitArgs, m: &ArgMatches) -> Result<u8
         args.force,
     )?;
     session.commit(&mesh, args.force, &args.intermediate.namespace)?;
+    super::keep_token_root(&root);
     if new_root {
         say(
             global.quiet,
             format_args!(
-                "root: wrote {} and {}{} ({root_type}, valid until {})",
+                "root: wrote {} and {} ({root_type}, valid until {})",
                 global.dir.join(meshca::ROOT_CERT).display(),
-                global.dir.join(meshca::ROOT_KEY).display(),
-                if pass.is_some() { " (encrypted)" } else { "" },
+                match root.key().token_uri() {
+                    Some(uri) => format!(
+                        "{} (the key stays in the token: {})",
+                        global.dir.join(meshca::ROOT_KEY_URI).display(),
+                        uri.describe()
+                    ),
+                    None => format!(
+                        "{}{}",
+                        global.dir.join(meshca::ROOT_KEY).display(),
+                        if pass.is_some() { " (encrypted)" } else { "" }
+                    ),
+                },
                 date(root.not_after())
             ),
         );

@@ -7,6 +7,7 @@ use crate::output::say;
 
 pub(crate) fn run(global: &Global, args: &IntermediateArgs) -> Result<u8> {
     super::check_clusters(&args.clusters)?;
+    let key_ref = super::root_key_ref(&args.root_key)?;
     // With --force, a cluster being replaced may be broken (a file
     // missing): the new intermediate repairs it.
     let replaced: &[String] = if args.force { &args.clusters } else { &[] };
@@ -15,7 +16,7 @@ pub(crate) fn run(global: &Global, args: &IntermediateArgs) -> Result<u8> {
         args.intermediate.root_from_secret.is_some(),
         replaced,
     )?;
-    let root = super::signer(&session, global, &args.intermediate)?;
+    let root = super::signer(&session, global, &args.intermediate, key_ref.as_ref())?;
     if !args.force {
         for c in &args.clusters {
             if session.mesh.clusters.contains_key(c) {

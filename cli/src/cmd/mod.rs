@@ -21,8 +21,8 @@ use anyhow::Result;
 use meshca::mesh::{MeshRoot, NewCluster};
 use meshca::store::DirLock;
 use meshca::{
-    generate_keys, IntermediateParams, KeyType, Mesh, PrivateKey, RootCa, SecretOptions,
-    SecretShape, VerifyOptions,
+    generate_keys, IntermediateParams, KeyRef, KeyType, Mesh, Pkcs11Uri, PrivateKey, RootCa,
+    SecretOptions, SecretShape, VerifyOptions,
 };
 
 use crate::cli::IntermediateOpts;
@@ -244,32 +244,126 @@ pub(crate) fn warn_leftovers(dir: &Path) {
     }
 }
 
-/// The root of `mesh` as a signer, asking for the passphrase of an
-/// encrypted key (from --passphrase-file, or on the terminal).
-pub(crate) fn mesh_signer(dir: &Path, mesh: &Mesh, global: &crate::cli::Global) -> Result<RootCa> {
+/// The `--root-key` reference, parsed (the value is never echoed: it may
+/// hold a PIN). Warns when the URI carries the PIN itself.
+pub(crate) fn root_key_ref(opt: &crate::cli::RootKeyOpt) -> Result<Option<KeyRef>> {
+    let Some(text) = &opt.root_key else {
+        return Ok(None);
+    };
+    let key: KeyRef = text.parse()?;
+    if let KeyRef::Pkcs11(uri) = &key {
+        if uri.has_pin_value() {
+            warn(format_args!(
+                "--root-key: the PIN given as pin-value= lands in shell history and process \
+                 listings; prefer pin-source=file:PATH"
+            ));
+        }
+    }
+    Ok(Some(key))
+}
+
+/// The user PIN of the token `uri` names: pin-value=, pin-source=, or
+/// asked on the terminal.
+pub(crate) fn token_pin(uri: &Pkcs11Uri) -> Result<zeroize::Zeroizing<String>> {
+    Ok(uri.pin(&|| {
+        read_secret(
+            &uri.describe(),
+            "PIN",
+            None,
+            false,
+            "add pin-source=file:PATH to the URI",
+        )
+    })?)
+}
+
+/// Logs in to the token `uri` names and opens its key.
+pub(crate) fn token_key(uri: &Pkcs11Uri) -> Result<PrivateKey> {
+    let pin = token_pin(uri)?;
+    Ok(PrivateKey::in_token(meshca::pkcs11::TokenKey::open(
+        uri, &pin,
+    )?))
+}
+
+/// Generates a new root key pair inside the token `uri` names (an object
+/// of the same label is replaced only when `force`).
+pub(crate) fn new_token_key(uri: &Pkcs11Uri, key_type: KeyType, force: bool) -> Result<PrivateKey> {
+    let pin = token_pin(uri)?;
+    Ok(PrivateKey::in_token(meshca::pkcs11::TokenKey::generate(
+        uri, &pin, key_type, force,
+    )?))
+}
+
+/// After a new root was saved: keeps its key pair if it was generated in
+/// a token (until then a failure removes it again) and removes the
+/// objects it replaced. A failure here only warns: the mesh is saved.
+pub(crate) fn keep_token_root(root: &RootCa) {
+    if let Some(token) = root.key().token() {
+        if let Err(e) = token.keep() {
+            warn(format_args!(
+                "{e}; the new root is saved: remove the replaced objects with pkcs11-tool"
+            ));
+        }
+    }
+}
+
+/// The root of `mesh` as a signer, its key from `key_ref` (`--root-key`)
+/// when given, else from the certs directory: `root-key.uri` (a token),
+/// or `root-key.pem` (asking for the passphrase of an encrypted key, from
+/// --passphrase-file or on the terminal).
+pub(crate) fn mesh_signer(
+    dir: &Path,
+    mesh: &Mesh,
+    global: &crate::cli::Global,
+    key_ref: Option<&KeyRef>,
+) -> Result<RootCa> {
     let cert_path = dir.join(meshca::ROOT_CERT);
     let key_path = dir.join(meshca::ROOT_KEY);
-    let Some(MeshRoot { cert, key, .. }) = &mesh.root else {
+    let Some(MeshRoot {
+        cert, key, key_uri, ..
+    }) = &mesh.root
+    else {
         return Err(meshca::Error::MissingFile {
             path: cert_path,
             hint: String::new(),
         }
         .into());
     };
-    let Some(key) = key else {
-        return Err(meshca::Error::MissingFile {
-            path: key_path,
-            hint: String::new(),
+    let cert_what = cert_path.display().to_string();
+    let stored_uri = key_uri.clone().map(KeyRef::Pkcs11);
+    let (what, pem) = match key_ref.or(stored_uri.as_ref()) {
+        Some(KeyRef::Pkcs11(uri)) => {
+            let key = token_key(uri)?;
+            return Ok(RootCa::from_cert_and_key(
+                &cert_what,
+                cert.as_bytes(),
+                &uri.describe(),
+                key,
+            )?);
         }
-        .into());
+        Some(KeyRef::File(path)) => (
+            path.display().to_string(),
+            zeroize::Zeroizing::new(meshca::read_limited(path)?),
+        ),
+        Some(_) | None => {
+            let Some(key) = key else {
+                return Err(meshca::Error::MissingFile {
+                    path: key_path,
+                    hint: String::new(),
+                }
+                .into());
+            };
+            (
+                key_path.display().to_string(),
+                zeroize::Zeroizing::new(key.as_bytes().to_vec()),
+            )
+        }
     };
-    let what = key_path.display().to_string();
     let file = global.passphrase_file.clone();
     Ok(RootCa::from_pem_with_passphrase(
-        &cert_path.display().to_string(),
+        &cert_what,
         cert.as_bytes(),
         &what,
-        key.as_bytes(),
+        &pem,
         &|| read_passphrase(&what, file.as_deref(), false),
     )?)
 }
@@ -279,10 +373,20 @@ pub(crate) fn signer(
     session: &Session,
     global: &crate::cli::Global,
     opts: &IntermediateOpts,
+    key_ref: Option<&KeyRef>,
 ) -> Result<RootCa> {
     let Some(path) = &opts.root_from_secret else {
-        return mesh_signer(&session.dir, &session.mesh, global);
+        return mesh_signer(&session.dir, &session.mesh, global, key_ref);
     };
+    if key_ref.is_some() {
+        return Err(meshca::Error::KeyRef {
+            reason: format!(
+                "--root-from-secret {} gives the signing key: --root-key would have no effect",
+                path.display()
+            ),
+        }
+        .into());
+    }
     let what = path.display().to_string();
     let yaml = zeroize::Zeroizing::new(meshca::read_limited(path)?);
     let file = global.passphrase_file.clone();
@@ -357,6 +461,25 @@ pub(crate) fn read_passphrase(
     file: Option<&std::path::Path>,
     confirm: bool,
 ) -> meshca::Result<zeroize::Zeroizing<String>> {
+    read_secret(
+        what,
+        "passphrase",
+        file,
+        confirm,
+        "give --passphrase-file FILE",
+    )
+}
+
+/// A secret for `what` (a `noun`: passphrase, PIN) from a file (its first
+/// line) or the terminal (no echo; asked twice when `confirm`); `hint`
+/// says what to do when there is no terminal.
+fn read_secret(
+    what: &str,
+    noun: &str,
+    file: Option<&std::path::Path>,
+    confirm: bool,
+    hint: &str,
+) -> meshca::Result<zeroize::Zeroizing<String>> {
     use std::io::IsTerminal;
     let invalid = |reason: String| meshca::Error::Passphrase { reason };
     if let Some(path) = file {
@@ -378,11 +501,15 @@ pub(crate) fn read_passphrase(
         .is_err();
     if no_tty || (!std::io::stdin().is_terminal() && !std::io::stderr().is_terminal()) {
         return Err(invalid(format!(
-            "{what} needs a passphrase: give --passphrase-file FILE (no terminal to ask on)"
+            "{what} needs a {noun}: {hint} (no terminal to ask on)"
         )));
     }
+    let mut label = noun.to_owned();
+    if let Some(first) = label.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
     let first = zeroize::Zeroizing::new(
-        rpassword::prompt_password(format!("Passphrase for {what}: ")).map_err(|e| {
+        rpassword::prompt_password(format!("{label} for {what}: ")).map_err(|e| {
             meshca::Error::Io {
                 path: "/dev/tty".into(),
                 source: e,
@@ -390,11 +517,11 @@ pub(crate) fn read_passphrase(
         })?,
     );
     if first.is_empty() {
-        return Err(invalid(format!("{what}: the passphrase must not be empty")));
+        return Err(invalid(format!("{what}: the {noun} must not be empty")));
     }
     if confirm {
         let second = zeroize::Zeroizing::new(
-            rpassword::prompt_password("Repeat the passphrase: ").map_err(|e| {
+            rpassword::prompt_password(format!("Repeat the {noun}: ")).map_err(|e| {
                 meshca::Error::Io {
                     path: "/dev/tty".into(),
                     source: e,
@@ -402,7 +529,7 @@ pub(crate) fn read_passphrase(
             })?,
         );
         if *first != *second {
-            return Err(invalid(format!("{what}: the two passphrases differ")));
+            return Err(invalid(format!("{what}: the two {noun}s differ")));
         }
     }
     Ok(first)
@@ -426,13 +553,51 @@ pub(crate) fn new_root_passphrase(
     )?))
 }
 
-/// `root-key.pem` for a new root, encrypted with `pass` when given.
+/// `root-key.pem` for a new root, encrypted with `pass` when given; `None`
+/// for a key in a token (`root-key.uri` records it).
 pub(crate) fn root_key_pem(
     root: &RootCa,
     pass: Option<&zeroize::Zeroizing<String>>,
-) -> Result<zeroize::Zeroizing<String>> {
-    Ok(match pass {
+) -> Result<Option<zeroize::Zeroizing<String>>> {
+    if root.key().token_uri().is_some() {
+        return Ok(None);
+    }
+    Ok(Some(match pass {
         Some(p) => root.key().to_encrypted_pem(p.as_bytes())?,
-        None => root.key().to_pem(),
-    })
+        None => root.key().try_to_pem()?,
+    }))
+}
+
+/// A new root's key: generated inside the token when `key_ref` is a
+/// `pkcs11:` URI, else here (a file reference is refused: a new root's key
+/// file is always DIR/root-key.pem). `None` when the key is to be made
+/// here (with the other keys, on all cores).
+pub(crate) fn new_root_key(
+    key_ref: Option<&KeyRef>,
+    key_type: KeyType,
+    encrypt: bool,
+    force: bool,
+) -> Result<Option<PrivateKey>> {
+    match key_ref {
+        None => Ok(None),
+        Some(KeyRef::Pkcs11(uri)) => {
+            if encrypt {
+                return Err(meshca::Error::Refused {
+                    what: uri.describe(),
+                    reason: "the key stays in the token: there is no root-key.pem to encrypt"
+                        .into(),
+                }
+                .into());
+            }
+            Ok(Some(new_token_key(uri, key_type, force)?))
+        }
+        Some(_) => Err(meshca::Error::KeyRef {
+            reason: format!(
+                "a new root's key is made as {} (or in a token with --root-key pkcs11:...); \
+                 a key file is only read by commands that sign with an existing root",
+                meshca::ROOT_KEY
+            ),
+        }
+        .into()),
+    }
 }

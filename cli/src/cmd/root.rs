@@ -7,6 +7,7 @@ use crate::cli::{Global, RootArgs};
 use crate::output::{date, say};
 
 pub(crate) fn run(global: &Global, args: &RootArgs) -> Result<u8> {
+    let key_ref = super::root_key_ref(&args.root_key)?;
     let session = super::Session::open(&global.dir, true)?;
     if session.mesh.root.is_some() && !args.force {
         return Err(meshca::Error::AlreadyExists {
@@ -21,18 +22,33 @@ pub(crate) fn run(global: &Global, args: &RootArgs) -> Result<u8> {
     params.days = args.days;
     params.key_type = args.key_type;
     let key =
-        super::labelled_keys(&[args.key_type], vec!["root".to_owned()], global.quiet)?.remove(0);
+        match super::new_root_key(key_ref.as_ref(), args.key_type, args.encrypt, args.force)? {
+            Some(key) => key,
+            None => super::labelled_keys(&[args.key_type], vec!["root".to_owned()], global.quiet)?
+                .remove(0),
+        };
     let root = RootCa::self_signed(&params, key, time::OffsetDateTime::now_utc())?;
     let key_pem = super::root_key_pem(&root, pass.as_ref())?;
-    let mesh = session.mesh.with_root(&root, Some(key_pem), args.force)?;
+    let mesh = session.mesh.with_root(&root, key_pem, args.force)?;
     session.commit(&mesh, args.force, super::ISTIOD_NAMESPACE)?;
+    super::keep_token_root(&root);
+    let key_written = match root.key().token_uri() {
+        Some(uri) => format!(
+            "{} (the key stays in the token: {})",
+            global.dir.join(meshca::ROOT_KEY_URI).display(),
+            uri.describe()
+        ),
+        None => format!(
+            "{}{}",
+            global.dir.join(meshca::ROOT_KEY).display(),
+            if args.encrypt { " (encrypted)" } else { "" }
+        ),
+    };
     say(
         global.quiet,
         format_args!(
-            "root: wrote {} and {}{} ({}, valid until {})",
+            "root: wrote {} and {key_written} ({}, valid until {})",
             global.dir.join(meshca::ROOT_CERT).display(),
-            global.dir.join(meshca::ROOT_KEY).display(),
-            if args.encrypt { " (encrypted)" } else { "" },
             args.key_type,
             date(root.not_after())
         ),

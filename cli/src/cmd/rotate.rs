@@ -19,6 +19,7 @@ pub(crate) fn run(global: &Global, args: &RotateArgs, m: &clap::ArgMatches) -> R
             ));
         }
     }
+    let key_ref = super::root_key_ref(&args.root_key)?;
     // --out is locked for writing, the two inputs for reading.
     let lock = meshca::store::DirLock::acquire(&args.out, &|path| {
         crate::output::warn(format_args!(
@@ -46,7 +47,7 @@ pub(crate) fn run(global: &Global, args: &RotateArgs, m: &clap::ArgMatches) -> R
         });
     }
     let new = super::Session::loaded(&args.new_root)?;
-    let new_root = super::mesh_signer(&args.new_root, &new.mesh, global)?;
+    let new_root = super::mesh_signer(&args.new_root, &new.mesh, global, key_ref.as_ref())?;
 
     let stages: Vec<std::path::PathBuf> = (1..=3)
         .map(|n| args.out.join(format!("stage-{n}")))

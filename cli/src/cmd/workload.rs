@@ -8,6 +8,7 @@ use crate::output::{date, say};
 
 pub(crate) fn run(global: &Global, args: &WorkloadArgs) -> Result<u8> {
     meshca::validate_name("namespace", &args.namespace)?;
+    let key_ref = super::root_key_ref(&args.root_key)?;
     let session = super::Session::open(&global.dir, false)?;
     let out_dir = global.dir.join(&args.namespace);
     let targets = [
@@ -28,7 +29,7 @@ pub(crate) fn run(global: &Global, args: &WorkloadArgs) -> Result<u8> {
     let mut mesh = session.mesh.clone();
     let make_ca = args.cluster.is_none() && !mesh.clusters.contains_key(issuer);
     if make_ca {
-        let root = super::mesh_signer(&global.dir, &mesh, global)?;
+        let root = super::mesh_signer(&global.dir, &mesh, global, key_ref.as_ref())?;
         let mut params = IntermediateParams::default();
         params.key_type = args.key_type;
         params.san_dns = vec![format!("istiod.{}.svc", args.istio_namespace)];

@@ -43,8 +43,12 @@ pub struct MeshRoot {
     /// `root-cert.pem` (several roots during a rotation).
     pub cert: String,
     /// `root-key.pem` as stored, zeroized on drop; `None` when the mesh
-    /// signs with a key kept elsewhere (a Secret, a rotation stage).
+    /// signs with a key kept elsewhere (a Secret, a rotation stage, a
+    /// token).
     pub key: Option<Zeroizing<String>>,
+    /// `root-key.uri`: the `pkcs11:` URI (never with a PIN) of a root key
+    /// kept in a token.
+    pub key_uri: Option<crate::keyref::Pkcs11Uri>,
 }
 
 impl fmt::Debug for MeshRoot {
@@ -52,6 +56,7 @@ impl fmt::Debug for MeshRoot {
         f.debug_struct("MeshRoot")
             .field("cert", &format_args!("{} bytes", self.cert.len()))
             .field("key", &self.key.as_ref().map(|_| "[secret key elided]"))
+            .field("key_uri", &self.key_uri.as_ref().map(|u| u.to_string()))
             .finish()
     }
 }
@@ -300,7 +305,8 @@ impl Mesh {
     }
 
     /// The mesh with a new root (`key_pem`: its `root-key.pem` as it is to
-    /// be stored, possibly encrypted). Refuses when the mesh has a root,
+    /// be stored, possibly encrypted; a root whose key is in a token is
+    /// recorded by its URI, `root-key.uri`, instead). Refuses when the mesh has a root,
     /// unless `replace`: every cluster then still chains to the old one,
     /// and [`Mesh::verify`] says so.
     pub fn with_root(
@@ -318,6 +324,8 @@ impl Mesh {
         new.root = Some(MeshRoot {
             cert: root.roots_pem().to_owned(),
             key: key_pem,
+            // A root in a token is recorded by its URI, never with a PIN.
+            key_uri: root.key().token_uri().map(|u| u.without_pin()),
         });
         if replace {
             // The old root's CRL is no use to the new root.
@@ -364,6 +372,7 @@ impl Mesh {
             mesh.root = Some(MeshRoot {
                 cert: signer.roots_pem().to_owned(),
                 key: None,
+                key_uri: None,
             });
         }
         // One root CRL for every cluster that needs a ca-crl.pem: the
@@ -608,6 +617,7 @@ impl Mesh {
             root: Some(MeshRoot {
                 cert: cert.to_owned(),
                 key: None,
+                key_uri: None,
             }),
             root_crl: crl,
             clusters: BTreeMap::new(),
@@ -765,6 +775,10 @@ impl Mesh {
             put(ROOT_CERT.into(), root.cert.as_bytes(), false);
             if let Some(key) = &root.key {
                 put(ROOT_KEY.into(), key.as_bytes(), true);
+            }
+            if let Some(uri) = &root.key_uri {
+                let line = format!("{}\n", uri.without_pin());
+                put(crate::keyref::ROOT_KEY_URI.into(), line.as_bytes(), false);
             }
         }
         if let Some(crl) = &self.root_crl {

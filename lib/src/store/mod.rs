@@ -22,6 +22,7 @@ use crate::bundle::{
 use crate::crl::ROOT_CRL;
 use crate::error::{Error, Result};
 use crate::files::read_limited;
+use crate::keyref::ROOT_KEY_URI;
 use crate::mesh::{Cluster, Mesh, MeshRoot};
 use crate::profile::validate_name;
 
@@ -71,6 +72,28 @@ pub fn cluster_names(dir: &Path) -> Result<Vec<String>> {
     Ok(out)
 }
 
+/// `root-key.uri`, when there: the `pkcs11:` URI of a root key in a token
+/// (one line). A PIN in it (`pin-value=`) is refused: the certs directory
+/// never records one.
+fn read_key_uri(dir: &Path) -> Result<Option<crate::keyref::Pkcs11Uri>> {
+    let path = dir.join(ROOT_KEY_URI);
+    let Some(bytes) = read_opt(&path)? else {
+        return Ok(None);
+    };
+    let line = text(&path, bytes)?;
+    let uri = crate::keyref::Pkcs11Uri::parse(line.trim()).map_err(|e| Error::Refused {
+        what: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    if uri.has_pin_value() {
+        return Err(Error::Refused {
+            what: path.display().to_string(),
+            reason: "records a PIN (pin-value=): remove it, use pin-source=file:PATH".into(),
+        });
+    }
+    Ok(Some(uri))
+}
+
 /// Loads the mesh of the certs directory `dir` (an absent directory is an
 /// empty mesh). Having only one of `root-cert.pem` and `root-key.pem` is
 /// fine (a mesh signed from a Secret keeps no key); a cluster directory
@@ -90,20 +113,30 @@ pub fn load_replacing(dir: &Path, replaced: &[String]) -> Result<(Mesh, Vec<Path
     let mut mesh = Mesh::new();
     let root_cert = read_text(&dir.join(ROOT_CERT))?;
     let root_key = read_opt(&dir.join(ROOT_KEY))?;
-    mesh.root = match (root_cert, root_key) {
-        (Some(cert), key) => Some(MeshRoot {
+    let key_uri = read_key_uri(dir)?;
+    if root_key.is_some() && key_uri.is_some() {
+        return Err(Error::Refused {
+            what: dir.join(ROOT_KEY_URI).display().to_string(),
+            reason: format!(
+                "both {ROOT_KEY} and {ROOT_KEY_URI} are there: keep the one that holds the root key"
+            ),
+        });
+    }
+    mesh.root = match (root_cert, root_key.is_some() || key_uri.is_some()) {
+        (Some(cert), _) => Some(MeshRoot {
             cert,
-            key: key
+            key: root_key
                 .map(|k| text(&dir.join(ROOT_KEY), k).map(Zeroizing::new))
                 .transpose()?,
+            key_uri,
         }),
-        (None, Some(_)) => {
+        (None, true) => {
             return Err(Error::MissingFile {
                 path: dir.join(ROOT_CERT),
                 hint: String::new(),
             })
         }
-        (None, None) => None,
+        (None, false) => None,
     };
     mesh.root_crl = read_text(&dir.join(ROOT_CRL))?;
     let mut stale = Vec::new();
@@ -295,6 +328,46 @@ pub fn snapshot(dir: &Path) -> Result<BTreeMap<PathBuf, Zeroizing<Vec<u8>>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn root_key_uri_is_loaded_saved_and_refused_with_a_pin_or_beside_a_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = crate::RootCa::generate(
+            &crate::RootParams {
+                key_type: crate::KeyType::EcdsaP256,
+                ..crate::RootParams::default()
+            },
+            time::OffsetDateTime::now_utc(),
+        )
+        .unwrap();
+        fs::write(dir.path().join(ROOT_CERT), root.cert_pem()).unwrap();
+        let uri = "pkcs11:token=t;object=root?module-path=/m.so&pin-source=file:/run/pin";
+        fs::write(dir.path().join(ROOT_KEY_URI), format!("{uri}\n")).unwrap();
+        let mesh = load(dir.path()).unwrap();
+        let loaded = mesh.root.as_ref().unwrap();
+        assert!(loaded.key.is_none());
+        let recorded = loaded.key_uri.as_ref().unwrap();
+        assert_eq!(recorded.object.as_deref(), Some("root"));
+        // Saved back as it was (the layout writes it).
+        let layout = mesh.layout();
+        let line = &layout.get(Path::new(ROOT_KEY_URI)).unwrap().contents;
+        let back = crate::keyref::Pkcs11Uri::parse(std::str::from_utf8(line).unwrap().trim());
+        assert_eq!(&back.unwrap(), recorded);
+        // A recorded PIN is refused, without showing it.
+        fs::write(
+            dir.path().join(ROOT_KEY_URI),
+            "pkcs11:object=root?pin-value=S3CRET-PIN\n",
+        )
+        .unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("records a PIN"), "{err}");
+        assert!(!err.contains("S3CRET"), "{err}");
+        // root-key.pem and root-key.uri together: which one is the key?
+        fs::write(dir.path().join(ROOT_KEY_URI), format!("{uri}\n")).unwrap();
+        fs::write(dir.path().join(ROOT_KEY), root.key().to_pem()).unwrap();
+        let err = load(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("both root-key.pem and root-key.uri"), "{err}");
+    }
 
     #[test]
     fn a_file_the_loaded_mesh_does_not_know_is_kept_without_force() {
