@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use meshca::KeyType;
 
 fn key_type(s: &str) -> Result<KeyType, String> {
@@ -74,6 +74,9 @@ pub(crate) enum Command {
     # Add a cluster later: the existing root in DIR signs it.
     meshca init --dir certs cluster3
 
+    # Intermediates that may sign only spiffe://example.org/... identities:
+    meshca init --dir certs --name-constraints --trust-domain example.org east west
+
     # The recipe's variables work too (options beat them):
     ROOTCA_ORG=Example INTERMEDIATE_DAYS=365 meshca init cluster1
 
@@ -99,6 +102,8 @@ writes every file or none.")]
     meshca intermediate --dir certs --key-type ecdsa-p256 --san-dns istiod.istio-system.svc cluster3
     # The kubernetes.io/tls shape of the Secret (tls.crt, tls.key, ca.crt):
     meshca intermediate --dir certs --tls-secret cluster4
+    # Name-constrained to the trust domain cluster.local and *.mesh.example.com:
+    meshca intermediate --dir certs --name-constraints --permit-dns mesh.example.com cluster5
     # A mesh started with istiod's self-signed CA gains a cluster, same root:
     kubectl get secret istio-ca-secret -n istio-system -o yaml > istio-ca-secret.yaml
     meshca intermediate --dir certs --root-from-secret istio-ca-secret.yaml cluster2")]
@@ -254,6 +259,45 @@ pub(crate) struct IntermediateOpts {
     pub(crate) root_from_secret: Option<PathBuf>,
 }
 
+/// Which data plane verifies the workload certificates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DataPlane {
+    /// Envoy sidecars and gateways (BoringSSL) with istiod (Go): both
+    /// enforce URI name constraints.
+    Sidecar,
+    /// ztunnel (rustls-webpki), which refuses every SPIFFE identity below
+    /// a URI name constraint.
+    Ambient,
+}
+
+/// Name constraints on the new intermediates.
+#[derive(Debug, Args)]
+pub(crate) struct NameConstraintOpts {
+    /// Give each new intermediate a critical NameConstraints extension: it
+    /// may then sign only SPIFFE identities of the --trust-domain(s) and DNS
+    /// names of its own SANs and --permit-dns suffixes. Recorded in the
+    /// certificate, so a re-issue or rotation keeps it.
+    #[arg(long)]
+    pub(crate) name_constraints: bool,
+    /// SPIFFE trust domain the intermediates may sign identities of
+    /// (repeatable).
+    #[arg(
+        long = "trust-domain",
+        default_value = meshca::DEFAULT_TRUST_DOMAIN,
+        value_name = "DOMAIN",
+        requires = "name_constraints"
+    )]
+    pub(crate) trust_domains: Vec<String>,
+    /// A DNS suffix the intermediates may sign besides their own SANs
+    /// (repeatable; `.example.com` permits subdomains only).
+    #[arg(long, value_name = "SUFFIX", requires = "name_constraints")]
+    pub(crate) permit_dns: Vec<String>,
+    /// The data plane of the mesh: --name-constraints is refused for
+    /// ambient, whose ztunnel cannot verify URI name constraints.
+    #[arg(long, value_enum, default_value_t = DataPlane::Sidecar, value_name = "KIND")]
+    pub(crate) data_plane: DataPlane,
+}
+
 /// The root CA's profile (the recipe's ROOTCA_* variables).
 #[derive(Debug, Args)]
 pub(crate) struct RootOpts {
@@ -283,6 +327,8 @@ pub(crate) struct InitArgs {
     pub(crate) clusters: Vec<String>,
     #[command(flatten)]
     pub(crate) intermediate: IntermediateOpts,
+    #[command(flatten)]
+    pub(crate) constraints: NameConstraintOpts,
     #[command(flatten)]
     pub(crate) root: RootOpts,
     /// Overwrite existing cluster files (an existing root is always kept).
@@ -324,6 +370,8 @@ pub(crate) struct IntermediateArgs {
     pub(crate) clusters: Vec<String>,
     #[command(flatten)]
     pub(crate) intermediate: IntermediateOpts,
+    #[command(flatten)]
+    pub(crate) constraints: NameConstraintOpts,
     /// Overwrite existing files of these clusters.
     #[arg(long)]
     pub(crate) force: bool,

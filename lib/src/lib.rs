@@ -84,8 +84,8 @@ pub use key::{KeyFormat, PrivateKey};
 pub use mesh::{generate_keys, Mesh};
 pub use pemutil::{certificate_pem, certificates, concat as concat_pem, MAX_PEM_BYTES};
 pub use profile::{
-    validate_name, IntermediateParams, KeyType, RootParams, WorkloadParams, DEFAULT_BACKDATE,
-    KEY_TYPE_NAMES,
+    validate_name, IntermediateParams, KeyType, NameConstraints, RootParams, WorkloadParams,
+    DEFAULT_BACKDATE, DEFAULT_TRUST_DOMAIN, KEY_TYPE_NAMES,
 };
 pub use secret::{cacerts_yaml, SecretData, SecretOptions, SecretShape, MAX_SECRET_BYTES};
 pub use verify::{

@@ -7,6 +7,8 @@ use crate::output::say;
 
 pub(crate) fn run(global: &Global, args: &IntermediateArgs) -> Result<u8> {
     super::check_clusters(&args.clusters)?;
+    // Bad or refused constraints stop the command before any key is made.
+    super::name_constraints(&args.constraints)?;
     // With --force, a cluster being replaced may be broken (a file
     // missing): the new intermediate repairs it.
     let replaced: &[String] = if args.force { &args.clusters } else { &[] };
@@ -38,10 +40,16 @@ pub(crate) fn run(global: &Global, args: &IntermediateArgs) -> Result<u8> {
         &args.clusters,
         keys,
         &args.intermediate,
+        Some(&args.constraints),
         args.force,
     )?;
     let root_written = session.mesh.root.is_none();
-    session.commit(&mesh, args.force, &args.intermediate.namespace)?;
+    session.commit_for(
+        &mesh,
+        args.force,
+        &args.intermediate.namespace,
+        super::checked_trust_domain(&args.constraints),
+    )?;
     if root_written {
         say(
             global.quiet,

@@ -31,7 +31,7 @@ use crate::crl::{Reason, Revocation, ROOT_CRL};
 use crate::error::{Error, Result};
 use crate::issue::{IntermediateCa, RootCa};
 use crate::key::PrivateKey;
-use crate::profile::{validate_name, IntermediateParams, KeyType, WorkloadParams};
+use crate::profile::{validate_name, IntermediateParams, KeyType, NameConstraints, WorkloadParams};
 use crate::secret::{cacerts_yaml, SecretData, SecretOptions, SecretShape};
 use crate::verify::{BundleFiles, Code, MeshFiles, Report, Severity, VerifyOptions};
 
@@ -68,6 +68,9 @@ pub struct ClusterProfile {
     /// The `cacerts` Secret's name, namespace and shape; `None` when the
     /// cluster has no `cacerts.yaml`.
     pub secret: Option<SecretOptions>,
+    /// The intermediate's name constraints (`None`: unconstrained); a
+    /// re-issued intermediate gets the same.
+    pub name_constraints: Option<NameConstraints>,
 }
 
 /// One cluster: its bundle, its profile and its `cacerts.yaml`.
@@ -105,6 +108,7 @@ impl Cluster {
             .ok()
             .map(|k| k.key_type());
         let san_dns = dns_sans(bundle.ca_cert.as_bytes());
+        let name_constraints = name_constraints_of(bundle.ca_cert.as_bytes(), &san_dns);
         let secret = match &secret_yaml {
             Some(yaml) => Some(secret_options_of(
                 &format!("{name}/{SECRET_YAML}"),
@@ -118,6 +122,7 @@ impl Cluster {
                 key_type,
                 san_dns,
                 secret,
+                name_constraints,
             },
             secret_yaml,
         })
@@ -146,6 +151,17 @@ fn secret_options_of(what: &str, yaml: &[u8]) -> Result<SecretOptions> {
         options.shape = SecretShape::Tls;
     }
     Ok(options)
+}
+
+/// The name constraints of `ca-cert.pem`, its own DNS SANs left out of
+/// the extra DNS suffixes (a re-issue adds its SANs again).
+fn name_constraints_of(cert_pem: &[u8], san_dns: &[String]) -> Option<NameConstraints> {
+    let ders = crate::pemutil::certificates("ca-cert.pem", cert_pem).ok()?;
+    let mut nc = crate::issue::read_name_constraints(ders.first()?)?;
+    let own: Vec<String> = NameConstraints::new(Vec::new(), Vec::new()).permitted_dns(san_dns);
+    nc.permit_dns
+        .retain(|d| !own.iter().any(|o| o.eq_ignore_ascii_case(d)));
+    Some(nc)
 }
 
 fn dns_sans(cert_pem: &[u8]) -> Vec<String> {
@@ -413,6 +429,7 @@ impl Mesh {
                         key_type: Some(issued.ca.key_type()),
                         san_dns: c.params.san_dns.clone(),
                         secret: c.secret,
+                        name_constraints: c.params.name_constraints.clone(),
                     },
                     secret_yaml: None,
                 };
@@ -630,6 +647,9 @@ impl Mesh {
                 if !old.profile.san_dns.is_empty() {
                     p.san_dns = old.profile.san_dns.clone();
                 }
+                if old.profile.name_constraints.is_some() {
+                    p.name_constraints = old.profile.name_constraints.clone();
+                }
                 let issued = new_root.issue_intermediate(name, &p, key, now)?;
                 let ca_crl = match (&b_crl, old.bundle.ca_crl.is_some()) {
                     (Some(b), true) => Some(issued.ca.ca_crl(
@@ -648,6 +668,7 @@ impl Mesh {
                         key_type: Some(issued.ca.key_type()),
                         san_dns: p.san_dns.clone(),
                         secret: old.profile.secret.clone(),
+                        name_constraints: p.name_constraints.clone(),
                     },
                     secret_yaml: None,
                 };
