@@ -205,6 +205,35 @@ EXAMPLES:
     )]
     Crl(CrlArgs),
 
+    /// Print every root of the mesh as a trust bundle for other systems.
+    #[command(
+        after_long_help = "Every root certificate of DIR (DIR/root-cert.pem, then any other root in a
+cluster's root-cert.pem), each once, in that order: during a rotation stage
+both the old and the new root. Printed on stdout.
+
+FORMATS:
+    pem                   the roots, PEM
+    spiffe                SPIFFE trust bundle (JWKS: use x509-svid, x5c, the key's
+                          public parameters, spiffe_sequence, spiffe_refresh_hint),
+                          to serve at a meshConfig spiffeBundleUrl
+    cluster-trust-bundle  certificates.k8s.io/v1beta1 ClusterTrustBundle named as
+                          istiod's (istio.io:istiod-ca:root-cert, signer
+                          istio.io/istiod-ca); --name must keep that prefix
+    trust-manager         cert-manager trust-manager Bundle (trust.cert-manager.io/v1alpha1)
+                          writing ConfigMap key root-cert.pem; --namespace limits it
+                          to one namespace
+    mesh-config           meshConfig.caCertificates, one entry per root
+                          (trustDomains from --trust-domain)
+Options a format has no use for are refused.
+
+EXAMPLES:
+    meshca bundle --dir certs > roots.pem
+    meshca bundle --dir certs --format spiffe --sequence 7 > bundle.json
+    meshca bundle --dir certs --format cluster-trust-bundle | kubectl apply -f -
+    meshca bundle --dir rotation/stage-1 --format mesh-config --trust-domain cluster.local"
+    )]
+    Bundle(BundleArgs),
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(after_long_help = "EXAMPLES:
     meshca completions bash > /etc/bash_completion.d/meshca
@@ -536,6 +565,56 @@ pub(crate) struct CrlArgs {
     /// nextUpdate of the CRLs made, in days.
     #[arg(long, default_value_t = meshca::DEFAULT_CRL_DAYS, value_name = "N")]
     pub(crate) next_update_days: u32,
+}
+
+/// The forms `meshca bundle` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BundleFormat {
+    /// PEM certificates.
+    Pem,
+    /// SPIFFE trust bundle (JWKS).
+    Spiffe,
+    /// Kubernetes ClusterTrustBundle.
+    ClusterTrustBundle,
+    /// cert-manager trust-manager Bundle.
+    TrustManager,
+    /// Istio meshConfig.caCertificates.
+    MeshConfig,
+}
+
+impl From<BundleFormat> for meshca::TrustBundleFormat {
+    fn from(f: BundleFormat) -> Self {
+        match f {
+            BundleFormat::Pem => meshca::TrustBundleFormat::Pem,
+            BundleFormat::Spiffe => meshca::TrustBundleFormat::Spiffe,
+            BundleFormat::ClusterTrustBundle => meshca::TrustBundleFormat::ClusterTrustBundle,
+            BundleFormat::TrustManager => meshca::TrustBundleFormat::TrustManager,
+            BundleFormat::MeshConfig => meshca::TrustBundleFormat::MeshConfig,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BundleArgs {
+    /// The output form.
+    #[arg(long, value_enum, default_value_t = BundleFormat::Pem, value_name = "FORMAT")]
+    pub(crate) format: BundleFormat,
+    /// mesh-config: a trust domain the roots are for (repeatable).
+    #[arg(long = "trust-domain", value_name = "DOMAIN")]
+    pub(crate) trust_domains: Vec<String>,
+    /// cluster-trust-bundle, trust-manager: the object's name.
+    #[arg(long, value_name = "N")]
+    pub(crate) name: Option<String>,
+    /// trust-manager: write the ConfigMap into this namespace only.
+    #[arg(long, value_name = "NS")]
+    pub(crate) namespace: Option<String>,
+    /// spiffe: spiffe_sequence, raised each time the bundle changes
+    /// (default: the current Unix time, which only grows).
+    #[arg(long, value_name = "N")]
+    pub(crate) sequence: Option<u64>,
+    /// spiffe: spiffe_refresh_hint, in seconds.
+    #[arg(long, default_value_t = meshca::trust_bundle::DEFAULT_REFRESH_HINT, value_name = "SECONDS")]
+    pub(crate) refresh_hint: u64,
 }
 
 #[derive(Debug, Args)]

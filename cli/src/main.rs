@@ -56,6 +56,7 @@ fn main() -> ExitCode {
         Command::Rotate(args) => cmd::rotate::run(&cli.global, args),
         Command::Verify(args) => cmd::verify::run(args, cli.global.quiet),
         Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Bundle(args) => cmd::bundle::run(&cli.global, args, &sub),
         Command::Completions(args) => cmd::completions::run(args),
     };
     match result {

@@ -70,6 +70,7 @@ mod pemutil;
 pub mod profile;
 pub mod secret;
 pub mod store;
+pub mod trust_bundle;
 pub mod verify;
 
 pub use bundle::{
@@ -88,6 +89,9 @@ pub use profile::{
     DEFAULT_BACKDATE, DEFAULT_TRUST_DOMAIN, KEY_TYPE_NAMES,
 };
 pub use secret::{cacerts_yaml, SecretData, SecretOptions, SecretShape, MAX_SECRET_BYTES};
+pub use trust_bundle::{
+    trust_bundle, TrustBundleFormat, TrustBundleOptions, TRUST_BUNDLE_FORMAT_NAMES,
+};
 pub use verify::{
     verify_bundle, verify_certs_dir, verify_cluster_dir, verify_mesh, verify_mesh_step,
     verify_paths, verify_step, BundleFiles, Code, Finding, Group, GroupKind, MeshFiles, Report,

@@ -2,6 +2,7 @@
 //! lock the directory, load the mesh, run a library workflow, verify the
 //! new mesh in memory, save it all or nothing.
 
+pub(crate) mod bundle;
 pub(crate) mod completions;
 pub(crate) mod crl;
 pub(crate) mod init;
