@@ -103,7 +103,7 @@ type oracle struct {
 	// constraints refuse identities of another trust domain).
 	workloadID string
 	namespace  string
-	leafKey     *ecdsa.PrivateKey
+	leafKey    *ecdsa.PrivateKey
 	// istiod's feature flags (pilot/pkg/features), defaults as istiod's.
 	enableCACRL               bool // PILOT_ENABLE_CA_CRL, default true
 	useCacertsForSelfSignedCA bool // USE_CACERTS_FOR_SELF_SIGNED_CA, default false
