@@ -117,7 +117,7 @@ fn webpki_verify(dir: &Dir, leaf: &str) -> Vec<Result<(), webpki::Error>> {
     .map(|usage| {
         ee.verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
-            &[anchor.clone()],
+            std::slice::from_ref(&anchor),
             std::slice::from_ref(&inter),
             now,
             usage,

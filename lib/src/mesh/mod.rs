@@ -922,6 +922,72 @@ mod tests {
     }
 
     #[test]
+    fn name_constraints_are_read_back_into_the_profile() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let rp = crate::profile::RootParams {
+            key_type: KeyType::EcdsaP256,
+            ..Default::default()
+        };
+        let root = RootCa::generate(&rp, now).unwrap();
+        let nc = NameConstraints::new(
+            vec!["cluster.local".into(), "east.example".into()],
+            vec![".mesh.example.com".into(), "ISTIOD.mesh.svc".into()],
+        );
+        let params = IntermediateParams {
+            key_type: KeyType::EcdsaP256,
+            san_dns: vec!["istiod.mesh.svc".into(), "*.istiod.mesh.svc".into()],
+            name_constraints: Some(nc),
+            ..Default::default()
+        };
+        let key = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        let new = vec![NewCluster::new("c1", params, key)];
+        let (mesh, _) = Mesh::new().add_clusters(&root, new, false, now).unwrap();
+        let c = mesh.cluster("c1").unwrap();
+        let read = Cluster::from_bundle("c1", c.bundle.clone(), None).unwrap();
+        let got = read.profile.name_constraints.unwrap();
+        assert_eq!(got.trust_domains, ["cluster.local", "east.example"]);
+        // The SANs (a wildcard as its suffix, case-insensitively once) are
+        // the intermediate's own; only the extra suffix is kept.
+        assert_eq!(got.permit_dns, [".mesh.example.com"]);
+        assert_eq!(
+            got.permitted_dns(&read.profile.san_dns),
+            ["istiod.mesh.svc", ".istiod.mesh.svc", ".mesh.example.com"]
+        );
+        // Unconstrained intermediates read back as such.
+        let key = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        let plain = IntermediateParams {
+            key_type: KeyType::EcdsaP256,
+            ..Default::default()
+        };
+        let new = vec![NewCluster::new("c2", plain, key)];
+        let (mesh, _) = mesh.add_clusters(&root, new, false, now).unwrap();
+        let b = mesh.cluster("c2").unwrap().bundle.clone();
+        let read = Cluster::from_bundle("c2", b, None).unwrap();
+        assert_eq!(read.profile.name_constraints, None);
+    }
+
+    #[test]
+    fn bad_trust_domains_and_suffixes_are_refused() {
+        for (tds, dns) in [
+            (vec!["Cluster.Local"], vec![]),
+            (vec!["spiffe://cluster.local"], vec![]),
+            (vec!["*.cluster.local"], vec![]),
+            (vec!["cluster.local"], vec!["*.example.com"]),
+            (vec!["cluster.local"], vec!["a..b"]),
+        ] {
+            let nc = NameConstraints::new(
+                tds.iter().map(|s| s.to_string()).collect(),
+                dns.iter().map(|s| s.to_string()).collect(),
+            );
+            assert!(nc.validate().is_err(), "{tds:?} {dns:?}");
+        }
+        assert!(NameConstraints::default().validate().is_ok());
+        assert!(NameConstraints::default()
+            .check_verifier_support(true)
+            .is_err());
+    }
+
+    #[test]
     fn unknown_cluster_lists_the_nearest_first() {
         let mut mesh = Mesh::new();
         for name in ["west", "east", "north"] {
