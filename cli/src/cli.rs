@@ -305,7 +305,8 @@ pub(crate) struct NameConstraintOpts {
     /// Give each new intermediate a critical NameConstraints extension: it
     /// may then sign only SPIFFE identities of the --trust-domain(s) and DNS
     /// names of its own SANs and --permit-dns suffixes. Recorded in the
-    /// certificate, so a re-issue or rotation keeps it.
+    /// certificate, so a re-issue (--force) or rotation keeps it unless
+    /// --name-constraints gives new ones.
     #[arg(long)]
     pub(crate) name_constraints: bool,
     /// SPIFFE trust domain the intermediates may sign identities of

@@ -349,7 +349,7 @@ fn several_trust_domains_and_dns_suffixes() {
 /// re-issues from the loaded profile keeps them: the rotation's new
 /// intermediates carry the same extension.
 #[test]
-fn rotation_keeps_the_name_constraints() {
+fn reissue_and_rotation_keep_the_name_constraints() {
     let dir = Dir::new();
     dir.ok(&[
         "init",
@@ -379,4 +379,37 @@ fn rotation_keeps_the_name_constraints() {
     assert!(before.contains("URI:example.org"), "{before}");
     assert_eq!(ext("rotation/stage-2/c1/ca-cert.pem"), before);
     assert_eq!(ext("rotation/stage-3/c1/ca-cert.pem"), before);
+
+    // A re-issue with --force and no --name-constraints keeps them too; new
+    // --name-constraints options replace them.
+    let old_cert = dir.read("certs/c1/ca-cert.pem");
+    dir.ok(&[
+        "intermediate",
+        "--dir",
+        "certs",
+        "--key-type",
+        "ecdsa-p256",
+        "--force",
+        "c1",
+    ]);
+    assert_ne!(dir.read("certs/c1/ca-cert.pem"), old_cert);
+    assert_eq!(ext("certs/c1/ca-cert.pem"), before);
+    dir.ok(&[
+        "intermediate",
+        "--dir",
+        "certs",
+        "--key-type",
+        "ecdsa-p256",
+        "--force",
+        "--name-constraints",
+        "--trust-domain",
+        "example.net",
+        "c1",
+    ]);
+    let after = ext("certs/c1/ca-cert.pem");
+    assert!(after.contains("URI:example.net"), "{after}");
+    assert!(
+        !after.contains("example.org") && !after.contains("mesh.example.com"),
+        "{after}"
+    );
 }

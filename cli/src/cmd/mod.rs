@@ -373,6 +373,13 @@ pub(crate) fn add_clusters(
                 secret.name = old.name.clone();
             }
             c.secret = Some(secret);
+            // ... and its name constraints, unless --name-constraints gives
+            // new ones: a re-issue never drops them silently.
+            if c.params.name_constraints.is_none() {
+                if let Some(old) = mesh.clusters.get(name) {
+                    c.params.name_constraints = old.profile.name_constraints.clone();
+                }
+            }
             c
         })
         .collect();
