@@ -540,16 +540,21 @@ pub(crate) fn read_name_constraints(der: &[u8]) -> Option<NameConstraints> {
     let nc = cert.name_constraints().ok()??;
     let mut trust_domains = Vec::new();
     let mut permit_dns = Vec::new();
+    let mut incomplete = nc.value.excluded_subtrees.is_some();
     for s in nc.value.permitted_subtrees.iter().flatten() {
         match s.base {
             GeneralName::URI(u) => trust_domains.push(u.to_owned()),
             GeneralName::DNSName(d) => permit_dns.push(d.to_owned()),
-            _ => {}
+            _ => incomplete = true,
         }
+    }
+    if trust_domains.is_empty() {
+        incomplete = true;
     }
     Some(NameConstraints {
         trust_domains,
         permit_dns,
+        incomplete,
     })
 }
 

@@ -212,6 +212,10 @@ pub struct NameConstraints {
     pub trust_domains: Vec<String>,
     /// DNS suffixes permitted beyond the intermediate's own SANs.
     pub permit_dns: Vec<String>,
+    /// Read from a certificate whose constraints hold more than meshca
+    /// writes (excluded subtrees, other name forms): re-issuing from these
+    /// would widen them, so [`NameConstraints::validate`] refuses.
+    pub(crate) incomplete: bool,
 }
 
 impl Default for NameConstraints {
@@ -219,6 +223,7 @@ impl Default for NameConstraints {
         NameConstraints {
             trust_domains: vec![DEFAULT_TRUST_DOMAIN.into()],
             permit_dns: Vec::new(),
+            incomplete: false,
         }
     }
 }
@@ -235,6 +240,7 @@ impl NameConstraints {
         NameConstraints {
             trust_domains,
             permit_dns,
+            incomplete: false,
         }
     }
 
@@ -242,6 +248,16 @@ impl NameConstraints {
     /// wants) and DNS suffix (a DNS name, optionally with a leading `.`:
     /// subdomains only).
     pub fn validate(&self) -> Result<()> {
+        if self.incomplete {
+            return Err(Error::Refused {
+                what: "name constraints".into(),
+                reason: "the intermediate's constraints hold excluded subtrees or name forms \
+                         meshca does not write (IP, e-mail, directory names, DNS-only): a \
+                         re-issue would widen them; re-issue it with explicit name constraints \
+                         (intermediate --force --name-constraints)"
+                    .into(),
+            });
+        }
         if self.trust_domains.is_empty() {
             return Err(Error::InvalidArgument {
                 what: "trust domain",

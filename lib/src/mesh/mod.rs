@@ -966,6 +966,31 @@ mod tests {
         assert_eq!(read.profile.name_constraints, None);
     }
 
+    /// Regression: constraints meshca does not write (here DNS-only with
+    /// an excluded subtree) must not be re-issued narrowed to what meshca
+    /// understands, which would widen them.
+    #[test]
+    fn foreign_name_constraints_are_not_re_issued_wider() {
+        let key = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        let mut p = rcgen::CertificateParams::default();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        p.name_constraints = Some(rcgen::NameConstraints {
+            permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName("example.com".into())],
+            excluded_subtrees: vec![rcgen::GeneralSubtree::DnsName("bad.example.com".into())],
+        });
+        let cert = p.self_signed(key.pair()).unwrap();
+        let b = ClusterBundle::new(
+            cert.pem(),
+            Zeroizing::new(String::new()),
+            String::new(),
+            String::new(),
+        );
+        let c = Cluster::from_bundle("c1", b, None).unwrap();
+        let nc = c.profile.name_constraints.unwrap();
+        let err = nc.validate().unwrap_err().to_string();
+        assert!(err.contains("would widen"), "{err}");
+    }
+
     #[test]
     fn bad_trust_domains_and_suffixes_are_refused() {
         for (tds, dns) in [
