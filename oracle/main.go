@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	oracle [--at RFC3339] [--trust-domain TD] [--enable-ca-crl=BOOL]
+//	oracle [--at RFC3339] [--trust-domain TD] [--workload-id SPIFFE-ID] [--enable-ca-crl=BOOL]
 //	       [--use-cacerts-for-self-signed-ca=BOOL] DIR...
 //	oracle [flags] < dirs.txt   (one directory per line)
 //	oracle --mesh [flags] CERTSDIR...   (every cluster, then cross-cluster trust; stage "mesh")
@@ -98,8 +98,12 @@ func fail(stage, format string, args ...any) *failure {
 type oracle struct {
 	at          time.Time
 	trustDomain string
-	namespace   string
-	leafKey     *ecdsa.PrivateKey
+	// workloadID, when set, is the SPIFFE ID of the workload leaf instead
+	// of spiffe://<trustDomain>/ns/default/sa/default (to check that name
+	// constraints refuse identities of another trust domain).
+	workloadID string
+	namespace  string
+	leafKey    *ecdsa.PrivateKey
 	// istiod's feature flags (pilot/pkg/features), defaults as istiod's.
 	enableCACRL               bool // PILOT_ENABLE_CA_CRL, default true
 	useCacertsForSelfSignedCA bool // USE_CACERTS_FOR_SELF_SIGNED_CA, default false
@@ -509,9 +513,13 @@ func (o *oracle) leaf(ca *x509.Certificate, key crypto.PrivateKey, chainPEM, roo
 	if !ok {
 		return fail("leaf", "CA key cannot sign")
 	}
-	id, err := url.Parse("spiffe://" + o.trustDomain + "/ns/default/sa/default")
+	rawID := "spiffe://" + o.trustDomain + "/ns/default/sa/default"
+	if o.workloadID != "" {
+		rawID = o.workloadID
+	}
+	id, err := url.Parse(rawID)
 	if err != nil {
-		return fail("leaf", "bad trust domain: %v", err)
+		return fail("leaf", "bad workload SPIFFE ID: %v", err)
 	}
 	if !o.at.Before(ca.NotAfter) {
 		return fail("leaf", "signing certificate has expired")
@@ -691,13 +699,14 @@ func pathRevocation(chains [][]*x509.Certificate, crls []*x509.RevocationList) *
 func main() {
 	at := flag.String("at", "", "verification time, RFC 3339 (default: now)")
 	td := flag.String("trust-domain", "cluster.local", "trust domain of the workload SPIFFE ID")
+	wid := flag.String("workload-id", "", "SPIFFE ID of the workload leaf (default spiffe://<trust-domain>/ns/default/sa/default)")
 	ns := flag.String("namespace", "istio-system", "istiod's namespace (its DNS certificate is istiod.<namespace>.svc)")
 	crl := flag.Bool("enable-ca-crl", true, "istiod's PILOT_ENABLE_CA_CRL: read ca-crl.pem")
 	selfSigned := flag.Bool("use-cacerts-for-self-signed-ca", false,
 		"istiod's USE_CACERTS_FOR_SELF_SIGNED_CA: an istio-generated key makes cacerts the self-signed CA's store")
 	mesh := flag.Bool("mesh", false, "each argument is a certs directory: every cluster under it, and cross-cluster trust")
 	flag.Parse()
-	o := &oracle{at: time.Now(), trustDomain: *td, namespace: *ns, enableCACRL: *crl, useCacertsForSelfSignedCA: *selfSigned}
+	o := &oracle{at: time.Now(), trustDomain: *td, workloadID: *wid, namespace: *ns, enableCACRL: *crl, useCacertsForSelfSignedCA: *selfSigned}
 	if *at != "" {
 		t, err := time.Parse(time.RFC3339, *at)
 		if err != nil {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::builder::{PossibleValue, TypedValueParser};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use meshca::KeyType;
 
 /// A value parsed by the library's `FromStr` (which also takes the aliases
@@ -134,6 +134,9 @@ pub(crate) enum Command {
     # Add a cluster later: the existing root in DIR signs it.
     meshca init --dir certs cluster3
 
+    # Intermediates that may sign only spiffe://example.org/... identities:
+    meshca init --dir certs --name-constraints --trust-domain example.org east west
+
     # The recipe's variables work too (options beat them):
     ROOTCA_ORG=Example INTERMEDIATE_DAYS=365 meshca init cluster1
 
@@ -165,6 +168,8 @@ writes every file or none.")]
     meshca intermediate --dir certs --key-type ecdsa-p256 --san-dns istiod.istio-system.svc cluster3
     # The kubernetes.io/tls shape of the Secret (tls.crt, tls.key, ca.crt):
     meshca intermediate --dir certs --tls-secret cluster4
+    # Name-constrained to the trust domain cluster.local and *.mesh.example.com:
+    meshca intermediate --dir certs --name-constraints --permit-dns mesh.example.com cluster5
     # A mesh started with istiod's self-signed CA gains a cluster, same root:
     kubectl get secret istio-ca-secret -n istio-system -o yaml > istio-ca-secret.yaml
     meshca intermediate --dir certs --root-from-secret istio-ca-secret.yaml cluster2")]
@@ -273,6 +278,35 @@ EXAMPLES:
     )]
     Crl(CrlArgs),
 
+    /// Print every root of the mesh as a trust bundle for other systems.
+    #[command(
+        after_long_help = "Every root certificate of DIR (DIR/root-cert.pem, then any other root in a
+cluster's root-cert.pem), each once, in that order: during a rotation stage
+both the old and the new root. Printed on stdout.
+
+FORMATS:
+    pem                   the roots, PEM
+    spiffe                SPIFFE trust bundle (JWKS: use x509-svid, x5c, the key's
+                          public parameters, spiffe_sequence, spiffe_refresh_hint),
+                          to serve at a meshConfig spiffeBundleUrl
+    cluster-trust-bundle  certificates.k8s.io/v1beta1 ClusterTrustBundle named as
+                          istiod's (istio.io:istiod-ca:root-cert, signer
+                          istio.io/istiod-ca); --name must keep that prefix
+    trust-manager         cert-manager trust-manager Bundle (trust.cert-manager.io/v1alpha1)
+                          writing ConfigMap key root-cert.pem; --namespace limits it
+                          to one namespace
+    mesh-config           meshConfig.caCertificates, one entry per root
+                          (trustDomains from --trust-domain)
+Options a format has no use for are refused.
+
+EXAMPLES:
+    meshca bundle --dir certs > roots.pem
+    meshca bundle --dir certs --format spiffe --sequence 7 > bundle.json
+    meshca bundle --dir certs --format cluster-trust-bundle | kubectl apply -f -
+    meshca bundle --dir rotation/stage-1 --format mesh-config --trust-domain cluster.local"
+    )]
+    Bundle(BundleArgs),
+
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
         after_long_help = "Completions offer subcommands, options and the values of options with a
@@ -363,6 +397,46 @@ pub(crate) struct IntermediateOpts {
     pub(crate) root_from_secret: Option<PathBuf>,
 }
 
+/// Which data plane verifies the workload certificates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DataPlane {
+    /// Envoy sidecars and gateways (BoringSSL) with istiod (Go): both
+    /// enforce URI name constraints.
+    Sidecar,
+    /// ztunnel (rustls-webpki), which refuses every SPIFFE identity below
+    /// a URI name constraint.
+    Ambient,
+}
+
+/// Name constraints on the new intermediates.
+#[derive(Debug, Args)]
+pub(crate) struct NameConstraintOpts {
+    /// Give each new intermediate a critical NameConstraints extension: it
+    /// may then sign only SPIFFE identities of the --trust-domain(s) and DNS
+    /// names of its own SANs and --permit-dns suffixes. Recorded in the
+    /// certificate, so a re-issue (--force) or rotation keeps it unless
+    /// --name-constraints gives new ones.
+    #[arg(long)]
+    pub(crate) name_constraints: bool,
+    /// SPIFFE trust domain the intermediates may sign identities of
+    /// (repeatable).
+    #[arg(
+        long = "trust-domain",
+        default_value = meshca::DEFAULT_TRUST_DOMAIN,
+        value_name = "DOMAIN",
+        requires = "name_constraints"
+    )]
+    pub(crate) trust_domains: Vec<String>,
+    /// A DNS suffix the intermediates may sign besides their own SANs
+    /// (repeatable; `.example.com` permits subdomains only).
+    #[arg(long, value_name = "SUFFIX", requires = "name_constraints")]
+    pub(crate) permit_dns: Vec<String>,
+    /// The data plane of the mesh: --name-constraints is refused for
+    /// ambient, whose ztunnel cannot verify URI name constraints.
+    #[arg(long, value_enum, default_value_t = DataPlane::Sidecar, value_name = "KIND")]
+    pub(crate) data_plane: DataPlane,
+}
+
 /// The root CA's profile (the recipe's ROOTCA_* variables).
 #[derive(Debug, Args)]
 pub(crate) struct RootOpts {
@@ -394,6 +468,8 @@ pub(crate) struct InitArgs {
     pub(crate) clusters: Vec<String>,
     #[command(flatten)]
     pub(crate) intermediate: IntermediateOpts,
+    #[command(flatten)]
+    pub(crate) constraints: NameConstraintOpts,
     #[command(flatten)]
     pub(crate) root: RootOpts,
     /// Overwrite existing cluster files (an existing root is always kept).
@@ -443,6 +519,8 @@ pub(crate) struct IntermediateArgs {
     pub(crate) clusters: Vec<String>,
     #[command(flatten)]
     pub(crate) intermediate: IntermediateOpts,
+    #[command(flatten)]
+    pub(crate) constraints: NameConstraintOpts,
     /// Overwrite existing files of these clusters.
     #[arg(long)]
     pub(crate) force: bool,
@@ -629,6 +707,59 @@ pub(crate) struct CrlArgs {
     pub(crate) root_key: RootKeyOpt,
 }
 
+/// The forms `meshca bundle` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BundleFormat {
+    /// PEM certificates.
+    Pem,
+    /// SPIFFE trust bundle (JWKS).
+    Spiffe,
+    /// Kubernetes ClusterTrustBundle.
+    ClusterTrustBundle,
+    /// cert-manager trust-manager Bundle.
+    TrustManager,
+    /// Istio meshConfig.caCertificates.
+    MeshConfig,
+}
+
+impl From<BundleFormat> for meshca::TrustBundleFormat {
+    fn from(f: BundleFormat) -> Self {
+        match f {
+            BundleFormat::Pem => meshca::TrustBundleFormat::Pem,
+            BundleFormat::Spiffe => meshca::TrustBundleFormat::Spiffe,
+            BundleFormat::ClusterTrustBundle => meshca::TrustBundleFormat::ClusterTrustBundle,
+            BundleFormat::TrustManager => meshca::TrustBundleFormat::TrustManager,
+            BundleFormat::MeshConfig => meshca::TrustBundleFormat::MeshConfig,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BundleArgs {
+    /// The certs directory whose roots to print.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub(crate) dir: PathBuf,
+    /// The output form.
+    #[arg(long, value_enum, default_value_t = BundleFormat::Pem, value_name = "FORMAT")]
+    pub(crate) format: BundleFormat,
+    /// mesh-config: a trust domain the roots are for (repeatable).
+    #[arg(long = "trust-domain", value_name = "DOMAIN")]
+    pub(crate) trust_domains: Vec<String>,
+    /// cluster-trust-bundle, trust-manager: the object's name.
+    #[arg(long, value_name = "N")]
+    pub(crate) name: Option<String>,
+    /// trust-manager: write the ConfigMap into this namespace only.
+    #[arg(long, value_name = "NS")]
+    pub(crate) namespace: Option<String>,
+    /// spiffe: spiffe_sequence, raised each time the bundle changes
+    /// (default: the current Unix time, which only grows).
+    #[arg(long, value_name = "N")]
+    pub(crate) sequence: Option<u64>,
+    /// spiffe: spiffe_refresh_hint, in seconds.
+    #[arg(long, default_value_t = meshca::trust_bundle::DEFAULT_REFRESH_HINT, value_name = "SECONDS")]
+    pub(crate) refresh_hint: u64,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct CompletionsArgs {
     /// The shell.
@@ -652,6 +783,7 @@ impl Command {
             Command::Intermediate(a) => Some(&a.global.dir),
             Command::Workload(a) => Some(&a.global.dir),
             Command::Secret(a) => Some(&a.dir),
+            Command::Bundle(a) => Some(&a.dir),
             Command::Rotate(a) => Some(&a.global.dir),
             Command::Revoke(a) => Some(&a.global.dir),
             Command::Crl(a) => Some(&a.global.dir),

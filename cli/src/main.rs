@@ -56,6 +56,7 @@ fn main() -> ExitCode {
         Command::Rotate(args) => cmd::rotate::run(&args.global, args, &sub),
         Command::Verify(args) => cmd::verify::run(args, args.quiet),
         Command::Inspect(args) => cmd::inspect::run(args),
+        Command::Bundle(args) => cmd::bundle::run(args, &sub),
         Command::Completions(args) => cmd::completions::run(args),
         Command::Man(args) => cmd::man::run(args),
     };

@@ -407,7 +407,14 @@ fn man_pages_render_with_every_command_and_option() {
         // pkcs11: URI cannot be justified: that `break` warning is typography).
         let out = dir.tool(
             "groff",
-            &["-man", "-Tascii", "-ww", "-Wbreak", "-z", path.to_str().unwrap()],
+            &[
+                "-man",
+                "-Tascii",
+                "-ww",
+                "-Wbreak",
+                "-z",
+                path.to_str().unwrap(),
+            ],
         );
         assert_success("groff", &out);
         assert!(out.stderr.is_empty(), "{page}: {}", stderr(&out));

@@ -13,7 +13,8 @@ use crate::error::{Error, Result};
 use crate::key::PrivateKey;
 use crate::pemutil;
 use crate::profile::{
-    validate_days, validate_dns_name, validate_name, IntermediateParams, RootParams, WorkloadParams,
+    validate_days, validate_dns_name, validate_name, IntermediateParams, NameConstraints,
+    RootParams, WorkloadParams,
 };
 
 /// Length of the random serial numbers meshca writes (RFC 5280 allows up
@@ -458,6 +459,10 @@ impl RootCa {
             p.subject_alt_names
                 .push(SanType::DnsName(ia5("DNS SAN", name)?));
         }
+        if let Some(nc) = &params.name_constraints {
+            p.custom_extensions
+                .push(name_constraints_extension(nc, &params.san_dns)?);
+        }
         p.not_before = not_before;
         p.not_after = not_after;
         p.serial_number = Some(random_serial()?);
@@ -471,6 +476,86 @@ impl RootCa {
         };
         Ok(IssuedIntermediate { ca, clamped })
     }
+}
+
+/// The critical NameConstraints extension of `nc` for an intermediate with
+/// the DNS SANs `san_dns`: permitted URI subtrees (one per trust domain),
+/// then DNS subtrees, no excluded subtrees. rcgen's own `NameConstraints`
+/// has no URI form, so x509-cert encodes it.
+fn name_constraints_extension(
+    nc: &NameConstraints,
+    san_dns: &[String],
+) -> Result<rcgen::CustomExtension> {
+    use x509_cert::der::asn1::Ia5String;
+    use x509_cert::der::Encode;
+    use x509_cert::ext::pkix::constraints::name::GeneralSubtree;
+    use x509_cert::ext::pkix::name::GeneralName;
+    nc.validate()?;
+    let ia5 = |what: &'static str, s: &str| {
+        Ia5String::new(s).map_err(|e| Error::InvalidArgument {
+            what,
+            value: s.to_owned(),
+            reason: e.to_string(),
+        })
+    };
+    let subtree = |base| GeneralSubtree {
+        base,
+        minimum: 0,
+        maximum: None,
+    };
+    let mut permitted = Vec::new();
+    for td in &nc.trust_domains {
+        permitted.push(subtree(GeneralName::UniformResourceIdentifier(ia5(
+            "trust domain",
+            td,
+        )?)));
+    }
+    for d in nc.permitted_dns(san_dns) {
+        permitted.push(subtree(GeneralName::DnsName(ia5(
+            "permitted DNS suffix",
+            &d,
+        )?)));
+    }
+    let ext = x509_cert::ext::pkix::NameConstraints {
+        permitted_subtrees: Some(permitted),
+        excluded_subtrees: None,
+    };
+    let der = ext.to_der().map_err(|e| Error::BadCertificate {
+        what: "name constraints".into(),
+        reason: format!("cannot encode: {e}"),
+    })?;
+    // id-ce-nameConstraints (RFC 5280 4.2.1.10).
+    let mut ext = rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 30], der);
+    ext.set_criticality(true);
+    Ok(ext)
+}
+
+/// The name constraints of an intermediate certificate (DER) as meshca
+/// writes them: the host of each permitted URI subtree as a trust domain,
+/// each permitted DNS subtree as a suffix. `None` when the certificate has
+/// no NameConstraints extension (or one meshca cannot read back).
+pub(crate) fn read_name_constraints(der: &[u8]) -> Option<NameConstraints> {
+    use x509_parser::extensions::GeneralName;
+    let cert = parse("ca-cert.pem", der).ok()?;
+    let nc = cert.name_constraints().ok()??;
+    let mut trust_domains = Vec::new();
+    let mut permit_dns = Vec::new();
+    let mut incomplete = nc.value.excluded_subtrees.is_some();
+    for s in nc.value.permitted_subtrees.iter().flatten() {
+        match s.base {
+            GeneralName::URI(u) => trust_domains.push(u.to_owned()),
+            GeneralName::DNSName(d) => permit_dns.push(d.to_owned()),
+            _ => incomplete = true,
+        }
+    }
+    if trust_domains.is_empty() {
+        incomplete = true;
+    }
+    Some(NameConstraints {
+        trust_domains,
+        permit_dns,
+        incomplete,
+    })
 }
 
 /// An intermediate just issued by [`RootCa::issue_intermediate`].

@@ -73,6 +73,7 @@ pub mod pkcs11;
 pub mod profile;
 pub mod secret;
 pub mod store;
+pub mod trust_bundle;
 pub mod verify;
 
 pub use bundle::{
@@ -88,10 +89,13 @@ pub use keyref::{KeyRef, Pkcs11Uri, ROOT_KEY_URI};
 pub use mesh::{generate_keys, Mesh};
 pub use pemutil::{certificate_pem, certificates, concat as concat_pem, MAX_PEM_BYTES};
 pub use profile::{
-    validate_name, IntermediateParams, KeyType, RootParams, WorkloadParams, DEFAULT_BACKDATE,
-    KEY_TYPE_NAMES,
+    validate_name, IntermediateParams, KeyType, NameConstraints, RootParams, WorkloadParams,
+    DEFAULT_BACKDATE, DEFAULT_TRUST_DOMAIN, KEY_TYPE_NAMES,
 };
 pub use secret::{cacerts_yaml, SecretData, SecretOptions, SecretShape, MAX_SECRET_BYTES};
+pub use trust_bundle::{
+    trust_bundle, TrustBundleFormat, TrustBundleOptions, TRUST_BUNDLE_FORMAT_NAMES,
+};
 pub use verify::{
     verify_bundle, verify_certs_dir, verify_cluster_dir, verify_mesh, verify_mesh_step,
     verify_paths, verify_step, BundleFiles, Code, Finding, Group, GroupKind, MeshFiles, Report,

@@ -166,6 +166,9 @@ pub struct IntermediateParams {
     pub san_dns: Vec<String>,
     /// How far `notBefore` is set before now.
     pub backdate: Duration,
+    /// A critical NameConstraints extension limiting what the
+    /// intermediate may sign (`None`: unconstrained, as the recipe).
+    pub name_constraints: Option<NameConstraints>,
 }
 
 impl Default for IntermediateParams {
@@ -177,7 +180,148 @@ impl Default for IntermediateParams {
             key_type: KeyType::Rsa4096,
             san_dns: vec!["istiod.istio-system.svc".into()],
             backdate: DEFAULT_BACKDATE,
+            name_constraints: None,
         }
+    }
+}
+
+/// The trust domain `--name-constraints` permits unless told otherwise.
+pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
+
+/// What a name-constrained intermediate may sign: workload identities of
+/// its trust domains and DNS names of istiod's own certificate.
+///
+/// The extension, marked critical, permits:
+/// - one URI subtree per trust domain: RFC 5280 matches a URI constraint
+///   against the URI's host, so `cluster.local` permits
+///   `spiffe://cluster.local/ns/<ns>/sa/<sa>`. OpenSSL takes a constraint
+///   without a leading dot as that host exactly; Go's crypto/x509
+///   (verify.go `matchURIConstraint` -> `matchDomainConstraint`) also
+///   permits its subdomains (`spiffe://a.cluster.local/...`).
+///   rustls-webpki (ztunnel) does not implement URI constraints and
+///   refuses every URI name below one (`subject_name/mod.rs`: "fail
+///   closed"): see [`NameConstraints::check_verifier_support`].
+/// - one DNS subtree per name of the intermediate's own DNS SANs
+///   (`istiod.<ns>.svc`, which istiod puts in its serving certificate) and
+///   per [`NameConstraints::permit_dns`] suffix; a DNS constraint permits
+///   the name and its subdomains in Go, OpenSSL and webpki alike.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NameConstraints {
+    /// SPIFFE trust domains (`cluster.local`), at least one.
+    pub trust_domains: Vec<String>,
+    /// DNS suffixes permitted beyond the intermediate's own SANs.
+    pub permit_dns: Vec<String>,
+    /// Read from a certificate whose constraints hold more than meshca
+    /// writes (excluded subtrees, other name forms): re-issuing from these
+    /// would widen them, so [`NameConstraints::validate`] refuses.
+    pub(crate) incomplete: bool,
+}
+
+impl Default for NameConstraints {
+    fn default() -> Self {
+        NameConstraints {
+            trust_domains: vec![DEFAULT_TRUST_DOMAIN.into()],
+            permit_dns: Vec::new(),
+            incomplete: false,
+        }
+    }
+}
+
+impl NameConstraints {
+    /// Constraints for `trust_domains` (the default trust domain when
+    /// empty) and the extra DNS suffixes `permit_dns`.
+    pub fn new(trust_domains: Vec<String>, permit_dns: Vec<String>) -> Self {
+        let trust_domains = if trust_domains.is_empty() {
+            vec![DEFAULT_TRUST_DOMAIN.into()]
+        } else {
+            trust_domains
+        };
+        NameConstraints {
+            trust_domains,
+            permit_dns,
+            incomplete: false,
+        }
+    }
+
+    /// Checks every trust domain (a lowercase DNS name, as the SPIFFE spec
+    /// wants) and DNS suffix (a DNS name, optionally with a leading `.`:
+    /// subdomains only).
+    pub fn validate(&self) -> Result<()> {
+        if self.incomplete {
+            return Err(Error::Refused {
+                what: "name constraints".into(),
+                reason: "the intermediate's constraints hold excluded subtrees or name forms \
+                         meshca does not write (IP, e-mail, directory names, DNS-only): a \
+                         re-issue would widen them; re-issue it with explicit name constraints \
+                         (intermediate --force --name-constraints)"
+                    .into(),
+            });
+        }
+        if self.trust_domains.is_empty() {
+            return Err(Error::InvalidArgument {
+                what: "trust domain",
+                value: String::new(),
+                reason: "name constraints need at least one trust domain".into(),
+            });
+        }
+        for td in &self.trust_domains {
+            let lower = td.bytes().all(|b| !b.is_ascii_uppercase());
+            if !lower || td.starts_with("*.") || validate_dns_name(td).is_err() {
+                return Err(Error::InvalidArgument {
+                    what: "trust domain",
+                    value: td.clone(),
+                    reason: "must be a lowercase DNS name such as cluster.local".into(),
+                });
+            }
+        }
+        for d in &self.permit_dns {
+            let body = d.strip_prefix('.').unwrap_or(d);
+            if body.starts_with("*.") || validate_dns_name(body).is_err() {
+                return Err(Error::InvalidArgument {
+                    what: "permitted DNS suffix",
+                    value: d.clone(),
+                    reason: "must be a DNS name such as example.com or .example.com (no wildcard)"
+                        .into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The permitted DNS subtrees for an intermediate with the DNS SANs
+    /// `san_dns`: those SANs (a wildcard `*.x` as `.x`), then
+    /// [`NameConstraints::permit_dns`], each once (compared without case),
+    /// in that order.
+    pub fn permitted_dns(&self, san_dns: &[String]) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let sans = san_dns
+            .iter()
+            .map(|s| s.strip_prefix('*').unwrap_or(s).to_owned());
+        for name in sans.chain(self.permit_dns.iter().cloned()) {
+            if !out.iter().any(|o| o.eq_ignore_ascii_case(&name)) {
+                out.push(name);
+            }
+        }
+        out
+    }
+
+    /// Refuses the combination of URI name constraints with a verifier
+    /// that cannot process them: rustls-webpki, the verifier of ztunnel
+    /// (Istio's ambient data plane), rejects every certificate with a URI
+    /// SAN below a CA that constrains URIs, so no workload of such a mesh
+    /// could connect. `ambient`: whether the mesh runs ztunnel.
+    pub fn check_verifier_support(&self, ambient: bool) -> Result<()> {
+        if ambient {
+            return Err(Error::Refused {
+                what: "name constraints".into(),
+                reason: "ztunnel verifies with rustls-webpki, which does not implement URI name \
+                         constraints and refuses every SPIFFE identity below one: an ambient \
+                         mesh cannot use name-constrained intermediates"
+                    .into(),
+            });
+        }
+        Ok(())
     }
 }
 

@@ -24,6 +24,8 @@ pub(crate) fn given(m: &ArgMatches, id: &str) -> bool {
 pub(crate) fn run(global: &Global, args: &InitArgs, m: &ArgMatches) -> Result<u8> {
     super::check_clusters(&args.clusters)?;
     let key_ref = super::root_key_ref(&args.root_key)?;
+    // Bad or refused constraints stop the command before any key is made.
+    super::name_constraints(&args.constraints)?;
     let session = super::Session::open(&global.dir, true)?;
     let has_root = session.mesh.root.is_some();
     let from_secret = args.intermediate.root_from_secret.is_some();
@@ -133,9 +135,15 @@ pub(crate) fn run(global: &Global, args: &InitArgs, m: &ArgMatches) -> Result<u8
         &args.clusters,
         keys,
         &args.intermediate,
+        Some(&args.constraints),
         args.force,
     )?;
-    session.commit(&mesh, args.force, &args.intermediate.namespace)?;
+    session.commit_for(
+        &mesh,
+        args.force,
+        &args.intermediate.namespace,
+        super::checked_trust_domain(&args.constraints),
+    )?;
     super::keep_token_root(&root);
     if new_root {
         say(

@@ -8,6 +8,8 @@ use crate::output::say;
 pub(crate) fn run(global: &Global, args: &IntermediateArgs) -> Result<u8> {
     super::check_clusters(&args.clusters)?;
     let key_ref = super::root_key_ref(&args.root_key)?;
+    // Bad or refused constraints stop the command before any key is made.
+    super::name_constraints(&args.constraints)?;
     // With --force, a cluster being replaced may be broken (a file
     // missing): the new intermediate repairs it.
     let replaced: &[String] = if args.force { &args.clusters } else { &[] };
@@ -39,10 +41,16 @@ pub(crate) fn run(global: &Global, args: &IntermediateArgs) -> Result<u8> {
         &args.clusters,
         keys,
         &args.intermediate,
+        Some(&args.constraints),
         args.force,
     )?;
     let root_written = session.mesh.root.is_none();
-    session.commit(&mesh, args.force, &args.intermediate.namespace)?;
+    session.commit_for(
+        &mesh,
+        args.force,
+        &args.intermediate.namespace,
+        super::checked_trust_domain(&args.constraints),
+    )?;
     if root_written {
         say(
             global.quiet,

@@ -2,6 +2,7 @@
 //! lock the directory, load the mesh, run a library workflow, verify the
 //! new mesh in memory, save it all or nothing.
 
+pub(crate) mod bundle;
 pub(crate) mod completions;
 pub(crate) mod crl;
 pub(crate) mod init;
@@ -25,7 +26,7 @@ use meshca::{
     SecretOptions, SecretShape, VerifyOptions,
 };
 
-use crate::cli::IntermediateOpts;
+use crate::cli::{DataPlane, IntermediateOpts, NameConstraintOpts};
 use crate::output::{date, say, warn, Progress};
 
 /// istiod's namespace when a command has no option for it.
@@ -58,6 +59,30 @@ pub(crate) fn intermediate_params(opts: &IntermediateOpts) -> IntermediateParams
         opts.san_dns.clone()
     };
     p
+}
+
+/// The name constraints `--name-constraints` asks for (`None` without it),
+/// refused for an ambient mesh.
+pub(crate) fn name_constraints(
+    opts: &NameConstraintOpts,
+) -> Result<Option<meshca::NameConstraints>> {
+    if !opts.name_constraints {
+        return Ok(None);
+    }
+    let nc = meshca::NameConstraints::new(opts.trust_domains.clone(), opts.permit_dns.clone());
+    nc.validate()?;
+    nc.check_verifier_support(opts.data_plane == DataPlane::Ambient)?;
+    Ok(Some(nc))
+}
+
+/// The trust domain the new mesh is checked against: the first one the
+/// name constraints permit.
+pub(crate) fn checked_trust_domain(opts: &NameConstraintOpts) -> Option<&str> {
+    if opts.name_constraints {
+        opts.trust_domains.first().map(String::as_str)
+    } else {
+        None
+    }
 }
 
 pub(crate) fn secret_options(namespace: &str, tls: bool) -> SecretOptions {
@@ -161,7 +186,19 @@ impl Session {
     ///
     /// `namespace`: where istiod runs (it reads `cacerts` there).
     pub(crate) fn commit(&self, new: &Mesh, force: bool, namespace: &str) -> Result<Vec<PathBuf>> {
-        check_new(Some(&self.mesh), new, namespace)?;
+        self.commit_for(new, force, namespace, None)
+    }
+
+    /// [`Session::commit`], checking name constraints against
+    /// `trust_domain` (default: verify's).
+    pub(crate) fn commit_for(
+        &self,
+        new: &Mesh,
+        force: bool,
+        namespace: &str,
+        trust_domain: Option<&str>,
+    ) -> Result<Vec<PathBuf>> {
+        check_new_for(Some(&self.mesh), new, namespace, trust_domain)?;
         meshca::store::save_replacing(&self.dir, Some(&self.mesh), new, force, &self.stale).map_err(
             |e| {
                 anyhow::Error::new(e).context(SaveFailed {
@@ -191,9 +228,24 @@ impl std::fmt::Display for SaveFailed {
 
 /// Verify before write (see [`Mesh::check_against`]), for an istiod in
 /// `namespace`.
+#[allow(dead_code)]
 pub(crate) fn check_new(old: Option<&Mesh>, new: &Mesh, namespace: &str) -> Result<()> {
+    check_new_for(old, new, namespace, None)
+}
+
+/// [`check_new`], checking name constraints against `trust_domain`
+/// (default: verify's).
+pub(crate) fn check_new_for(
+    old: Option<&Mesh>,
+    new: &Mesh,
+    namespace: &str,
+    trust_domain: Option<&str>,
+) -> Result<()> {
     let mut opts = VerifyOptions::at(time::OffsetDateTime::now_utc());
     opts.namespace = namespace.to_owned();
+    if let Some(td) = trust_domain {
+        opts.trust_domain = td.to_owned();
+    }
     new.check_against(old, &opts)?;
     Ok(())
 }
@@ -402,9 +454,13 @@ pub(crate) fn add_clusters(
     clusters: &[String],
     keys: Vec<PrivateKey>,
     opts: &IntermediateOpts,
+    constraints: Option<&NameConstraintOpts>,
     force: bool,
 ) -> Result<(Mesh, Vec<meshca::mesh::Added>)> {
-    let params = intermediate_params(opts);
+    let mut params = intermediate_params(opts);
+    if let Some(c) = constraints {
+        params.name_constraints = name_constraints(c)?;
+    }
     let new: Vec<NewCluster> = clusters
         .iter()
         .zip(keys)
@@ -416,6 +472,13 @@ pub(crate) fn add_clusters(
                 secret.name = old.name.clone();
             }
             c.secret = Some(secret);
+            // ... and its name constraints, unless --name-constraints gives
+            // new ones: a re-issue never drops them silently.
+            if c.params.name_constraints.is_none() {
+                if let Some(old) = mesh.clusters.get(name) {
+                    c.params.name_constraints = old.profile.name_constraints.clone();
+                }
+            }
             c
         })
         .collect();

@@ -31,7 +31,7 @@ use crate::crl::{Reason, Revocation, ROOT_CRL};
 use crate::error::{Error, Result};
 use crate::issue::{IntermediateCa, RootCa};
 use crate::key::PrivateKey;
-use crate::profile::{validate_name, IntermediateParams, KeyType, WorkloadParams};
+use crate::profile::{validate_name, IntermediateParams, KeyType, NameConstraints, WorkloadParams};
 use crate::secret::{cacerts_yaml, SecretData, SecretOptions, SecretShape};
 use crate::verify::{BundleFiles, Code, MeshFiles, Report, Severity, VerifyOptions};
 
@@ -73,6 +73,9 @@ pub struct ClusterProfile {
     /// The `cacerts` Secret's name, namespace and shape; `None` when the
     /// cluster has no `cacerts.yaml`.
     pub secret: Option<SecretOptions>,
+    /// The intermediate's name constraints (`None`: unconstrained); a
+    /// re-issued intermediate gets the same.
+    pub name_constraints: Option<NameConstraints>,
 }
 
 /// One cluster: its bundle, its profile and its `cacerts.yaml`.
@@ -110,6 +113,7 @@ impl Cluster {
             .ok()
             .map(|k| k.key_type());
         let san_dns = dns_sans(bundle.ca_cert.as_bytes());
+        let name_constraints = name_constraints_of(bundle.ca_cert.as_bytes(), &san_dns);
         let secret = match &secret_yaml {
             Some(yaml) => Some(secret_options_of(
                 &format!("{name}/{SECRET_YAML}"),
@@ -123,6 +127,7 @@ impl Cluster {
                 key_type,
                 san_dns,
                 secret,
+                name_constraints,
             },
             secret_yaml,
         })
@@ -151,6 +156,17 @@ fn secret_options_of(what: &str, yaml: &[u8]) -> Result<SecretOptions> {
         options.shape = SecretShape::Tls;
     }
     Ok(options)
+}
+
+/// The name constraints of `ca-cert.pem`, its own DNS SANs left out of
+/// the extra DNS suffixes (a re-issue adds its SANs again).
+fn name_constraints_of(cert_pem: &[u8], san_dns: &[String]) -> Option<NameConstraints> {
+    let ders = crate::pemutil::certificates("ca-cert.pem", cert_pem).ok()?;
+    let mut nc = crate::issue::read_name_constraints(ders.first()?)?;
+    let own: Vec<String> = NameConstraints::new(Vec::new(), Vec::new()).permitted_dns(san_dns);
+    nc.permit_dns
+        .retain(|d| !own.iter().any(|o| o.eq_ignore_ascii_case(d)));
+    Some(nc)
 }
 
 fn dns_sans(cert_pem: &[u8]) -> Vec<String> {
@@ -422,6 +438,7 @@ impl Mesh {
                         key_type: Some(issued.ca.key_type()),
                         san_dns: c.params.san_dns.clone(),
                         secret: c.secret,
+                        name_constraints: c.params.name_constraints.clone(),
                     },
                     secret_yaml: None,
                 };
@@ -640,6 +657,9 @@ impl Mesh {
                 if !old.profile.san_dns.is_empty() {
                     p.san_dns = old.profile.san_dns.clone();
                 }
+                if old.profile.name_constraints.is_some() {
+                    p.name_constraints = old.profile.name_constraints.clone();
+                }
                 let issued = new_root.issue_intermediate(name, &p, key, now)?;
                 let ca_crl = match (&b_crl, old.bundle.ca_crl.is_some()) {
                     (Some(b), true) => Some(issued.ca.ca_crl(
@@ -658,6 +678,7 @@ impl Mesh {
                         key_type: Some(issued.ca.key_type()),
                         san_dns: p.san_dns.clone(),
                         secret: old.profile.secret.clone(),
+                        name_constraints: p.name_constraints.clone(),
                     },
                     secret_yaml: None,
                 };
@@ -912,6 +933,97 @@ mod tests {
         let got: Vec<_> = keys.iter().map(PrivateKey::key_type).collect();
         assert_eq!(got, types);
         assert_eq!(count.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn name_constraints_are_read_back_into_the_profile() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let rp = crate::profile::RootParams {
+            key_type: KeyType::EcdsaP256,
+            ..Default::default()
+        };
+        let root = RootCa::generate(&rp, now).unwrap();
+        let nc = NameConstraints::new(
+            vec!["cluster.local".into(), "east.example".into()],
+            vec![".mesh.example.com".into(), "ISTIOD.mesh.svc".into()],
+        );
+        let params = IntermediateParams {
+            key_type: KeyType::EcdsaP256,
+            san_dns: vec!["istiod.mesh.svc".into(), "*.istiod.mesh.svc".into()],
+            name_constraints: Some(nc),
+            ..Default::default()
+        };
+        let key = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        let new = vec![NewCluster::new("c1", params, key)];
+        let (mesh, _) = Mesh::new().add_clusters(&root, new, false, now).unwrap();
+        let c = mesh.cluster("c1").unwrap();
+        let read = Cluster::from_bundle("c1", c.bundle.clone(), None).unwrap();
+        let got = read.profile.name_constraints.unwrap();
+        assert_eq!(got.trust_domains, ["cluster.local", "east.example"]);
+        // The SANs (a wildcard as its suffix, case-insensitively once) are
+        // the intermediate's own; only the extra suffix is kept.
+        assert_eq!(got.permit_dns, [".mesh.example.com"]);
+        assert_eq!(
+            got.permitted_dns(&read.profile.san_dns),
+            ["istiod.mesh.svc", ".istiod.mesh.svc", ".mesh.example.com"]
+        );
+        // Unconstrained intermediates read back as such.
+        let key = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        let plain = IntermediateParams {
+            key_type: KeyType::EcdsaP256,
+            ..Default::default()
+        };
+        let new = vec![NewCluster::new("c2", plain, key)];
+        let (mesh, _) = mesh.add_clusters(&root, new, false, now).unwrap();
+        let b = mesh.cluster("c2").unwrap().bundle.clone();
+        let read = Cluster::from_bundle("c2", b, None).unwrap();
+        assert_eq!(read.profile.name_constraints, None);
+    }
+
+    /// Regression: constraints meshca does not write (here DNS-only with
+    /// an excluded subtree) must not be re-issued narrowed to what meshca
+    /// understands, which would widen them.
+    #[test]
+    fn foreign_name_constraints_are_not_re_issued_wider() {
+        let key = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        let mut p = rcgen::CertificateParams::default();
+        p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        p.name_constraints = Some(rcgen::NameConstraints {
+            permitted_subtrees: vec![rcgen::GeneralSubtree::DnsName("example.com".into())],
+            excluded_subtrees: vec![rcgen::GeneralSubtree::DnsName("bad.example.com".into())],
+        });
+        let cert = p.self_signed(&key).unwrap();
+        let b = ClusterBundle::new(
+            cert.pem(),
+            Zeroizing::new(String::new()),
+            String::new(),
+            String::new(),
+        );
+        let c = Cluster::from_bundle("c1", b, None).unwrap();
+        let nc = c.profile.name_constraints.unwrap();
+        let err = nc.validate().unwrap_err().to_string();
+        assert!(err.contains("would widen"), "{err}");
+    }
+
+    #[test]
+    fn bad_trust_domains_and_suffixes_are_refused() {
+        for (tds, dns) in [
+            (vec!["Cluster.Local"], vec![]),
+            (vec!["spiffe://cluster.local"], vec![]),
+            (vec!["*.cluster.local"], vec![]),
+            (vec!["cluster.local"], vec!["*.example.com"]),
+            (vec!["cluster.local"], vec!["a..b"]),
+        ] {
+            let nc = NameConstraints::new(
+                tds.iter().map(|s| s.to_string()).collect(),
+                dns.iter().map(|s| s.to_string()).collect(),
+            );
+            assert!(nc.validate().is_err(), "{tds:?} {dns:?}");
+        }
+        assert!(NameConstraints::default().validate().is_ok());
+        assert!(NameConstraints::default()
+            .check_verifier_support(true)
+            .is_err());
     }
 
     #[test]
