@@ -143,13 +143,15 @@ EXAMPLES:
     /// Write the stages of moving every cluster from DIR's root to a new root.
     #[command(
         after_long_help = "With ISTIO_MULTIROOT_MESH=true istiod accepts a root-cert.pem that is a
-superset or subset of the previous one. Apply the stages in order, every
+superset or subset of the previous one; without it, istiod ignores any
+update that changes root-cert.pem, so every istiod needs
+ISTIO_MULTIROOT_MESH=true before stage 1. Apply the stages in order, every
 cluster at a stage before any moves to the next:
   stage-1  root-cert.pem = old + new roots; intermediates unchanged
   stage-2  new intermediates signed by the new root; root-cert.pem = old + new
   stage-3  root-cert.pem = new root only
-Each stage directory is a certs directory: `meshca verify --previous
-OUT/stage-1 OUT/stage-2` checks a stage and the step to it. Every cluster
+Each stage directory is a certs directory: `meshca verify --multiroot
+--previous OUT/stage-1 OUT/stage-2` checks a stage and the step to it. Every cluster
 keeps its key type, SANs and Secret shape; a cluster with ca-crl.pem keeps
 it in stage 1 (a revoked intermediate stays revoked) and gets one from the
 new root in stages 2 and 3. The three stages are written all together, and
@@ -158,8 +160,8 @@ only after each stage and each step verified.
 EXAMPLES:
     meshca root --dir new-root --key-type ecdsa-p256
     meshca rotate --dir certs --new-root new-root --out rotation
-    meshca verify --previous certs rotation/stage-1
-    meshca verify --previous rotation/stage-1 rotation/stage-2
+    meshca verify --multiroot --previous certs rotation/stage-1
+    meshca verify --multiroot --previous rotation/stage-1 rotation/stage-2
     kubectl --context cluster1 apply -f rotation/stage-1/cluster1/cacerts.yaml"
     )]
     Rotate(RotateArgs),
@@ -413,10 +415,18 @@ pub(crate) struct VerifyArgs {
     /// Check validity at this time (RFC 3339) instead of now.
     #[arg(long, value_parser = rfc3339, value_name = "TIME")]
     pub(crate) at: Option<time::OffsetDateTime>,
-    /// Also check the step from this earlier rotation stage (a certs
-    /// directory) to each PATH: roots superset/subset, cross-stage trust.
+    /// Also check the rollout step from this earlier certs directory to each
+    /// PATH, as istiod reloads its cacerts: root-cert.pem unchanged (or, with
+    /// --multiroot, a superset or subset), ca-crl.pem neither removed nor
+    /// unloadable, cross-stage trust.
     #[arg(long, value_name = "DIR")]
     pub(crate) previous: Option<PathBuf>,
+    /// With --previous: every istiod runs with ISTIO_MULTIROOT_MESH=true, so
+    /// a root-cert.pem that is a superset or subset of the old one is taken
+    /// (a rotation's stages need it). Without it, as in Istio by default, any
+    /// change of root-cert.pem is an error: istiod ignores the whole update.
+    #[arg(long, requires = "previous")]
+    pub(crate) multiroot: bool,
     /// The namespace istiod runs in and reads cacerts from (default: the
     /// `istiod.<ns>.svc` name of each cluster's CA, else istio-system).
     #[arg(long, value_name = "NS")]
