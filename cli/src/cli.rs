@@ -90,7 +90,10 @@ writes every file or none.")]
     ROOTCA_DAYS=7300 ROOTCA_KEYSZ=4096 meshca root
     # Keep the root key encrypted at rest:
     meshca root --dir certs --encrypt
-    meshca intermediate --dir certs --passphrase-file /run/secrets/root-pass cluster3")]
+    meshca intermediate --dir certs --passphrase-file /run/secrets/root-pass cluster3
+    # Extend the root: same key and subject, 10 more years (needs
+    # ISTIO_MULTIROOT_MESH=true on every istiod, see --renew):
+    meshca root --dir certs --renew --days 3650")]
     Root(RootArgs),
 
     /// Make a cluster's intermediate CA, signed by the root in DIR.
@@ -165,6 +168,52 @@ EXAMPLES:
     kubectl --context cluster1 apply -f rotation/stage-1/cluster1/cacerts.yaml"
     )]
     Rotate(RotateArgs),
+
+    /// Re-issue cluster intermediates before they expire; root-cert.pem unchanged.
+    #[command(
+        after_long_help = "Each renewed intermediate keeps its cluster's profile: key type, subject,
+SANs, the Secret's name, namespace and shape, and its ca-crl.pem (the
+intermediate's own CRL signed again by the new key). root-cert.pem stays
+byte-identical, so istiod takes the new intermediate without
+ISTIO_MULTIROOT_MESH; clusters not renewed are left byte-identical. A new
+key by default (--reuse-key keeps it). With --within, only intermediates
+that expire within DAYS days (or have expired) are renewed: named clusters
+are then a filter. Nothing due: exit 0, nothing written.
+
+EXAMPLES:
+    # Every intermediate that expires within 30 days, from cron:
+    meshca renew --dir certs --within 30
+    # Two clusters now, 90-day intermediates, same keys:
+    meshca renew --dir certs --days 90 --reuse-key cluster1 cluster2
+    # Into a new directory, to check the rollout step before applying it:
+    meshca renew --dir certs --within 30 --out certs-next
+    meshca verify --previous certs certs-next"
+    )]
+    Renew(RenewArgs),
+
+    /// Expiry and state of the root, every intermediate and every CRL.
+    #[command(
+        after_long_help = "One line per cluster and one for the root: key type, notAfter, days
+left, the earliest nextUpdate of its CRLs, and a state: ok, renew-soon
+(within --warn-days), expired, revoked, or invalid (`meshca verify` finds
+another error; it tells which). --format prometheus writes the Prometheus
+text exposition format for node_exporter's textfile collector:
+meshca_certificate_expiry_timestamp_seconds{cluster,file,subject,serial},
+meshca_crl_next_update_timestamp_seconds{cluster}, meshca_state{cluster,state},
+meshca_findings{severity,code}, meshca_verify_ok, meshca_status_timestamp_seconds
+(the root's series have cluster=\"\").
+
+EXIT STATUS:
+    0 the status was read and printed (whatever the states), 2 the
+    directory could not be read.
+
+EXAMPLES:
+    meshca status --dir certs
+    meshca status --dir certs --json | jq '.clusters[] | select(.state != \"ok\")'
+    meshca status --dir certs --format prometheus > /var/lib/node_exporter/textfile/meshca.prom.tmp
+    mv /var/lib/node_exporter/textfile/meshca.prom.tmp /var/lib/node_exporter/textfile/meshca.prom"
+    )]
+    Status(StatusArgs),
 
     /// Show what PEM files hold: certificates, keys (never the key itself), CRLs.
     #[command(after_long_help = "EXIT STATUS:
@@ -317,6 +366,13 @@ pub(crate) struct RootArgs {
     /// prompt; every command that signs with the root then asks for it.
     #[arg(long)]
     pub(crate) encrypt: bool,
+    /// Renew DIR's root: a new certificate for the same key and subject
+    /// (same SKI), valid --days from now, put first in root-cert.pem of the
+    /// root and of every cluster (the old one stays after it). Every
+    /// intermediate keeps verifying. root-cert.pem changes, so every istiod
+    /// needs ISTIO_MULTIROOT_MESH=true to take it.
+    #[arg(long, conflicts_with_all = ["force", "encrypt"])]
+    pub(crate) renew: bool,
 }
 
 #[derive(Debug, Args)]
@@ -454,6 +510,61 @@ pub(crate) struct RotateArgs {
     /// Overwrite existing files under --out.
     #[arg(long)]
     pub(crate) force: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RenewArgs {
+    /// Clusters to renew (default with --within: every cluster).
+    #[arg(value_name = "CLUSTER", required_unless_present = "within")]
+    pub(crate) clusters: Vec<String>,
+    /// Renew only intermediates that expire within DAYS days (or have expired).
+    #[arg(long, value_name = "DAYS")]
+    pub(crate) within: Option<u32>,
+    /// Validity of the renewed intermediates in days, never past the root's
+    /// end (default: each keeps its current validity period).
+    #[arg(long, value_name = "N")]
+    pub(crate) days: Option<u32>,
+    /// Keep each intermediate's key (default: a new key of the same type).
+    #[arg(long)]
+    pub(crate) reuse_key: bool,
+    /// nextUpdate, in days, of the intermediate CRLs signed again.
+    #[arg(long, default_value_t = meshca::DEFAULT_CRL_DAYS, value_name = "N")]
+    pub(crate) next_update_days: u32,
+    /// Write the renewed mesh (every file of DIR, the renewed clusters
+    /// re-issued) to this new certs directory and leave DIR as it was, so
+    /// `meshca verify --previous DIR OUT` can check the step.
+    #[arg(long, value_name = "OUT")]
+    pub(crate) out: Option<PathBuf>,
+    /// With --out: overwrite the files of an existing OUT.
+    #[arg(long, requires = "out")]
+    pub(crate) force: bool,
+}
+
+/// Output formats of `meshca status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum StatusFormat {
+    /// One line per cluster.
+    Text,
+    /// JSON, schema meshca.status/v1 (the same as --json).
+    Json,
+    /// Prometheus text exposition format (node_exporter textfile collector).
+    Prometheus,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Print JSON (schema meshca.status/v1); the same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub(crate) json: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text, value_name = "FORMAT")]
+    pub(crate) format: StatusFormat,
+    /// The time to report for (RFC 3339) instead of now.
+    #[arg(long, value_parser = rfc3339, value_name = "TIME")]
+    pub(crate) at: Option<time::OffsetDateTime>,
+    /// State renew-soon when a certificate expires within N days.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub(crate) warn_days: u32,
 }
 
 #[derive(Debug, Args)]

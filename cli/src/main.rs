@@ -54,6 +54,8 @@ fn main() -> ExitCode {
         Command::Revoke(args) => cmd::revoke::run(&cli.global, args),
         Command::Crl(args) => cmd::crl::run(&cli.global, args),
         Command::Rotate(args) => cmd::rotate::run(&cli.global, args),
+        Command::Renew(args) => cmd::renew::run(&cli.global, args),
+        Command::Status(args) => cmd::status::run(&cli.global, args),
         Command::Verify(args) => cmd::verify::run(args, cli.global.quiet),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Completions(args) => cmd::completions::run(args),

@@ -477,7 +477,7 @@ impl fmt::Display for Status {
             .map(|c| c.name.len())
             .max()
             .unwrap_or(0)
-            .max(4);
+            .max(if self.root.is_some() { 6 } else { 4 });
         writeln!(
             out,
             "{:<width$}  {:<10}  {:<10}  {:>9}  {:<10}  STATE",

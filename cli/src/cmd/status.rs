@@ -1,0 +1,50 @@
+//! `meshca status`: expiry and state of the root, every intermediate and
+//! every CRL, as text, JSON or Prometheus metrics.
+
+use std::io::Write;
+
+use anyhow::Result;
+use meshca::{Status, VerifyOptions};
+
+use crate::cli::{Global, StatusArgs, StatusFormat};
+
+pub(crate) fn run(global: &Global, args: &StatusArgs) -> Result<u8> {
+    // No meshca run renames files while they are read.
+    let _locks = super::read_locks(&[global.dir.as_path()], None)?;
+    if std::fs::symlink_metadata(&global.dir).is_err() {
+        return Err(meshca::Error::MissingFile {
+            path: global.dir.clone(),
+            hint: String::new(),
+        }
+        .into());
+    }
+    let mesh = meshca::store::load(&global.dir)?;
+    let mut opts = VerifyOptions::at(args.at.unwrap_or_else(time::OffsetDateTime::now_utc));
+    opts.warn_days = args.warn_days;
+    let status = Status::of(&mesh, &opts);
+    let format = if args.json {
+        StatusFormat::Json
+    } else {
+        args.format
+    };
+    let written = (|| -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        match format {
+            StatusFormat::Json => {
+                serde_json::to_writer_pretty(&mut out, &status)?;
+                writeln!(out)?;
+            }
+            // Label values are escaped by the library; the text is the
+            // exposition format byte for byte.
+            StatusFormat::Prometheus => write!(out, "{}", status.prometheus())?,
+            StatusFormat::Text => write!(out, "{}", crate::output::printable(&status.to_string()))?,
+        }
+        out.flush()
+    })();
+    match written {
+        // A reader that stops early (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(crate::EXIT_OK),
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(crate::EXIT_OK),
+    }
+}
