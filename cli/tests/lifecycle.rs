@@ -696,3 +696,89 @@ fn the_readme_lifecycle_walk_runs() {
         "{commands:?}"
     );
 }
+
+/// The rollout steps of the lifecycle, judged by `meshca verify --previous
+/// [--multiroot]` and by the oracle's restatement of istiod's reload
+/// (`--previous OLD [--multiroot]`): both must agree on each.
+#[test]
+fn verify_previous_agrees_with_the_oracle_on_lifecycle_steps() {
+    let bin = support::oracle::build(
+        &PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("oracle"),
+        "oracle-lifecycle-step",
+    );
+    let at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let dir = mixed_mesh();
+    dir.ok(&[
+        "renew", "--dir", "certs", "--out", "renewed", "east", "west",
+    ]);
+    dir.ok(&[
+        "renew",
+        "--dir",
+        "certs",
+        "--out",
+        "reused",
+        "--reuse-key",
+        "east",
+    ]);
+    fs::create_dir(dir.join("root-renewed")).unwrap();
+    copy_dir(&dir.join("certs"), &dir.join("root-renewed"));
+    dir.ok(&["root", "--dir", "root-renewed", "--renew"]);
+    dir.ok(&["root", "--dir", "new-root", "--key-type", "ecdsa-p256"]);
+    dir.ok(&[
+        "rotate",
+        "--dir",
+        "certs",
+        "--new-root",
+        "new-root",
+        "--out",
+        "rot",
+    ]);
+    fs::create_dir(dir.join("nocrl")).unwrap();
+    copy_dir(&dir.join("renewed"), &dir.join("nocrl"));
+    fs::remove_file(dir.join("nocrl/east/ca-crl.pem")).unwrap();
+    // (previous, next, multiroot, expected verdict)
+    let cases = [
+        ("certs", "renewed", false, true),
+        ("certs", "reused", false, true),
+        ("certs", "root-renewed", false, false),
+        ("certs", "root-renewed", true, true),
+        ("certs", "rot/stage-1", false, false),
+        ("certs", "rot/stage-1", true, true),
+        ("rot/stage-1", "rot/stage-2", true, true),
+        ("rot/stage-2", "rot/stage-3", true, true),
+        ("certs", "rot/stage-3", true, false),
+        ("certs", "nocrl", false, false),
+    ];
+    for (prev, next, multiroot, want) in cases {
+        let mut flags = vec![
+            "--previous".to_owned(),
+            dir.join(prev).display().to_string(),
+        ];
+        if multiroot {
+            flags.push("--multiroot".into());
+        }
+        let flag_refs: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let v = support::oracle::run_with(&bin, &at, &flag_refs, &[dir.join(next)]);
+        let mut args = vec!["verify", "--quiet"];
+        if multiroot {
+            args.push("--multiroot");
+        }
+        args.extend(["--previous", prev, next]);
+        let out = dir.meshca(&args);
+        let meshca_ok = out.status.code() == Some(0);
+        assert_eq!(
+            v[0].ok, want,
+            "oracle on {prev} -> {next} (multiroot {multiroot}): {} {}",
+            v[0].stage, v[0].reason
+        );
+        assert_eq!(
+            meshca_ok,
+            want,
+            "meshca on {prev} -> {next} (multiroot {multiroot}):\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+}
