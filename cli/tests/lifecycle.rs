@@ -311,7 +311,7 @@ fn root_renew_keeps_key_and_subject_and_intermediates_verify_under_the_renewed_r
     let after = snapshot(&dir, "certs");
     assert_eq!(file(&before, "root-key.pem"), file(&after, "root-key.pem"));
     for c in ["east", "west"] {
-        for f in ["ca-cert.pem", "ca-key.pem", "cert-chain.pem"] {
+        for f in ["ca-cert.pem", "ca-key.pem"] {
             let p = format!("{c}/{f}");
             assert_eq!(file(&before, &p), file(&after, &p), "{p}");
         }
@@ -336,11 +336,20 @@ fn root_renew_keeps_key_and_subject_and_intermediates_verify_under_the_renewed_r
         "X509v3 Subject Key Identifier",
     );
     assert_eq!(ski, old_ski);
-    // The old intermediates verify, strictly, under the renewed root only.
+    // The old intermediates verify, strictly, under the renewed root only,
+    // and their chains now end with it.
     for c in ["east", "west"] {
         openssl_verify(&dir, "renewed.pem", &format!("certs/{c}/ca-cert.pem"));
+        assert!(dir
+            .read(&format!("certs/{c}/cert-chain.pem"))
+            .ends_with(&dir.read("renewed.pem")));
     }
-    dir.ok(&["verify", "certs"]);
+    // No error, and no warning but east's expiry (a chain that ended with
+    // the old root would be `chain-order`).
+    let out = dir.ok(&["verify", "--quiet", "certs"]);
+    let findings = stdout(&out);
+    assert_eq!(findings.lines().count(), 1, "{findings}");
+    assert!(findings.contains("expires-soon"), "{findings}");
     // The step changes root-cert.pem: an error unless istiod is multi-root.
     let (code, report) = verify_code(&dir, &["--previous", "old", "certs"]);
     assert_eq!(code, Some(1), "{report}");
@@ -781,4 +790,61 @@ fn verify_previous_agrees_with_the_oracle_on_lifecycle_steps() {
             stderr(&out)
         );
     }
+}
+
+/// A root made the openssl recipe's way (its subject encoded by openssl,
+/// a SHA-1 key identifier, the recipe's key usages) renews to a certificate
+/// with the same subject bytes and SKI, under which the recipe's
+/// intermediates verify.
+#[test]
+fn root_renew_of_a_recipe_root_keeps_openssls_subject_and_ski() {
+    let dir = Dir::new();
+    let mut cmd = std::process::Command::new(util::require_tool("bash"));
+    cmd.arg(util::testdata().join("recipe.sh"))
+        .args(["-q", "--key-type", "ecdsa-p256"])
+        .arg(dir.join("certs"))
+        .args(["cluster1", "cluster2"]);
+    for v in util::RECIPE_VARS {
+        cmd.env_remove(v);
+    }
+    util::assert_success("recipe.sh", &cmd.output().unwrap());
+    dir.openssl(&["x509", "-in", "certs/root-cert.pem", "-out", "old.pem"]);
+    dir.ok(&["root", "--dir", "certs", "--renew", "--days", "7300"]);
+    dir.openssl(&["x509", "-in", "certs/root-cert.pem", "-out", "renewed.pem"]);
+    assert_ne!(dir.read("old.pem"), dir.read("renewed.pem"));
+    let der = |p: &str| {
+        let out = dir.tool("openssl", &["x509", "-in", p, "-outform", "DER"]);
+        util::assert_success("openssl x509 -outform DER", &out);
+        out.stdout
+    };
+    // tbsCertificate: version, serial, signature, issuer, validity,
+    // subject, subjectPublicKeyInfo, extensions.
+    let tbs = |d: &[u8]| support::der_tree::Node::parse(d).kids()[0].clone();
+    let (old, new) = (tbs(&der("old.pem")), tbs(&der("renewed.pem")));
+    assert_eq!(
+        old.kids()[5].encode(),
+        new.kids()[5].encode(),
+        "subject bytes"
+    );
+    assert_eq!(
+        old.kids()[3].encode(),
+        new.kids()[3].encode(),
+        "issuer bytes"
+    );
+    assert_eq!(old.kids()[6].encode(), new.kids()[6].encode(), "public key");
+    assert_ne!(old.kids()[1].encode(), new.kids()[1].encode(), "serial");
+    let ski = |p: &str| {
+        let items = meshca::inspect_pem(p, dir.read(p).as_bytes(), time::OffsetDateTime::now_utc())
+            .unwrap();
+        match items.into_iter().next().unwrap() {
+            meshca::Item::Certificate(c) => c.subject_key_id.clone(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert!(ski("old.pem").is_some());
+    assert_eq!(ski("old.pem"), ski("renewed.pem"));
+    for c in ["cluster1", "cluster2"] {
+        openssl_verify(&dir, "renewed.pem", &format!("certs/{c}/ca-cert.pem"));
+    }
+    dir.ok(&["verify", "certs"]);
 }

@@ -276,6 +276,8 @@ impl Status {
                     } else {
                         match expiry_state(not_after, at, opts.warn_days) {
                             State::Expired => State::Expired,
+                            // The root (or another certificate of the path) expired.
+                            _ if findings.iter().any(|f| f.code == Code::Expired) => State::Expired,
                             _ if !findings.is_empty() => State::Invalid,
                             s => s,
                         }
@@ -326,7 +328,13 @@ impl Status {
         let mut family = |name: &str, help: &str, lines: Vec<(Vec<(&str, String)>, String)>| {
             out.push_str(&format!("# HELP {name} {}\n", escape_help(help)));
             out.push_str(&format!("# TYPE {name} gauge\n"));
+            // A series twice (the same certificate twice in a file) makes
+            // node_exporter refuse the whole file: the first one stays.
+            let mut seen = std::collections::HashSet::new();
             for (labels, value) in lines {
+                if !seen.insert(labels.clone()) {
+                    continue;
+                }
                 out.push_str(name);
                 if !labels.is_empty() {
                     out.push('{');
@@ -620,5 +628,18 @@ mod tests {
             text.contains("meshca_state{cluster=\"c1\",state=\"renew-soon\"} 1"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_certificate_twice_in_root_cert_pem_is_one_series() {
+        let (mut m, _) = mesh(&[("c1", 30)]);
+        if let Some(r) = m.root.as_mut() {
+            r.cert = format!("{}{}", r.cert, r.cert);
+        }
+        let text = Status::of(&m, &VerifyOptions::at(NOW)).prometheus();
+        let prefix =
+            "meshca_certificate_expiry_timestamp_seconds{cluster=\"\",file=\"root-cert.pem\"";
+        let roots = text.lines().filter(|l| l.starts_with(prefix)).count();
+        assert_eq!(roots, 1, "{text}");
     }
 }

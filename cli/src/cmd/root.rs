@@ -63,8 +63,9 @@ fn renew(global: &Global, args: &RootArgs) -> Result<u8> {
     say(
         global.quiet,
         format_args!(
-            "{} clusters' root-cert.pem and cacerts.yaml now hold the renewed root first and the old one after it; \
-             their intermediates are unchanged and keep verifying (same issuer name, key and key identifier)",
+            "{} clusters' root-cert.pem now holds the renewed root first and the old one after it, and their \
+             cert-chain.pem (and cacerts.yaml) ends with the renewed root; their intermediates are unchanged and \
+             keep verifying (same issuer name, key and key identifier)",
             renewal.clusters.len()
         ),
     );

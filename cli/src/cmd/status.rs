@@ -19,6 +19,14 @@ pub(crate) fn run(global: &Global, args: &StatusArgs) -> Result<u8> {
         .into());
     }
     let mesh = meshca::store::load(&global.dir)?;
+    if mesh.root.is_none() && mesh.clusters.is_empty() {
+        return Err(meshca::Error::InvalidArgument {
+            what: "--dir",
+            value: global.dir.display().to_string(),
+            reason: "not a certs directory: no root-cert.pem and no cluster directories".into(),
+        }
+        .into());
+    }
     let mut opts = VerifyOptions::at(args.at.unwrap_or_else(time::OffsetDateTime::now_utc));
     opts.warn_days = args.warn_days;
     let status = Status::of(&mesh, &opts);

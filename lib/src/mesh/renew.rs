@@ -17,7 +17,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::ParsedExtension;
 
 use super::{Cluster, Mesh, MeshRoot};
-use crate::bundle::{CA_CERT, CA_CRL, CA_KEY, ROOT_CERT, ROOT_KEY};
+use crate::bundle::{CA_CERT, CA_CRL, CA_KEY, CERT_CHAIN, ROOT_CERT, ROOT_KEY};
 use crate::error::{Error, Result};
 use crate::issue::RootCa;
 use crate::key::PrivateKey;
@@ -349,8 +349,9 @@ impl Mesh {
     /// and in every cluster whose `root-cert.pem` holds the old root:
     /// istiod then sees a superset of its roots, which it accepts only with
     /// `ISTIO_MULTIROOT_MESH=true` (pilot/pkg/bootstrap/istio_ca.go,
-    /// `handleEvent`). `root-key.pem`, the root CRL, the intermediates and
-    /// their chains are unchanged.
+    /// `handleEvent`). Those clusters' `cert-chain.pem` ends with the
+    /// renewed root instead of the old one. `root-key.pem`, the root CRL,
+    /// the intermediates and their keys are unchanged.
     pub fn renew_root(
         &self,
         signer: &RootCa,
@@ -388,6 +389,28 @@ impl Mesh {
             }
             cluster.bundle.root_cert =
                 crate::pemutil::concat(&[&renewed_pem, &cluster.bundle.root_cert]);
+            // cert-chain.pem ends with the renewed root, the first of
+            // root-cert.pem (istiod serves the chain after each workload
+            // certificate).
+            let chain_what = format!("{name}/{CERT_CHAIN}");
+            if let Ok(chain) =
+                crate::pemutil::certificates(&chain_what, cluster.bundle.cert_chain.as_bytes())
+            {
+                if chain.iter().any(|d| d.as_slice() == signer.cert_der()) {
+                    let pems: Vec<String> = chain
+                        .iter()
+                        .map(|d| {
+                            if d.as_slice() == signer.cert_der() {
+                                renewed_pem.clone()
+                            } else {
+                                crate::pemutil::certificate_pem(d)
+                            }
+                        })
+                        .collect();
+                    let refs: Vec<&str> = pems.iter().map(String::as_str).collect();
+                    cluster.bundle.cert_chain = crate::pemutil::concat(&refs);
+                }
+            }
             cluster.refresh_secret()?;
             changed.push(name.clone());
         }

@@ -203,3 +203,90 @@ fn crl_step(
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::{Mesh, NewCluster};
+    use crate::{IntermediateParams, KeyType, PrivateKey, RootCa, RootParams};
+
+    const NOW: time::OffsetDateTime = time::macros::datetime!(2026-06-01 12:00 UTC);
+
+    fn mesh_with_crl() -> Mesh {
+        let rp = RootParams {
+            key_type: KeyType::EcdsaP256,
+            ..RootParams::default()
+        };
+        let root = RootCa::generate(&rp, NOW).unwrap();
+        let ip = IntermediateParams {
+            key_type: KeyType::EcdsaP256,
+            ..IntermediateParams::default()
+        };
+        let c = NewCluster::new("c1", ip, PrivateKey::generate(KeyType::EcdsaP256).unwrap());
+        let (m, _) = Mesh::new()
+            .with_root(&root, Some(root.key().to_pem()), false)
+            .unwrap()
+            .add_clusters(&root, vec![c], false, NOW)
+            .unwrap();
+        m.write_crls(&root, &["c1".into()], NOW, 30).unwrap()
+    }
+
+    fn codes(prev: &MeshFiles, cur: &MeshFiles, multiroot: bool) -> Vec<Code> {
+        let mut opts = VerifyOptions::at(NOW);
+        opts.multiroot = multiroot;
+        verify_mesh_step("a", prev, "b", cur, &opts)
+            .findings
+            .iter()
+            .map(|f| f.code)
+            .collect()
+    }
+
+    #[test]
+    fn an_unchanged_mesh_is_a_clean_step() {
+        let m = mesh_with_crl().files();
+        assert!(codes(&m, &m, false).is_empty());
+        assert!(codes(&m, &m, true).is_empty());
+    }
+
+    #[test]
+    fn a_removed_or_emptied_crl_is_an_error_as_istiod_keeps_the_old_one() {
+        let prev = mesh_with_crl().files();
+        for emptied in [None, Some(Vec::new())] {
+            let mut cur = prev.clone();
+            if let Some(c) = cur.clusters.get_mut("c1") {
+                c.ca_crl = emptied.clone();
+            }
+            assert_eq!(codes(&prev, &cur, false), [Code::CrlRemoved], "{emptied:?}");
+        }
+    }
+
+    #[test]
+    fn a_new_crl_istiod_cannot_load_is_an_error() {
+        let m = mesh_with_crl();
+        let prev = m.files();
+        // Only the root's CRL: the intermediate's is missing.
+        let mut cur = prev.clone();
+        if let Some(c) = cur.clusters.get_mut("c1") {
+            c.ca_crl = m.root_crl.as_ref().map(|r| r.as_bytes().to_vec());
+        }
+        assert_eq!(codes(&prev, &cur, false), [Code::CrlNotLoadable]);
+        let g = verify_mesh_step("a", &prev, "b", &cur, &VerifyOptions::at(NOW));
+        assert!(g.findings[0].message.contains("crl-missing"), "{g:#?}");
+        // Not PEM at all.
+        if let Some(c) = cur.clusters.get_mut("c1") {
+            c.ca_crl = Some(b"garbage".to_vec());
+        }
+        assert_eq!(codes(&prev, &cur, false), [Code::CrlNotLoadable]);
+    }
+
+    #[test]
+    fn an_empty_root_set_is_no_subset_for_istiod() {
+        let prev = mesh_with_crl().files();
+        let mut cur = prev.clone();
+        if let Some(c) = cur.clusters.get_mut("c1") {
+            c.root_cert = Some(Vec::new());
+        }
+        assert!(codes(&prev, &cur, true).contains(&Code::RootStep));
+        assert!(codes(&prev, &cur, false).contains(&Code::RootChanged));
+    }
+}
