@@ -66,10 +66,15 @@ pub fn verify_mesh_step(
         v.sort();
         v
     };
-    for (name, new_files) in &cur.clusters {
-        let Some(old_files) = prev.clusters.get(name) else {
-            continue;
-        };
+    // Each cluster on its own, on all cores (a changed CRL is loaded again).
+    let pairs: Vec<(&String, &BundleFiles, &BundleFiles)> = cur
+        .clusters
+        .iter()
+        .filter_map(|(name, new)| prev.clusters.get(name).map(|old| (name, old, new)))
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_cluster = crate::mesh::map_parallel(pairs, threads, &|(name, old_files, new_files)| {
+        let mut out = Vec::new();
         let old_label = join(prev_label, name);
         let new_label = join(cur_label, name);
         let file = join(&new_label, ROOT_CERT);
@@ -98,7 +103,9 @@ pub fn verify_mesh_step(
             ));
         }
         crl_step(&old_label, old_files, &new_label, new_files, opts, &mut out);
-    }
+        out
+    });
+    out.extend(per_cluster.into_iter().flatten());
     // Cross trust between the two stages, both ways. Trust depends on the
     // set of roots, not on the cluster holding it: the clusters of the other
     // stage are grouped by their root-cert.pem, and each CA is checked once
