@@ -451,7 +451,9 @@ impl Status {
 }
 
 /// A label value as the exposition format wants it: `\`, `"` and newline
-/// escaped (every other character stands for itself, UTF-8).
+/// escaped. The format has no escape for other control characters: they
+/// are written as the text `\u{1b}` (its backslash escaped), so a hostile
+/// subject can neither break a line nor reach a terminal.
 fn escape_label(v: &str) -> String {
     let mut out = String::with_capacity(v.len());
     for ch in v.chars() {
@@ -459,6 +461,7 @@ fn escape_label(v: &str) -> String {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
             '\n' => out.push_str("\\n"),
+            c if c.is_control() => out.push_str(&format!("\\\\u{{{:x}}}", u32::from(c))),
             c => out.push(c),
         }
     }
@@ -609,6 +612,7 @@ mod tests {
     #[test]
     fn prometheus_label_values_are_escaped() {
         assert_eq!(escape_label("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+        assert_eq!(escape_label("a\u{1b}[2Jb\r"), "a\\\\u{1b}[2Jb\\\\u{d}");
         let (m, _) = mesh(&[("c1", 30)]);
         let mut s = Status::of(&m, &VerifyOptions::at(NOW));
         s.clusters[0].ca.as_mut().unwrap().subject = "O=\"x\"\n, CN=a\\b".into();
