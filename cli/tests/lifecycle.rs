@@ -432,6 +432,32 @@ fn status_prints_each_cluster_and_the_root_as_text_json_and_prometheus() {
     assert_eq!(v["ok"], false);
 }
 
+#[test]
+fn status_reports_a_cluster_that_cannot_be_loaded_as_invalid() {
+    let dir = mixed_mesh();
+    fs::remove_file(dir.join("certs/west/ca-key.pem")).unwrap();
+    let out = dir.ok(&["status", "--dir", "certs"]);
+    let text = stdout(&out);
+    let west = text
+        .lines()
+        .find(|l| l.starts_with("west"))
+        .unwrap_or_default();
+    assert!(west.ends_with("invalid"), "{text}");
+    assert!(text.contains("east ") && text.contains("FAILED"), "{text}");
+    let out = dir.ok(&["status", "--dir", "certs", "--format", "prometheus"]);
+    promtool_check(&dir, &out.stdout);
+    let text = stdout(&out);
+    assert!(
+        text.contains("meshca_state{cluster=\"west\",state=\"invalid\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("meshca_verify_ok 0"), "{text}");
+    // Not a certs directory at all: exit 2.
+    fs::create_dir(dir.join("empty")).unwrap();
+    let out = dir.meshca(&["status", "--dir", "empty"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
 fn promtool_check(dir: &Dir, metrics: &[u8]) {
     fs::write(dir.join("metrics.prom"), metrics).unwrap();
     let out = std::process::Command::new(util::require_tool("promtool"))

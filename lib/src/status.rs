@@ -319,6 +319,28 @@ impl Status {
         }
     }
 
+    /// Adds clusters whose directory could not be loaded at all (a file
+    /// missing or unreadable: see [`crate::store::load_replacing`]), as
+    /// `invalid` with nothing known; the status is then not ok.
+    pub fn with_unreadable(mut self, names: &[String]) -> Status {
+        for name in names {
+            if self.clusters.iter().any(|c| &c.name == name) {
+                continue;
+            }
+            self.clusters.push(ClusterStatus {
+                name: name.clone(),
+                state: State::Invalid,
+                ca: None,
+                roots: Vec::new(),
+                crl_next_update: None,
+                crl_next_update_unix: None,
+            });
+            self.ok = false;
+        }
+        self.clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        self
+    }
+
     /// The Prometheus text exposition format (version 0.0.4), as
     /// node_exporter's textfile collector reads it. The root's series have
     /// an empty `cluster` label. Label values (subjects, from the
@@ -537,9 +559,14 @@ impl fmt::Display for Status {
             .filter(|f| f.severity == Severity::Error)
             .map(|f| f.count)
             .sum();
+        let not_ok = self
+            .clusters
+            .iter()
+            .filter(|c| !matches!(c.state, State::Ok | State::RenewSoon))
+            .count();
         writeln!(
             out,
-            "{} at {}: {} clusters, {} errors (details: meshca verify)",
+            "{} at {}: {} clusters, {not_ok} expired, revoked or invalid, {} errors (details: meshca verify)",
             if self.ok { "ok" } else { "FAILED" },
             self.at,
             self.clusters.len(),

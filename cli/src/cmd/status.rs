@@ -18,8 +18,26 @@ pub(crate) fn run(global: &Global, args: &StatusArgs) -> Result<u8> {
         }
         .into());
     }
-    let mesh = meshca::store::load(&global.dir)?;
-    if mesh.root.is_none() && mesh.clusters.is_empty() {
+    // A cluster directory that cannot be loaded (a file missing) is
+    // reported as invalid, not a reason to report nothing: a metrics file
+    // must keep coming.
+    let subdirs: Vec<String> = std::fs::read_dir(&global.dir)
+        .map_err(|e| meshca::Error::Io {
+            path: global.dir.clone(),
+            source: e,
+        })?
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|n| meshca::validate_name("cluster name", n).is_ok())
+        .collect();
+    let (mesh, stale) = meshca::store::load_replacing(&global.dir, &subdirs)?;
+    let mut unreadable: Vec<String> = stale
+        .iter()
+        .filter_map(|p| p.parent()?.file_name()?.to_str().map(str::to_owned))
+        .collect();
+    unreadable.dedup();
+    if mesh.root.is_none() && mesh.clusters.is_empty() && unreadable.is_empty() {
         return Err(meshca::Error::InvalidArgument {
             what: "--dir",
             value: global.dir.display().to_string(),
@@ -29,7 +47,7 @@ pub(crate) fn run(global: &Global, args: &StatusArgs) -> Result<u8> {
     }
     let mut opts = VerifyOptions::at(args.at.unwrap_or_else(time::OffsetDateTime::now_utc));
     opts.warn_days = args.warn_days;
-    let status = Status::of(&mesh, &opts);
+    let status = Status::of(&mesh, &opts).with_unreadable(&unreadable);
     let format = if args.json {
         StatusFormat::Json
     } else {
