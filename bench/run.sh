@@ -374,7 +374,7 @@ FLEET_ROTATE_SIZES=(100 1000)
 fleet_init() { "$MESHCA" init -q --key-type ecdsa-p256 --dir "$1" "${FLEET_C[@]}"; }
 fleet_verify() { "$MESHCA" verify -q "$1"; }
 fleet_rotate() { "$MESHCA" rotate -q --dir "$1" --new-root "$2" --out "$3"; }
-fleet_previous() { "$MESHCA" verify -q --previous "$1" "$2"; }
+fleet_previous() { "$MESHCA" verify -q --multiroot --previous "$1" "$2"; }
 if [[ $BENCH_FLEET != 0 ]]; then
 	cpu_begin
 	FLEET=$TMP/fleet

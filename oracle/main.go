@@ -9,10 +9,11 @@
 //	       [--use-cacerts-for-self-signed-ca=BOOL] DIR...
 //	oracle [flags] < dirs.txt   (one directory per line)
 //	oracle --mesh [flags] CERTSDIR...   (every cluster, then cross-cluster trust; stage "mesh")
+//	oracle --previous OLD [--multiroot] [flags] CERTSDIR...   (the rollout step OLD -> CERTSDIR; stage "step")
 //
 // Output, one line per directory:
 //
-//	{"dir":"...","ok":true|false,"stage":"load|parse|verify|crl|leaf","reason":"..."}
+//	{"dir":"...","ok":true|false,"stage":"load|parse|verify|crl|leaf|mesh|step","reason":"..."}
 //
 // Sources restated (istio/istio at 86c9f01fd735fb01d8192f5bcaf0d424afb7f14c):
 //   - pilot/pkg/bootstrap/istio_ca.go: detectSigningCABundleAndCRL (file
@@ -107,6 +108,7 @@ type oracle struct {
 	// istiod's feature flags (pilot/pkg/features), defaults as istiod's.
 	enableCACRL               bool // PILOT_ENABLE_CA_CRL, default true
 	useCacertsForSelfSignedCA bool // USE_CACERTS_FOR_SELF_SIGNED_CA, default false
+	multiRoot                 bool // ISTIO_MULTIROOT_MESH, default false (step mode)
 }
 
 // bundleFiles is what detectSigningCABundleAndCRL chooses.
@@ -705,8 +707,10 @@ func main() {
 	selfSigned := flag.Bool("use-cacerts-for-self-signed-ca", false,
 		"istiod's USE_CACERTS_FOR_SELF_SIGNED_CA: an istio-generated key makes cacerts the self-signed CA's store")
 	mesh := flag.Bool("mesh", false, "each argument is a certs directory: every cluster under it, and cross-cluster trust")
+	previous := flag.String("previous", "", "step mode: each argument is a certs directory applied over this one, as istiod reloads cacerts (stage \"step\")")
+	multiRoot := flag.Bool("multiroot", false, "istiod's ISTIO_MULTIROOT_MESH (step mode): accept a superset or subset of the roots")
 	flag.Parse()
-	o := &oracle{at: time.Now(), trustDomain: *td, workloadID: *wid, namespace: *ns, enableCACRL: *crl, useCacertsForSelfSignedCA: *selfSigned}
+	o := &oracle{at: time.Now(), trustDomain: *td, workloadID: *wid, namespace: *ns, enableCACRL: *crl, useCacertsForSelfSignedCA: *selfSigned, multiRoot: *multiRoot}
 	if *at != "" {
 		t, err := time.Parse(time.RFC3339, *at)
 		if err != nil {
@@ -730,6 +734,9 @@ func main() {
 		check := o.check
 		if *mesh {
 			check = o.checkMesh
+		}
+		if *previous != "" {
+			check = func(d string) *failure { return o.checkStep(*previous, d) }
 		}
 		if f := check(dir); f != nil {
 			v.OK, v.Stage, v.Reason = false, f.stage, f.reason

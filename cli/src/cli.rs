@@ -159,7 +159,11 @@ writes every file or none.")]
     M=/usr/lib/softhsm/libsofthsm2.so
     meshca root --dir certs --key-type ecdsa-p384 --root-key \\
       \"pkcs11:token=meshca;object=root?module-path=$M&pin-source=file:/run/pin\"
-    meshca init --dir certs cluster1 cluster2")]
+    meshca init --dir certs cluster1 cluster2
+
+    # Extend the root: same key and subject, 10 more years (needs
+    # ISTIO_MULTIROOT_MESH=true on every istiod, see --renew):
+    meshca root --dir certs --renew --days 3650")]
     Root(RootArgs),
 
     /// Make a cluster's intermediate CA, signed by the root in DIR.
@@ -214,13 +218,15 @@ EXAMPLES:
     /// Write the stages of moving every cluster from DIR's root to a new root.
     #[command(
         after_long_help = "With ISTIO_MULTIROOT_MESH=true istiod accepts a root-cert.pem that is a
-superset or subset of the previous one. Apply the stages in order, every
+superset or subset of the previous one; without it, istiod ignores any
+update that changes root-cert.pem, so every istiod needs
+ISTIO_MULTIROOT_MESH=true before stage 1. Apply the stages in order, every
 cluster at a stage before any moves to the next:
   stage-1  root-cert.pem = old + new roots; intermediates unchanged
   stage-2  new intermediates signed by the new root; root-cert.pem = old + new
   stage-3  root-cert.pem = new root only
-Each stage directory is a certs directory: `meshca verify --previous
-OUT/stage-1 OUT/stage-2` checks a stage and the step to it. Every cluster
+Each stage directory is a certs directory: `meshca verify --multiroot
+--previous OUT/stage-1 OUT/stage-2` checks a stage and the step to it. Every cluster
 keeps its key type, SANs and Secret shape; a cluster with ca-crl.pem keeps
 it in stage 1 (a revoked intermediate stays revoked) and gets one from the
 new root in stages 2 and 3. The three stages are written all together, and
@@ -229,8 +235,8 @@ only after each stage and each step verified.
 EXAMPLES:
     meshca root --dir new-root --key-type ecdsa-p256
     meshca rotate --dir certs --new-root new-root --out rotation
-    meshca verify --previous certs rotation/stage-1
-    meshca verify --previous rotation/stage-1 rotation/stage-2
+    meshca verify --multiroot --previous certs rotation/stage-1
+    meshca verify --multiroot --previous rotation/stage-1 rotation/stage-2
     kubectl --context cluster1 apply -f rotation/stage-1/cluster1/cacerts.yaml"
     )]
     // Every cluster keeps its key type and Secret shape, and --new-root
@@ -241,6 +247,52 @@ EXAMPLES:
         mut_arg("root_from_secret", |a| a.hide(true))
     )]
     Rotate(RotateArgs),
+
+    /// Re-issue cluster intermediates before they expire; root-cert.pem unchanged.
+    #[command(
+        after_long_help = "Each renewed intermediate keeps its cluster's profile: key type, subject,
+SANs, the Secret's name, namespace and shape, and its ca-crl.pem (the
+intermediate's own CRL signed again by the new key). root-cert.pem stays
+byte-identical, so istiod takes the new intermediate without
+ISTIO_MULTIROOT_MESH; clusters not renewed are left byte-identical. A new
+key by default (--reuse-key keeps it). With --within, only intermediates
+that expire within DAYS days (or have expired) are renewed: named clusters
+are then a filter. Nothing due: exit 0, nothing written.
+
+EXAMPLES:
+    # Every intermediate that expires within 30 days, from cron:
+    meshca renew --dir certs --within 30
+    # Two clusters now, 90-day intermediates, same keys:
+    meshca renew --dir certs --days 90 --reuse-key cluster1 cluster2
+    # Into a new directory, to check the rollout step before applying it:
+    meshca renew --dir certs --within 30 --out certs-next
+    meshca verify --previous certs certs-next"
+    )]
+    Renew(RenewArgs),
+
+    /// Expiry and state of the root, every intermediate and every CRL.
+    #[command(
+        after_long_help = "One line per cluster and one for the root: key type, notAfter, days
+left, the earliest nextUpdate of its CRLs, and a state: ok, renew-soon
+(within --warn-days), expired, revoked, or invalid (`meshca verify` finds
+another error; it tells which). --format prometheus writes the Prometheus
+text exposition format for node_exporter's textfile collector:
+meshca_certificate_expiry_timestamp_seconds{cluster,file,subject,serial},
+meshca_crl_next_update_timestamp_seconds{cluster}, meshca_state{cluster,state},
+meshca_findings{severity,code}, meshca_verify_ok, meshca_status_timestamp_seconds
+(the root's series have cluster=\"\").
+
+EXIT STATUS:
+    0 the status was read and printed (whatever the states), 2 the
+    directory could not be read.
+
+EXAMPLES:
+    meshca status --dir certs
+    meshca status --dir certs --json | jq '.clusters[] | select(.state != \"ok\")'
+    meshca status --dir certs --format prometheus > /var/lib/node_exporter/textfile/meshca.prom.tmp
+    mv /var/lib/node_exporter/textfile/meshca.prom.tmp /var/lib/node_exporter/textfile/meshca.prom"
+    )]
+    Status(StatusArgs),
 
     /// Show what PEM files hold: certificates, keys (never the key itself), CRLs.
     #[command(after_long_help = "EXIT STATUS:
@@ -508,6 +560,13 @@ pub(crate) struct RootArgs {
     pub(crate) encrypt: bool,
     #[command(flatten)]
     pub(crate) root_key: RootKeyOpt,
+    /// Renew DIR's root: a new certificate for the same key and subject
+    /// (same SKI), valid --days from now, put first in root-cert.pem of the
+    /// root and of every cluster (the old one stays after it). Every
+    /// intermediate keeps verifying. root-cert.pem changes, so every istiod
+    /// needs ISTIO_MULTIROOT_MESH=true to take it.
+    #[arg(long, conflicts_with_all = ["force", "encrypt"])]
+    pub(crate) renew: bool,
 }
 
 #[derive(Debug, Args)]
@@ -626,10 +685,18 @@ pub(crate) struct VerifyArgs {
     /// Check validity at this time (RFC 3339) instead of now.
     #[arg(long, value_parser = rfc3339, value_name = "TIME")]
     pub(crate) at: Option<time::OffsetDateTime>,
-    /// Also check the step from this earlier rotation stage (a certs
-    /// directory) to each PATH: roots superset/subset, cross-stage trust.
+    /// Also check the rollout step from this earlier certs directory to each
+    /// PATH, as istiod reloads its cacerts: root-cert.pem unchanged (or, with
+    /// --multiroot, a superset or subset), ca-crl.pem neither removed nor
+    /// unloadable, cross-stage trust.
     #[arg(long, value_name = "DIR")]
     pub(crate) previous: Option<PathBuf>,
+    /// With --previous: every istiod runs with ISTIO_MULTIROOT_MESH=true, so
+    /// a root-cert.pem that is a superset or subset of the old one is taken
+    /// (a rotation's stages need it). Without it, as in Istio by default, any
+    /// change of root-cert.pem is an error: istiod ignores the whole update.
+    #[arg(long, requires = "previous")]
+    pub(crate) multiroot: bool,
     /// The namespace istiod runs in and reads cacerts from (default: the
     /// `istiod.<ns>.svc` name of each cluster's CA, else istio-system).
     #[arg(long, value_name = "NS")]
@@ -661,6 +728,68 @@ pub(crate) struct RotateArgs {
     pub(crate) force: bool,
     #[command(flatten)]
     pub(crate) root_key: RootKeyOpt,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RenewArgs {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(flatten)]
+    pub(crate) root_key: RootKeyOpt,
+    /// Clusters to renew (default with --within: every cluster).
+    #[arg(value_name = "CLUSTER", required_unless_present = "within")]
+    pub(crate) clusters: Vec<String>,
+    /// Renew only intermediates that expire within DAYS days (or have expired).
+    #[arg(long, value_name = "DAYS")]
+    pub(crate) within: Option<u32>,
+    /// Validity of the renewed intermediates in days, never past the root's
+    /// end (default: each keeps its current validity period).
+    #[arg(long, value_name = "N")]
+    pub(crate) days: Option<u32>,
+    /// Keep each intermediate's key (default: a new key of the same type).
+    #[arg(long)]
+    pub(crate) reuse_key: bool,
+    /// nextUpdate, in days, of the intermediate CRLs signed again.
+    #[arg(long, default_value_t = meshca::DEFAULT_CRL_DAYS, value_name = "N")]
+    pub(crate) next_update_days: u32,
+    /// Write the renewed mesh (every file of DIR, the renewed clusters
+    /// re-issued) to this new certs directory and leave DIR as it was, so
+    /// `meshca verify --previous DIR OUT` can check the step.
+    #[arg(long, value_name = "OUT")]
+    pub(crate) out: Option<PathBuf>,
+    /// With --out: overwrite the files of an existing OUT.
+    #[arg(long, requires = "out")]
+    pub(crate) force: bool,
+}
+
+/// Output formats of `meshca status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum StatusFormat {
+    /// One line per cluster.
+    Text,
+    /// JSON, schema meshca.status/v1 (the same as --json).
+    Json,
+    /// Prometheus text exposition format (node_exporter textfile collector).
+    Prometheus,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// The certs directory to report on.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub(crate) dir: PathBuf,
+    /// Print JSON (schema meshca.status/v1); the same as --format json.
+    #[arg(long, conflicts_with = "format")]
+    pub(crate) json: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text, value_name = "FORMAT")]
+    pub(crate) format: StatusFormat,
+    /// The time to report for (RFC 3339) instead of now.
+    #[arg(long, value_parser = rfc3339, value_name = "TIME")]
+    pub(crate) at: Option<time::OffsetDateTime>,
+    /// State renew-soon when a certificate expires within N days.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    pub(crate) warn_days: u32,
 }
 
 #[derive(Debug, Args)]
@@ -784,6 +913,8 @@ impl Command {
             Command::Workload(a) => Some(&a.global.dir),
             Command::Secret(a) => Some(&a.dir),
             Command::Bundle(a) => Some(&a.dir),
+            Command::Status(a) => Some(&a.dir),
+            Command::Renew(a) => Some(&a.global.dir),
             Command::Rotate(a) => Some(&a.global.dir),
             Command::Revoke(a) => Some(&a.global.dir),
             Command::Crl(a) => Some(&a.global.dir),

@@ -54,6 +54,8 @@ fn main() -> ExitCode {
         Command::Revoke(args) => cmd::revoke::run(&args.global, args),
         Command::Crl(args) => cmd::crl::run(&args.global, args),
         Command::Rotate(args) => cmd::rotate::run(&args.global, args, &sub),
+        Command::Renew(args) => cmd::renew::run(&args.global, args),
+        Command::Status(args) => cmd::status::run(args),
         Command::Verify(args) => cmd::verify::run(args, args.quiet),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Bundle(args) => cmd::bundle::run(args, &sub),

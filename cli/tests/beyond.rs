@@ -210,11 +210,31 @@ fn rotation_stages_verify_and_each_step_keeps_trust() {
         ]);
         assert!(out.contains(": OK"));
     }
-    verify_ok(&dir, &["--previous", "certs", "r/stage-1"]);
-    verify_ok(&dir, &["--previous", "r/stage-1", "r/stage-2"]);
-    verify_ok(&dir, &["--previous", "r/stage-2", "r/stage-3"]);
+    // The stages change root-cert.pem: they need ISTIO_MULTIROOT_MESH=true.
+    verify_ok(&dir, &["--multiroot", "--previous", "certs", "r/stage-1"]);
+    verify_ok(
+        &dir,
+        &["--multiroot", "--previous", "r/stage-1", "r/stage-2"],
+    );
+    verify_ok(
+        &dir,
+        &["--multiroot", "--previous", "r/stage-2", "r/stage-3"],
+    );
+    // Without it, as Istio by default, istiod would ignore the update.
+    let out = dir.meshca(&["verify", "--json", "--previous", "certs", "r/stage-1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.contains("\"code\": \"root-changed\""), "{text}");
+    assert!(text.contains("ISTIO_MULTIROOT_MESH"), "{text}");
     // Skipping stages breaks trust and is caught.
-    let out = dir.meshca(&["verify", "--json", "--previous", "certs", "r/stage-3"]);
+    let out = dir.meshca(&[
+        "verify",
+        "--json",
+        "--multiroot",
+        "--previous",
+        "certs",
+        "r/stage-3",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(text.contains("\"code\": \"cross-stage-trust\""), "{text}");
@@ -225,7 +245,14 @@ fn rotation_stages_verify_and_each_step_keeps_trust() {
         dir.join("r/stage-3/cluster1/root-cert.pem"),
     )
     .unwrap();
-    let out = dir.meshca(&["verify", "--json", "--previous", "r/stage-2", "r/stage-3"]);
+    let out = dir.meshca(&[
+        "verify",
+        "--json",
+        "--multiroot",
+        "--previous",
+        "r/stage-2",
+        "r/stage-3",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stdout(&out).contains("\"code\": \"root-step\""),

@@ -127,7 +127,13 @@ fn rotate_keeps_each_clusters_key_type_and_crls() {
         );
         verify_passes(&dir, stage);
     }
-    let out = dir.meshca(&["verify", "--previous", "rot/stage-1", "rot/stage-2"]);
+    let out = dir.meshca(&[
+        "verify",
+        "--multiroot",
+        "--previous",
+        "rot/stage-1",
+        "rot/stage-2",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
 
@@ -150,7 +156,13 @@ fn rotate_keeps_a_revoked_intermediate_revoked() {
     let out = dir.meshca(&["verify", "rot/stage-1"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stdout(&out).contains("revoked"), "{}", stdout(&out));
-    let out = dir.meshca(&["verify", "--previous", "certs", "rot/stage-1"]);
+    let out = dir.meshca(&[
+        "verify",
+        "--multiroot",
+        "--previous",
+        "certs",
+        "rot/stage-1",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
 }
 

@@ -505,8 +505,20 @@ fn full_mesh_in_the_token(key_type: &str) {
     for stage in ["rot/stage-1", "rot/stage-2", "rot/stage-3"] {
         assert_mesh_verifies(&t, stage, &all);
     }
-    t.ok(&["verify", "--previous", "rot/stage-1", "rot/stage-2"]);
-    t.ok(&["verify", "--previous", "rot/stage-2", "rot/stage-3"]);
+    t.ok(&[
+        "verify",
+        "--multiroot",
+        "--previous",
+        "rot/stage-1",
+        "rot/stage-2",
+    ]);
+    t.ok(&[
+        "verify",
+        "--multiroot",
+        "--previous",
+        "rot/stage-2",
+        "rot/stage-3",
+    ]);
     // The whole run left no private key of a root anywhere: only the
     // intermediates' and the workload's keys.
     for (p, bytes) in snapshot(t.dir.path()) {

@@ -190,8 +190,32 @@ pub(crate) fn sign_crl(
     now: OffsetDateTime,
     next_update_days: u32,
 ) -> Result<String> {
+    sign_crl_continuing(
+        what,
+        issuer_der,
+        key,
+        (issuer_der, previous),
+        add,
+        now,
+        next_update_days,
+    )
+}
+
+/// Like [`sign_crl`], for a CA whose certificate was re-issued: the
+/// previous CRL is the one `previous.0` (the CA's former certificate,
+/// possibly with another key) signed among the blocks of `previous.1`; its
+/// entries and number carry over to the CRL `issuer_der` + `key` sign.
+pub(crate) fn sign_crl_continuing(
+    what: &str,
+    issuer_der: &[u8],
+    key: &PrivateKey,
+    previous: (&[u8], Option<&[u8]>),
+    add: &[Revocation],
+    now: OffsetDateTime,
+    next_update_days: u32,
+) -> Result<String> {
     crate::profile::validate_days("CRL next update (days)", next_update_days)?;
-    let state = previous_state(what, issuer_der, previous)?;
+    let state = previous_state(what, previous.0, previous.1)?;
     let number = state
         .number
         .map_or_else(|| BigUint::from(1u32), |n| n + 1u32);

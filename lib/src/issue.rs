@@ -172,7 +172,7 @@ fn check_can_sign(what: &str, cert: &X509Certificate<'_>) -> Result<()> {
 }
 
 /// A random, positive serial number of [`SERIAL_LEN`] bytes.
-fn random_serial() -> Result<SerialNumber> {
+pub(crate) fn random_serial() -> Result<SerialNumber> {
     use aws_lc_rs::rand::{SecureRandom, SystemRandom};
     let mut bytes = [0u8; SERIAL_LEN];
     SystemRandom::new()
@@ -195,7 +195,7 @@ fn subject(org: &str, cn: &str, locality: Option<&str>) -> DistinguishedName {
     dn
 }
 
-fn ca_key_usages() -> Vec<KeyUsagePurpose> {
+pub(crate) fn ca_key_usages() -> Vec<KeyUsagePurpose> {
     vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyCertSign,

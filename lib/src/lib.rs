@@ -12,9 +12,11 @@
 //! The modules, from the top down:
 //!
 //! - [`mesh`]: a certs directory held in memory ([`Mesh`]) and the
-//!   workflows over it (add clusters, re-issue, revoke, CRLs, rotation
-//!   stages, workloads), each returning a new mesh or a typed error, and
-//!   the verify-before-write check ([`Mesh::check_against`]);
+//!   workflows over it (add clusters, re-issue, renew, revoke, CRLs,
+//!   rotation stages, workloads), each returning a new mesh or a typed
+//!   error, and the verify-before-write check ([`Mesh::check_against`]);
+//! - [`status`]: expiry and state of the root, every intermediate and
+//!   CRL, as text, JSON or Prometheus metrics;
 //! - [`store`]: loading and saving a mesh, the directory lock, leftover
 //!   temporary files;
 //! - [`verify`]: findings about bundles and meshes, as istiod, Go's
@@ -72,6 +74,7 @@ mod pemutil;
 pub mod pkcs11;
 pub mod profile;
 pub mod secret;
+pub mod status;
 pub mod store;
 pub mod trust_bundle;
 pub mod verify;
@@ -93,6 +96,7 @@ pub use profile::{
     DEFAULT_BACKDATE, DEFAULT_TRUST_DOMAIN, KEY_TYPE_NAMES,
 };
 pub use secret::{cacerts_yaml, SecretData, SecretOptions, SecretShape, MAX_SECRET_BYTES};
+pub use status::Status;
 pub use trust_bundle::{
     trust_bundle, TrustBundleFormat, TrustBundleOptions, TRUST_BUNDLE_FORMAT_NAMES,
 };

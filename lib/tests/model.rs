@@ -464,13 +464,10 @@ impl World {
             .unwrap();
         let mut prev = self.mesh.files();
         for (i, stage) in stages.into_iter().enumerate() {
-            let step = meshca::verify_mesh_step(
-                "prev",
-                &prev,
-                "cur",
-                &stage.files(),
-                &opts(self.namespace),
-            );
+            // Rotation stages need ISTIO_MULTIROOT_MESH=true on every istiod.
+            let mut step_opts = opts(self.namespace);
+            step_opts.multiroot = true;
+            let step = meshca::verify_mesh_step("prev", &prev, "cur", &stage.files(), &step_opts);
             assert!(
                 step.findings
                     .iter()

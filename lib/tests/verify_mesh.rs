@@ -136,7 +136,8 @@ fn verify_mesh_step_in_memory_equals_verify_step_on_disk() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     write_mesh(a.path(), &old);
     write_mesh(b.path(), &new);
-    let opts = VerifyOptions::at(NOW);
+    let mut opts = VerifyOptions::at(NOW);
+    opts.multiroot = true;
     let from_disk = verify_step(a.path(), b.path(), &opts).unwrap();
     let (la, lb) = (
         a.path().display().to_string(),

@@ -9,10 +9,12 @@ pub(crate) mod init;
 pub(crate) mod inspect;
 pub(crate) mod intermediate;
 pub(crate) mod man;
+pub(crate) mod renew;
 pub(crate) mod revoke;
 pub(crate) mod root;
 pub(crate) mod rotate;
 pub(crate) mod secret;
+pub(crate) mod status;
 pub(crate) mod verify;
 pub(crate) mod workload;
 

@@ -7,6 +7,9 @@ use crate::cli::{Global, RootArgs};
 use crate::output::{date, say};
 
 pub(crate) fn run(global: &Global, args: &RootArgs) -> Result<u8> {
+    if args.renew {
+        return renew(global, args);
+    }
     let key_ref = super::root_key_ref(&args.root_key)?;
     let session = super::Session::open(&global.dir, true)?;
     if session.mesh.root.is_some() && !args.force {
@@ -51,6 +54,46 @@ pub(crate) fn run(global: &Global, args: &RootArgs) -> Result<u8> {
             global.dir.join(meshca::ROOT_CERT).display(),
             args.key_type,
             date(root.not_after())
+        ),
+    );
+    Ok(crate::EXIT_OK)
+}
+
+/// `--renew`: the same key and subject, a new validity.
+fn renew(global: &Global, args: &RootArgs) -> Result<u8> {
+    let session = super::Session::open(&global.dir, false)?;
+    let key_ref = super::root_key_ref(&args.root_key)?;
+    let root = super::mesh_signer(&global.dir, &session.mesh, global, key_ref.as_ref())?;
+    let (mesh, renewal) =
+        session
+            .mesh
+            .renew_root(&root, args.days, time::OffsetDateTime::now_utc())?;
+    session.commit(&mesh, true, super::ISTIOD_NAMESPACE)?;
+    say(
+        global.quiet,
+        format_args!(
+            "root: renewed {} (same key and subject), valid until {} (was {}); the root key unchanged",
+            global.dir.join(meshca::ROOT_CERT).display(),
+            date(renewal.not_after),
+            date(renewal.previous_not_after)
+        ),
+    );
+    say(
+        global.quiet,
+        format_args!(
+            "{} clusters' root-cert.pem now holds the renewed root first and the old one after it, and their \
+             cert-chain.pem (and cacerts.yaml) ends with the renewed root; their intermediates are unchanged and \
+             keep verifying (same issuer name, key and key identifier)",
+            renewal.clusters.len()
+        ),
+    );
+    say(
+        global.quiet,
+        format_args!(
+            "next: root-cert.pem changed, which istiod ignores (with the whole update) unless it runs with \
+             ISTIO_MULTIROOT_MESH=true: set it on every istiod, then apply each cluster's cacerts.yaml \
+             and check the step with `meshca verify --multiroot --previous OLD {}`",
+            global.dir.display()
         ),
     );
     Ok(crate::EXIT_OK)

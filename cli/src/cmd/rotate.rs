@@ -75,8 +75,11 @@ pub(crate) fn run(global: &Global, args: &RotateArgs, m: &clap::ArgMatches) -> R
         keys,
         time::OffsetDateTime::now_utc(),
     )?;
-    // Every stage must verify, and so must every step between them.
-    let opts = meshca::VerifyOptions::at(time::OffsetDateTime::now_utc());
+    // Every stage must verify, and so must every step between them, as an
+    // istiod with ISTIO_MULTIROOT_MESH=true reloads it (without it, istiod
+    // ignores every stage: each changes root-cert.pem).
+    let mut opts = meshca::VerifyOptions::at(time::OffsetDateTime::now_utc());
+    opts.multiroot = true;
     let mut steps = Vec::new();
     let mut prev: &meshca::Mesh = &session.mesh;
     let mut prev_label = super::label(&global.dir);
@@ -130,8 +133,24 @@ pub(crate) fn run(global: &Global, args: &RotateArgs, m: &clap::ArgMatches) -> R
     say(
         global.quiet,
         format_args!(
-            "apply stage by stage; check each with `meshca verify --previous <earlier stage> <stage>`"
+            "every stage changes root-cert.pem: every istiod needs ISTIO_MULTIROOT_MESH=true \
+             before stage 1 is applied (without it, istiod ignores the whole update)"
         ),
     );
+    say(
+        global.quiet,
+        format_args!(
+            "apply stage by stage, every cluster at a stage before any moves on; check each step:"
+        ),
+    );
+    let mut prev = global.dir.display().to_string();
+    for dir in &stages {
+        let cur = dir.display().to_string();
+        say(
+            global.quiet,
+            format_args!("  meshca verify --multiroot --previous {prev} {cur}"),
+        );
+        prev = cur;
+    }
     Ok(crate::EXIT_OK)
 }

@@ -17,6 +17,7 @@ pub(crate) fn run(args: &VerifyArgs, quiet: bool) -> Result<u8> {
     let mut options = VerifyOptions::at(args.at.unwrap_or_else(time::OffsetDateTime::now_utc));
     options.warn_days = args.warn_days;
     options.trust_domain = args.trust_domain.clone();
+    options.multiroot = args.multiroot;
     if let Some(ns) = &args.namespace {
         meshca::validate_name("namespace", ns)?;
         options.namespace = ns.clone();

@@ -15,7 +15,10 @@
 //! DIR/<cluster>/{ca-cert,ca-key,cert-chain,root-cert,ca-crl}.pem  DIR/<cluster>/cacerts.yaml
 //! ```
 
+mod renew;
 mod text;
+
+pub use renew::{Due, RenewKeys, RenewOptions, Renewed, RootRenewal};
 
 use std::collections::BTreeMap;
 use std::fmt;

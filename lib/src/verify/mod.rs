@@ -58,6 +58,12 @@ pub struct VerifyOptions {
     /// when the operator states the namespace (then a Secret for another
     /// namespace is an error).
     pub infer_namespace: bool,
+    /// For rollout steps ([`verify_mesh_step`]): istiod runs with
+    /// `ISTIO_MULTIROOT_MESH=true`, so a new `root-cert.pem` that is a
+    /// superset or a subset of the old one is accepted. Off by default, as
+    /// in Istio: then any byte change of `root-cert.pem` makes istiod
+    /// ignore the whole update.
+    pub multiroot: bool,
 }
 
 impl VerifyOptions {
@@ -70,6 +76,7 @@ impl VerifyOptions {
             trust_domain: "cluster.local".to_owned(),
             namespace: "istio-system".to_owned(),
             infer_namespace: true,
+            multiroot: false,
         }
     }
 }

@@ -145,6 +145,12 @@ codes! {
     RootStep = "root-step",
     /// Between two rotation stages, a cluster's CA is not trusted by the other stage's roots.
     CrossStageTrust = "cross-stage-trust",
+    /// Between two steps, a cluster's `root-cert.pem` changed while istiod runs without `ISTIO_MULTIROOT_MESH=true` (it ignores the whole update).
+    RootChanged = "root-changed",
+    /// Between two steps, a cluster's `ca-crl.pem` was removed or emptied (istiod keeps the CRL it holds).
+    CrlRemoved = "crl-removed",
+    /// Between two steps, a cluster's new `ca-crl.pem` would fail to load in istiod (it keeps the old bundle).
+    CrlNotLoadable = "crl-not-loadable",
     /// The first PEM block of `ca-cert.pem` or `ca-key.pem` is not what istiod reads there.
     FirstBlock = "first-block",
     /// A PEM block has header lines (Go's certificate pool skips such blocks).

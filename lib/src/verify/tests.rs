@@ -633,10 +633,22 @@ fn a_rotation_step_checks_each_ca_against_each_distinct_root_file_once() {
         m
     };
     let (prev, cur) = (mk(&old), mk(&new));
+    // As Istio by default: any change of root-cert.pem drops the update.
     let g = verify_mesh_step("a", &prev, "b", &cur, &VerifyOptions::at(NOW));
+    let count = |code| g.findings.iter().filter(|f| f.code == code).count();
+    assert_eq!(count(Code::RootChanged), 2, "{g:#?}");
+    assert_eq!(count(Code::RootStep), 0, "{g:#?}");
+    assert!(g
+        .findings
+        .iter()
+        .any(|f| f.code == Code::RootChanged && f.message.contains("ISTIO_MULTIROOT_MESH")));
+    let mut multiroot = VerifyOptions::at(NOW);
+    multiroot.multiroot = true;
+    let g = verify_mesh_step("a", &prev, "b", &cur, &multiroot);
     let count = |code| g.findings.iter().filter(|f| f.code == code).count();
     // Neither root set is a superset of the other.
     assert_eq!(count(Code::RootStep), 2, "{g:#?}");
+    assert_eq!(count(Code::RootChanged), 0, "{g:#?}");
     // Every CA of each stage against both clusters of the other: 2 x 2 x 2.
     assert_eq!(count(Code::CrossStageTrust), 8, "{g:#?}");
     assert!(g
@@ -653,7 +665,7 @@ fn a_rotation_step_checks_each_ca_against_each_distinct_root_file_once() {
     for f in prev.clusters.values_mut() {
         f.root_cert = Some(both.clone().into_bytes());
     }
-    let g = verify_mesh_step("a", &prev, "b", &cur, &VerifyOptions::at(NOW));
+    let g = verify_mesh_step("a", &prev, "b", &cur, &multiroot);
     assert!(g.findings.is_empty(), "{g:#?}");
 }
 

@@ -1,0 +1,76 @@
+//! `meshca status`: expiry and state of the root, every intermediate and
+//! every CRL, as text, JSON or Prometheus metrics.
+
+use std::io::Write;
+
+use anyhow::Result;
+use meshca::{Status, VerifyOptions};
+
+use crate::cli::{StatusArgs, StatusFormat};
+
+pub(crate) fn run(args: &StatusArgs) -> Result<u8> {
+    // No meshca run renames files while they are read.
+    let _locks = super::read_locks(&[args.dir.as_path()], None)?;
+    if std::fs::symlink_metadata(&args.dir).is_err() {
+        return Err(meshca::Error::MissingFile {
+            path: args.dir.clone(),
+            hint: String::new(),
+        }
+        .into());
+    }
+    // A cluster directory that cannot be loaded (a file missing) is
+    // reported as invalid, not a reason to report nothing: a metrics file
+    // must keep coming.
+    let subdirs: Vec<String> = std::fs::read_dir(&args.dir)
+        .map_err(|e| meshca::Error::Io {
+            path: args.dir.clone(),
+            source: e,
+        })?
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        .filter(|n| meshca::validate_name("cluster name", n).is_ok())
+        .collect();
+    let (mesh, stale) = meshca::store::load_replacing(&args.dir, &subdirs)?;
+    let mut unreadable: Vec<String> = stale
+        .iter()
+        .filter_map(|p| p.parent()?.file_name()?.to_str().map(str::to_owned))
+        .collect();
+    unreadable.dedup();
+    if mesh.root.is_none() && mesh.clusters.is_empty() && unreadable.is_empty() {
+        return Err(meshca::Error::InvalidArgument {
+            what: "--dir",
+            value: args.dir.display().to_string(),
+            reason: "not a certs directory: no root-cert.pem and no cluster directories".into(),
+        }
+        .into());
+    }
+    let mut opts = VerifyOptions::at(args.at.unwrap_or_else(time::OffsetDateTime::now_utc));
+    opts.warn_days = args.warn_days;
+    let status = Status::of(&mesh, &opts).with_unreadable(&unreadable);
+    let format = if args.json {
+        StatusFormat::Json
+    } else {
+        args.format
+    };
+    let written = (|| -> std::io::Result<()> {
+        let mut out = std::io::stdout().lock();
+        match format {
+            StatusFormat::Json => {
+                serde_json::to_writer_pretty(&mut out, &status)?;
+                writeln!(out)?;
+            }
+            // Label values are escaped by the library; the text is the
+            // exposition format byte for byte.
+            StatusFormat::Prometheus => write!(out, "{}", status.prometheus())?,
+            StatusFormat::Text => write!(out, "{}", crate::output::printable(&status.to_string()))?,
+        }
+        out.flush()
+    })();
+    match written {
+        // A reader that stops early (`| head`) is not an error.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(crate::EXIT_OK),
+        Err(e) => Err(e.into()),
+        Ok(()) => Ok(crate::EXIT_OK),
+    }
+}
