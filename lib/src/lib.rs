@@ -67,6 +67,7 @@ pub mod issue;
 pub mod key;
 pub mod mesh;
 mod pemutil;
+pub mod plan;
 pub mod profile;
 pub mod secret;
 pub mod store;
