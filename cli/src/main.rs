@@ -57,6 +57,9 @@ fn main() -> ExitCode {
         Command::Verify(args) => cmd::verify::run(args, cli.global.quiet),
         Command::Inspect(args) => cmd::inspect::run(args),
         Command::Completions(args) => cmd::completions::run(args),
+        Command::Plan(args) => cmd::plan::run(&cli.global, args),
+        Command::Apply(args) => cmd::apply::run(&cli.global, args),
+        Command::Audit(args) => cmd::audit::run(&cli.global, args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -84,6 +87,9 @@ fn main() -> ExitCode {
             let lib = err.downcast_ref::<meshca::Error>();
             if let Some(h) = lib.and_then(|e| hint(e, &cli)) {
                 let _ = writeln!(stderr, "  hint: {h}");
+            }
+            if err.downcast_ref::<meshca::plan::MeshFileError>().is_some() {
+                return ExitCode::from(EXIT_USAGE);
             }
             if err.downcast_ref::<cmd::SaveFailed>().is_some() {
                 return ExitCode::from(EXIT_FAILED);

@@ -2,11 +2,14 @@
 //! lock the directory, load the mesh, run a library workflow, verify the
 //! new mesh in memory, save it all or nothing.
 
+pub(crate) mod apply;
+pub(crate) mod audit;
 pub(crate) mod completions;
 pub(crate) mod crl;
 pub(crate) mod init;
 pub(crate) mod inspect;
 pub(crate) mod intermediate;
+pub(crate) mod plan;
 pub(crate) mod revoke;
 pub(crate) mod root;
 pub(crate) mod rotate;
@@ -167,6 +170,22 @@ impl Session {
     /// `namespace`: where istiod runs (it reads `cacerts` there).
     pub(crate) fn commit(&self, new: &Mesh, force: bool, namespace: &str) -> Result<Vec<PathBuf>> {
         check_new(Some(&self.mesh), new, namespace)?;
+        self.save(new, force)
+    }
+
+    /// Like [`Session::commit`], checking `new` with `opts` (a pinned time,
+    /// the mesh's trust domain).
+    pub(crate) fn commit_with(
+        &self,
+        new: &Mesh,
+        force: bool,
+        opts: &VerifyOptions,
+    ) -> Result<Vec<PathBuf>> {
+        new.check_against(Some(&self.mesh), opts)?;
+        self.save(new, force)
+    }
+
+    fn save(&self, new: &Mesh, force: bool) -> Result<Vec<PathBuf>> {
         meshca::store::save_replacing(&self.dir, Some(&self.mesh), new, force, &self.stale).map_err(
             |e| {
                 anyhow::Error::new(e).context(SaveFailed {

@@ -287,7 +287,9 @@ pub fn audit(
         ours: Vec::new(),
         theirs: Vec::new(),
     };
-    if live.type_ != ours_doc.type_ {
+    // A Secret without a type is Opaque (the API server's default).
+    let type_of = |d: &LiveDoc| d.type_.clone().unwrap_or_else(|| "Opaque".to_owned());
+    if type_of(&live) != type_of(&ours_doc) {
         differences.push(meta(
             "type",
             format!(
