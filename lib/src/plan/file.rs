@@ -450,8 +450,10 @@ fn describe(path: Option<String>, message: &str) -> (Option<String>, String) {
         return (
             join(&name),
             format!(
-                "unknown field; {}",
-                known.replace("expected", "known fields:")
+                "unknown field; known fields: {}",
+                known
+                    .trim_start_matches("expected ")
+                    .trim_start_matches("one of ")
             ),
         );
     }
