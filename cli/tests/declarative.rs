@@ -585,3 +585,62 @@ fn audit_of_garbage_yaml_names_the_file_and_echoes_nothing() {
     let out = audit(&dir, "north", good, None);
     assert_eq!(code(&out), Some(2), "{}", stderr(&out));
 }
+
+/// The README's "Declarative mesh" section, run as a reader would: its
+/// heredocs written, its `meshca` lines run in order (kubectl lines need a
+/// cluster and are skipped).
+#[test]
+fn the_readme_declarative_section_runs_in_order() {
+    let readme = fs::read_to_string(util::testdata().join("../README.md")).unwrap();
+    let start = readme
+        .find("\n## Declarative mesh\n")
+        .expect("README has a Declarative mesh section");
+    let section = &readme[start + 1..];
+    let end = section[3..].find("\n## ").map_or(section.len(), |i| i + 3);
+    let section = &section[..end];
+    let dir = Dir::new();
+    let (mut in_sh, mut heredoc, mut ran) = (false, None::<(String, String)>, Vec::new());
+    for line in section.lines() {
+        if let Some((file, body)) = &mut heredoc {
+            if line == "EOF" {
+                fs::write(dir.join(file), &*body).unwrap();
+                heredoc = None;
+            } else {
+                body.push_str(line);
+                body.push('\n');
+            }
+            continue;
+        }
+        if !in_sh {
+            in_sh = line == "```sh";
+            continue;
+        }
+        if line == "```" {
+            in_sh = false;
+        } else if let Some(file) = line
+            .strip_prefix("cat > ")
+            .and_then(|r| r.strip_suffix(" <<'EOF'"))
+        {
+            heredoc = Some((file.to_owned(), String::new()));
+        } else if let Some(cmd) = line.strip_prefix("meshca ") {
+            let cmd = cmd.split("  #").next().unwrap_or(cmd);
+            let args: Vec<&str> = cmd.split_whitespace().collect();
+            dir.ok(&args);
+            ran.push(args[0].to_owned());
+        }
+    }
+    assert_eq!(
+        ran,
+        ["plan", "apply", "plan", "plan", "apply", "verify", "audit"],
+        "the section's meshca lines"
+    );
+    // What the section promises: west re-issued as P-384, north with the
+    // TLS-shaped Secret, nothing left to do.
+    let key = dir.openssl(&["pkey", "-in", "fleet/west/ca-key.pem", "-noout", "-text"]);
+    assert!(key.contains("P-384"), "{key}");
+    assert!(dir
+        .read("fleet/north/cacerts.yaml")
+        .contains("kubernetes.io/tls"));
+    let out = dir.meshca(&["plan", "-f", "fleet.yaml", "--dir", "fleet", "--exit-code"]);
+    assert_eq!(code(&out), Some(0), "{}", stdout(&out));
+}
