@@ -644,3 +644,86 @@ fn the_readme_declarative_section_runs_in_order() {
     let out = dir.meshca(&["plan", "-f", "fleet.yaml", "--dir", "fleet", "--exit-code"]);
     assert_eq!(code(&out), Some(0), "{}", stdout(&out));
 }
+
+#[test]
+fn the_root_passphrase_is_asked_only_when_the_root_signs() {
+    let dir = Dir::new();
+    write(&dir, "pass", "correct horse\n");
+    dir.ok(&[
+        "root",
+        "--dir",
+        "fleet",
+        "--key-type",
+        "ecdsa-p384",
+        "--org",
+        "Example",
+        "--cn",
+        "Example Root CA",
+        "--encrypt",
+        "--passphrase-file",
+        "pass",
+    ]);
+    write(&dir, "fleet.yaml", &mesh_file(EAST_WEST));
+    // No terminal, no passphrase file: apply cannot sign and writes nothing.
+    let before = snapshot(&dir.join("fleet"));
+    let out = dir.meshca(&["apply", "-f", "fleet.yaml", "--dir", "fleet"]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("needs a passphrase"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(snapshot(&dir.join("fleet")), before);
+    apply(&dir, &["--passphrase-file", "pass"]);
+    verify_at(&dir, &now());
+    // Nothing to sign: no passphrase needed.
+    let out = apply(&dir, &[]);
+    assert!(stdout(&out).contains("nothing to do"), "{}", stdout(&out));
+}
+
+fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+#[test]
+fn root_key_reference_a_file_elsewhere_or_pkcs11() {
+    let dir = Dir::new();
+    dir.ok(&["root", "--dir", "offline", "--key-type", "ecdsa-p256"]);
+    fs::create_dir(dir.join("fleet")).unwrap();
+    fs::copy(
+        dir.join("offline/root-cert.pem"),
+        dir.join("fleet/root-cert.pem"),
+    )
+    .unwrap();
+    let file = mesh_file(EAST_WEST).replace(
+        "root:\n  keyType: ecdsa-p384\n  org: Example\n  cn: Example Root CA\n",
+        "root:\n  keyType: ecdsa-p256\n  key: offline/root-key.pem\n",
+    );
+    write(&dir, "fleet.yaml", &file);
+    apply(&dir, &[]);
+    assert!(!dir.join("fleet/root-key.pem").exists());
+    let out = dir.meshca(&["verify", "fleet"]);
+    assert_eq!(code(&out), Some(0), "{}", stdout(&out));
+    openssl_verify_cluster(&dir, "east", None);
+    // A pkcs11: URI is parsed and kept, and signing with it refused for now.
+    write(
+        &dir,
+        "fleet.yaml",
+        &file
+            .replace("offline/root-key.pem", "\"pkcs11:token=mesh;object=root\"")
+            .replace("  - name: west\n", "  - name: west\n  - name: north\n"),
+    );
+    let before = snapshot(&dir.join("fleet"));
+    let out = dir.meshca(&["apply", "-f", "fleet.yaml", "--dir", "fleet"]);
+    assert_eq!(code(&out), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("root.key: a pkcs11: root key is not supported"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(snapshot(&dir.join("fleet")), before);
+    // The plan itself needs no key.
+    assert_eq!(code(&plan(&dir, &["--exit-code"])), Some(3));
+}
