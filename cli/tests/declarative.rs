@@ -246,7 +246,7 @@ fn drift_reissues_just_that_cluster_and_leaves_the_others_byte_identical() {
         let out = plan(&dir, &["--exit-code", "--at", T0]);
         assert_eq!(code(&out), Some(3), "{field}: {}", stderr(&out));
         let text = stdout(&out);
-        assert!(text.contains(&format!("re-issue west: ")), "{text}");
+        assert!(text.contains("re-issue west: "), "{text}");
         assert!(text.contains(field), "{text}");
         assert!(text.contains("1 change;"), "{text}");
         apply(&dir, &["--at", T0]);
