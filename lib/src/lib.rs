@@ -15,6 +15,9 @@
 //!   workflows over it (add clusters, re-issue, revoke, CRLs, rotation
 //!   stages, workloads), each returning a new mesh or a typed error, and
 //!   the verify-before-write check ([`Mesh::check_against`]);
+//! - [`plan`]: the declarative mesh: a mesh file, the plan that makes a
+//!   mesh match it and its application in memory, and the audit of what a
+//!   cluster really holds;
 //! - [`store`]: loading and saving a mesh, the directory lock, leftover
 //!   temporary files;
 //! - [`verify`]: findings about bundles and meshes, as istiod, Go's

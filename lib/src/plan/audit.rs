@@ -108,25 +108,6 @@ impl Drop for LiveDoc {
     }
 }
 
-/// The deepest nesting of YAML flow collections read (as in the Secret
-/// reader: libyaml's work grows with the depth for every token).
-const MAX_FLOW_DEPTH: usize = 64;
-
-fn flow_depth(text: &[u8]) -> usize {
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    for b in text {
-        match b {
-            b'[' | b'{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    deepest
-}
-
 /// Reads an object of `kind` from `text` (or the one item of a `kind:
 /// List`); errors name `what` and where, never a value.
 fn read_live(
@@ -142,9 +123,10 @@ fn read_live(
             limit: MAX_SECRET_BYTES,
         });
     }
-    if flow_depth(text) > MAX_FLOW_DEPTH {
+    if super::flow_depth(text) > super::MAX_FLOW_DEPTH {
         return Err(bad(format!(
-            "YAML nested deeper than {MAX_FLOW_DEPTH} levels of [ and {{"
+            "YAML nested deeper than {} levels of [ and {{",
+            super::MAX_FLOW_DEPTH
         )));
     }
     let mut doc: LiveDoc = serde_yaml_ng::from_slice(text).map_err(|e| {
@@ -179,7 +161,10 @@ fn secret_files(
     doc: &LiveDoc,
     bad: &dyn Fn(String) -> Error,
 ) -> Result<BTreeMap<String, Zeroizing<Vec<u8>>>> {
-    let tls = doc.type_.as_deref() == Some("kubernetes.io/tls");
+    // istiod takes the TLS layout when tls.crt is there, whatever the
+    // Secret's type (pilot/pkg/bootstrap/istio_ca.go,
+    // detectSigningCABundleAndCRL).
+    let tls = doc.type_.as_deref() == Some("kubernetes.io/tls") || doc.data.contains_key("tls.crt");
     let mut out = BTreeMap::new();
     for (k, v) in &doc.data {
         let compact: Zeroizing<String> =

@@ -291,6 +291,12 @@ impl MeshFile {
                 text.len()
             )));
         }
+        if super::flow_depth(text) > super::MAX_FLOW_DEPTH {
+            return Err(fail(format!(
+                "YAML nested deeper than {} levels of [ and {{",
+                super::MAX_FLOW_DEPTH
+            )));
+        }
         if std::str::from_utf8(text).is_err() {
             return Err(fail("not UTF-8 text".to_owned()));
         }
@@ -331,8 +337,8 @@ impl MeshFile {
         Ok(file_out)
     }
 
-    /// The cluster `name`'s profile: its overrides over `defaults` over
-    /// meshca's defaults.
+    /// A cluster's profile: its own fields over `defaults` over meshca's
+    /// defaults.
     pub fn desired(&self, spec: &ClusterSpec) -> Desired {
         let d = &self.defaults;
         let o = spec;

@@ -278,3 +278,34 @@ fn audit_of_garbage_names_the_file_and_echoes_nothing() {
     .to_string();
     assert!(e.contains("kind Secret") && !e.contains("Pod"), "{e}");
 }
+
+#[test]
+fn audit_takes_the_tls_layout_when_tls_crt_is_there() {
+    let f = file("clusters:\n  - name: north\n    secret: tls\n");
+    let (_, mesh) = apply(&f, &Mesh::new(), AT);
+    let north = &mesh.clusters["north"];
+    // `kubectl create secret generic` with tls.crt, tls.key, ca.crt: type
+    // Opaque, yet istiod reads it in the TLS layout.
+    let ours = north.secret_yaml.as_ref().unwrap();
+    assert!(ours.contains("type: kubernetes.io/tls"));
+    let live = ours.replace("type: kubernetes.io/tls", "type: Opaque");
+    let a = audit::audit("north", north, ("s.yaml", live.as_bytes()), None, AT).unwrap();
+    let what: Vec<&str> = a.differences.iter().map(|d| d.what.as_str()).collect();
+    assert_eq!(what, ["type"], "{a:?}");
+}
+
+/// "1 MiB of nested brackets as cacerts.yaml takes minutes", for the mesh
+/// file and the Secret audit reads.
+#[test]
+fn a_mebibyte_of_nested_brackets_is_refused_at_once() {
+    let text = vec![b'['; (1 << 20) - 1];
+    let started = std::time::Instant::now();
+    let e = MeshFile::parse("mesh.yaml", &text).unwrap_err();
+    assert!(e.problem.contains("nested"), "{e}");
+    let (_, mesh) = apply(&file(TWO), &Mesh::new(), AT);
+    let e = audit::audit("east", &mesh.clusters["east"], ("s.yaml", &text), None, AT)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("nested"), "{e}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
