@@ -726,4 +726,17 @@ fn root_key_reference_a_file_elsewhere_or_pkcs11() {
     assert_eq!(snapshot(&dir.join("fleet")), before);
     // The plan itself needs no key.
     assert_eq!(code(&plan(&dir, &["--exit-code"])), Some(3));
+    // Neither a pkcs11: key nor a key file elsewhere makes a new root: a
+    // missing certs directory is not even created.
+    for key in ["\"pkcs11:token=mesh;object=root\"", "offline/root-key.pem"] {
+        let file = mesh_file(EAST_WEST).replace(
+            "root:\n  keyType: ecdsa-p384\n",
+            &format!("root:\n  keyType: ecdsa-p384\n  key: {key}\n"),
+        );
+        write(&dir, "new.yaml", &file);
+        let out = dir.meshca(&["apply", "-f", "new.yaml", "--dir", "new"]);
+        assert_eq!(code(&out), Some(1), "{key}: {}", stderr(&out));
+        assert!(stderr(&out).contains("root.key: "), "{}", stderr(&out));
+        assert!(!dir.join("new").exists(), "{key}");
+    }
 }

@@ -12,8 +12,13 @@ use crate::output::say;
 
 pub(crate) fn run(global: &Global, args: &ApplyArgs) -> Result<u8> {
     let file = super::plan::read_mesh_file(&args.file)?;
-    let session = super::Session::open(&global.dir, true)?;
     let at = args.at.unwrap_or_else(time::OffsetDateTime::now_utc);
+    if std::fs::symlink_metadata(&global.dir).is_err() {
+        // What cannot be done is refused before DIR is made.
+        let plan = meshca::plan::plan(&file, &meshca::Mesh::new(), at)?;
+        check_root_key(global, &file, &args.file, &plan)?;
+    }
+    let session = super::Session::open(&global.dir, true)?;
     let plan = meshca::plan::plan(&file, &session.mesh, at)?;
     if plan.is_empty() {
         super::plan::report_kept(global, &args.file, &plan);
