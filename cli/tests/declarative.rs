@@ -456,6 +456,20 @@ fn audit_in_sync() {
     let out = audit(&dir, "east", "east-live.yaml", Some("east-root.yaml"));
     assert_eq!(code(&out), Some(0), "{}{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("east: in sync"), "{}", stdout(&out));
+    let out = dir.meshca(&[
+        "audit",
+        "--dir",
+        "fleet",
+        "east",
+        "--secret",
+        "east-live.yaml",
+        "--json",
+    ]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc,
+        serde_json::json!({"cluster": "east", "differences": []})
+    );
     // meshca's own cacerts.yaml is in sync with its directory too.
     let out = audit(&dir, "west", "fleet/west/cacerts.yaml", None);
     assert_eq!(code(&out), Some(0), "{}{}", stdout(&out), stderr(&out));
@@ -520,6 +534,33 @@ fn audit_of_a_drifted_secret_names_the_file_and_what_the_cluster_runs() {
     let out = audit(&dir, "east", "west-live.yaml", None);
     assert_eq!(code(&out), Some(1));
     assert!(stdout(&out).contains("L=west"), "{}", stdout(&out));
+    let out = dir.meshca(&[
+        "audit",
+        "--dir",
+        "fleet",
+        "east",
+        "--secret",
+        "west-live.yaml",
+        "--json",
+    ]);
+    assert_eq!(code(&out), Some(1));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let first = &doc["differences"][0];
+    assert_eq!(first["what"], "ca-cert.pem");
+    assert!(
+        first["theirs"][0]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("L=west"),
+        "{doc}"
+    );
+    assert!(
+        first["ours"][0]["subject"]
+            .as_str()
+            .unwrap()
+            .contains("L=east"),
+        "{doc}"
+    );
     // The Secret in another namespace than istiod's.
     live_secret(&dir, "west", "istio", "west-ns.yaml");
     let out = audit(&dir, "west", "west-ns.yaml", None);
