@@ -474,6 +474,12 @@ fn describe(path: Option<String>, message: &str) -> (Option<String>, String) {
     }
     if message.starts_with("invalid type: ") {
         let want = expected(message).unwrap_or_else(|| "another type".to_owned());
+        // serde names the Rust type it wanted (`expected struct RootSpec`).
+        let want = if want.starts_with("expected struct ") {
+            "expected a mapping".to_owned()
+        } else {
+            want
+        };
         return (path, format!("wrong type, {want}"));
     }
     if message.starts_with("invalid value: ") || message.starts_with("unknown variant `") {
@@ -842,6 +848,19 @@ mod tests {
         let e = err("kind: Mesh\n");
         assert_eq!(e.field.as_deref(), Some("apiVersion"), "{e}");
         assert!(e.problem.contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn a_scalar_where_a_mapping_belongs_says_so() {
+        let e = err(&format!("{HEAD}root: ecdsa-p256\n"));
+        assert_eq!(e.field.as_deref(), Some("root"), "{e}");
+        assert_eq!(e.problem, "wrong type, expected a mapping", "{e}");
+        let e = err(&format!("{HEAD}clusters: east\n"));
+        assert_eq!(e.field.as_deref(), Some("clusters"), "{e}");
+        assert!(e.problem.contains("list of clusters"), "{e}");
+        let e = err(&format!("{HEAD}clusters:\n  - east\n"));
+        assert_eq!(e.field.as_deref(), Some("clusters[0]"), "{e}");
+        assert!(!e.to_string().contains("east"), "{e}");
     }
 
     /// A private key pasted where the mesh file belongs is not echoed.
