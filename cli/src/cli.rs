@@ -212,9 +212,9 @@ away), and clusters in DIR the file does not name (kept, never deleted).
 
 EXIT STATUS:
     0  the plan was made (with --exit-code: nothing to do)
-    1  the plan could not be made (a certificate in DIR cannot be read)
-    2  bad arguments, or a mesh file that is not valid (the error names the
-       line and the field)
+    1  the plan could not be made
+    2  bad arguments, a mesh file that is not valid (the error names the
+       line and the field), or a certs directory that cannot be read
     3  with --exit-code: changes are pending
 
 EXAMPLES:
