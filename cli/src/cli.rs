@@ -573,7 +573,8 @@ pub(crate) struct ApplyArgs {
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub(crate) file: PathBuf,
     /// Apply as of this time (RFC 3339) instead of now: certificates are
-    /// issued and checked at it.
+    /// issued and checked at it (a rehearsal: what is issued for a later
+    /// time is not valid before it).
     #[arg(long, value_parser = rfc3339, value_name = "TIME")]
     pub(crate) at: Option<time::OffsetDateTime>,
 }
