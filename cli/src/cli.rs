@@ -121,6 +121,17 @@ pub(crate) struct Global {
     pub(crate) passphrase_file: Option<PathBuf>,
 }
 
+/// `--dir` and `--quiet` of a command that only reads the certs directory.
+#[derive(Debug, Args)]
+pub(crate) struct ReadDir {
+    /// The certs directory: the root at its top, one sub-directory per cluster.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub(crate) dir: PathBuf,
+    /// Print nothing but errors and warnings.
+    #[arg(long, short)]
+    pub(crate) quiet: bool,
+}
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Make the root (unless DIR has one) and an intermediate for every cluster.
@@ -358,6 +369,67 @@ EXAMPLES:
     meshca bundle --dir rotation/stage-1 --format mesh-config --trust-domain cluster.local"
     )]
     Bundle(BundleArgs),
+
+    /// Show what `apply` would change to make DIR what a mesh file says.
+    #[command(
+        after_long_help = "The mesh file (YAML, apiVersion meshca/v1, kind Mesh) names the root's
+profile, the clusters' defaults and the clusters; the README's \"Declarative
+mesh\" section documents every field. The plan lists: the root to create,
+clusters to add, clusters to re-issue because their key type, SANs,
+namespace or Secret shape differ from the file, clusters to renew (expiring
+within renewBefore days), CRLs to refresh (nextUpdate less than 30 days
+away), and clusters in DIR the file does not name (kept, never deleted).
+
+EXIT STATUS:
+    0  the plan was made (with --exit-code: nothing to do)
+    1  the plan could not be made
+    2  bad arguments, a mesh file that is not valid (the error names the
+       line and the field), or a certs directory that cannot be read
+    3  with --exit-code: changes are pending
+
+EXAMPLES:
+    meshca plan -f fleet.yaml --dir fleet
+    meshca plan -f fleet.yaml --dir fleet --json | jq '.actions[].action'
+    # In CI: fail when the certs directory is behind the file:
+    meshca plan -f fleet.yaml --dir fleet --exit-code
+    # What will need doing next year?
+    meshca plan -f fleet.yaml --dir fleet --at 2027-12-01T00:00:00Z"
+    )]
+    Plan(PlanArgs),
+
+    /// Make DIR what a mesh file says: carry out `meshca plan`, as one transaction.
+    #[command(
+        after_long_help = "Apply makes the plan (see `meshca plan --help`), carries it out in
+memory, checks the result as `meshca verify` would, then writes every
+changed file or none. Clusters the plan does not name stay byte for byte as
+they were; clusters the file does not name are never deleted. The root
+key's passphrase is asked for (or read from --passphrase-file) only when the
+root signs and its key is encrypted.
+
+EXAMPLES:
+    meshca apply -f fleet.yaml --dir fleet
+    meshca apply -f fleet.yaml --dir fleet --passphrase-file /run/secrets/root-pass"
+    )]
+    Apply(ApplyArgs),
+
+    /// Compare what a cluster holds (its saved cacerts Secret) with DIR/CLUSTER.
+    #[command(
+        after_long_help = "Reads files only: save what the cluster holds with kubectl first.
+Server fields (uid, resourceVersion, managedFields, annotations) and a
+`kind: List` of one object are fine. Certificate files are compared by the
+certificates they hold; each difference names the file and what the cluster
+runs instead (serial, subject, not-after of both).
+
+EXIT STATUS:
+    0 in sync, 1 the cluster holds something else, 2 bad arguments or an
+    unreadable file.
+
+EXAMPLES:
+    kubectl --context east get secret cacerts -n istio-system -o yaml > cacerts-east.yaml
+    kubectl --context east get configmap istio-ca-root-cert -n default -o yaml > root-east.yaml
+    meshca audit --dir fleet east --secret cacerts-east.yaml --root-configmap root-east.yaml"
+    )]
+    Audit(AuditArgs),
 
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
@@ -890,6 +962,58 @@ pub(crate) struct BundleArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct PlanArgs {
+    #[command(flatten)]
+    pub(crate) read: ReadDir,
+    /// The mesh file.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    /// Print the plan as JSON (schema meshca.plan/v1).
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Exit 3 when changes are pending (0: nothing to do).
+    #[arg(long)]
+    pub(crate) exit_code: bool,
+    /// Plan as of this time (RFC 3339) instead of now.
+    #[arg(long, value_parser = rfc3339, value_name = "TIME")]
+    pub(crate) at: Option<time::OffsetDateTime>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ApplyArgs {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    /// The mesh file.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub(crate) file: PathBuf,
+    /// Apply as of this time (RFC 3339) instead of now: certificates are
+    /// issued and checked at it (a rehearsal: what is issued for a later
+    /// time is not valid before it).
+    #[arg(long, value_parser = rfc3339, value_name = "TIME")]
+    pub(crate) at: Option<time::OffsetDateTime>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AuditArgs {
+    #[command(flatten)]
+    pub(crate) read: ReadDir,
+    /// The cluster directory DIR/<cluster> to compare with.
+    #[arg(value_name = "CLUSTER")]
+    pub(crate) cluster: String,
+    /// The cluster's cacerts Secret, as `kubectl get secret cacerts -n
+    /// istio-system -o yaml` saved it.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) secret: PathBuf,
+    /// The cluster's istio-ca-root-cert ConfigMap, as `kubectl get configmap
+    /// istio-ca-root-cert -o yaml` saved it.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) root_configmap: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
@@ -914,6 +1038,9 @@ impl Command {
             Command::Secret(a) => Some(&a.dir),
             Command::Bundle(a) => Some(&a.dir),
             Command::Status(a) => Some(&a.dir),
+            Command::Plan(a) => Some(&a.read.dir),
+            Command::Apply(a) => Some(&a.global.dir),
+            Command::Audit(a) => Some(&a.read.dir),
             Command::Renew(a) => Some(&a.global.dir),
             Command::Rotate(a) => Some(&a.global.dir),
             Command::Revoke(a) => Some(&a.global.dir),

@@ -61,6 +61,9 @@ fn main() -> ExitCode {
         Command::Bundle(args) => cmd::bundle::run(args, &sub),
         Command::Completions(args) => cmd::completions::run(args),
         Command::Man(args) => cmd::man::run(args),
+        Command::Plan(args) => cmd::plan::run(args),
+        Command::Apply(args) => cmd::apply::run(&args.global, args),
+        Command::Audit(args) => cmd::audit::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -88,6 +91,9 @@ fn main() -> ExitCode {
             let lib = err.downcast_ref::<meshca::Error>();
             if let Some(h) = lib.and_then(|e| hint(e, &cli)) {
                 let _ = writeln!(stderr, "  hint: {h}");
+            }
+            if err.downcast_ref::<meshca::plan::MeshFileError>().is_some() {
+                return ExitCode::from(EXIT_USAGE);
             }
             if err.downcast_ref::<cmd::SaveFailed>().is_some() {
                 return ExitCode::from(EXIT_FAILED);

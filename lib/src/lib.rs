@@ -17,6 +17,9 @@
 //!   error, and the verify-before-write check ([`Mesh::check_against`]);
 //! - [`status`]: expiry and state of the root, every intermediate and
 //!   CRL, as text, JSON or Prometheus metrics;
+//! - [`plan`]: the declarative mesh: a mesh file, the plan that makes a
+//!   mesh match it and its application in memory, and the audit of what a
+//!   cluster really holds;
 //! - [`store`]: loading and saving a mesh, the directory lock, leftover
 //!   temporary files;
 //! - [`verify`]: findings about bundles and meshes, as istiod, Go's
@@ -72,6 +75,7 @@ pub mod mesh;
 mod pemutil;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
+pub mod plan;
 pub mod profile;
 pub mod secret;
 pub mod status;

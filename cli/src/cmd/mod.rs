@@ -2,6 +2,8 @@
 //! lock the directory, load the mesh, run a library workflow, verify the
 //! new mesh in memory, save it all or nothing.
 
+pub(crate) mod apply;
+pub(crate) mod audit;
 pub(crate) mod bundle;
 pub(crate) mod completions;
 pub(crate) mod crl;
@@ -9,6 +11,7 @@ pub(crate) mod init;
 pub(crate) mod inspect;
 pub(crate) mod intermediate;
 pub(crate) mod man;
+pub(crate) mod plan;
 pub(crate) mod renew;
 pub(crate) mod revoke;
 pub(crate) mod root;
@@ -201,6 +204,22 @@ impl Session {
         trust_domain: Option<&str>,
     ) -> Result<Vec<PathBuf>> {
         check_new_for(Some(&self.mesh), new, namespace, trust_domain)?;
+        self.save(new, force)
+    }
+
+    /// Like [`Session::commit`], checking `new` with `opts` (a pinned time,
+    /// the mesh's trust domain).
+    pub(crate) fn commit_with(
+        &self,
+        new: &Mesh,
+        force: bool,
+        opts: &VerifyOptions,
+    ) -> Result<Vec<PathBuf>> {
+        new.check_against(Some(&self.mesh), opts)?;
+        self.save(new, force)
+    }
+
+    fn save(&self, new: &Mesh, force: bool) -> Result<Vec<PathBuf>> {
         meshca::store::save_replacing(&self.dir, Some(&self.mesh), new, force, &self.stale).map_err(
             |e| {
                 anyhow::Error::new(e).context(SaveFailed {
