@@ -5,9 +5,11 @@
 //! kind: Mesh
 //! trustDomain: cluster.local
 //! root: {keyType: ecdsa-p384, days: 3650, org: Istio, cn: Root CA}
-//! defaults: {keyType: ecdsa-p256, days: 730, renewBefore: 30, namespace: istio-system, secret: opaque}
+//! defaults: {keyType: ecdsa-p256, days: 730, renewBefore: 30, namespace: istio-system, secret: opaque,
+//!            nameConstraints: true, permitDns: [.svc.example.com], dataPlane: sidecar}
 //! clusters:
 //!   - name: east
+//!     nameConstraints: false
 //!   - name: west
 //!     keyType: rsa-4096
 //!     secret: tls
@@ -23,7 +25,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::profile::{validate_name, KeyType, KEY_TYPE_NAMES};
+use crate::profile::{validate_name, KeyType, NameConstraints, KEY_TYPE_NAMES};
 use crate::secret::SecretShape;
 
 /// The `apiVersion` a mesh file must have.
@@ -162,10 +164,44 @@ pub struct Defaults {
         skip_serializing_if = "Option::is_none"
     )]
     pub san_dns: Option<Vec<String>>,
-    /// Name constraints on the intermediates (permitting only the trust
-    /// domain). Parsed; `true` is refused until meshca issues them.
-    #[serde(default, deserialize_with = "name_constraints")]
-    pub name_constraints: bool,
+    /// Name constraints on the intermediates (default `false`): `true`
+    /// permits the workload identities of `trustDomain` and the
+    /// intermediate's own DNS SANs (plus `permitDns`), nothing else.
+    #[serde(
+        default,
+        deserialize_with = "flag",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub name_constraints: Option<bool>,
+    /// DNS suffixes a name-constrained intermediate also permits
+    /// (`example.com`, or `.example.com` for subdomains only).
+    #[serde(
+        default,
+        deserialize_with = "permit_dns",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub permit_dns: Option<Vec<String>>,
+    /// The mesh's data plane: `sidecar` (default) or `ambient`. Ambient
+    /// (ztunnel, whose verifier cannot process URI name constraints)
+    /// refuses `nameConstraints: true`.
+    #[serde(
+        default,
+        deserialize_with = "data_plane",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub data_plane: Option<DataPlane>,
+}
+
+/// The data plane that verifies workload certificates, as the mesh file
+/// spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum DataPlane {
+    /// Envoy sidecars (Go and BoringSSL verifiers).
+    Sidecar,
+    /// ztunnel (rustls-webpki).
+    Ambient,
 }
 
 /// The `cacerts` Secret's shape, as the mesh file spells it.
@@ -241,6 +277,21 @@ pub struct ClusterSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub san_dns: Option<Vec<String>>,
+    /// Name constraints on the intermediate (default: `defaults`').
+    #[serde(
+        default,
+        deserialize_with = "flag",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub name_constraints: Option<bool>,
+    /// DNS suffixes a name-constrained intermediate also permits
+    /// (default: `defaults`').
+    #[serde(
+        default,
+        deserialize_with = "permit_dns",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub permit_dns: Option<Vec<String>>,
 }
 
 /// A mesh file, parsed and checked.
@@ -318,6 +369,29 @@ impl MeshFile {
         };
         for (i, spec) in file_out.clusters.iter().enumerate() {
             let d = file_out.desired(spec);
+            if let Some(nc) = d.name_constraints() {
+                let field = if spec.name_constraints.is_some() {
+                    format!("clusters[{i}].nameConstraints")
+                } else {
+                    "defaults.nameConstraints".to_owned()
+                };
+                let ambient = file_out.defaults.data_plane == Some(DataPlane::Ambient);
+                // The reasons are meshca's own texts, never a value of the
+                // file (the trust domain and suffixes were checked above).
+                if let Err(e) = nc
+                    .validate()
+                    .and_then(|()| nc.check_verifier_support(ambient))
+                {
+                    let problem = match e {
+                        crate::Error::Refused { reason, .. } => reason,
+                        _ => "the name constraints are invalid".to_owned(),
+                    };
+                    return Err(MeshFileError {
+                        field: Some(field),
+                        ..fail(problem)
+                    });
+                }
+            }
             if d.renew_before >= d.days {
                 let field = if spec.renew_before.is_some() || spec.days.is_some() {
                     format!("clusters[{i}].renewBefore")
@@ -363,6 +437,13 @@ impl MeshFile {
             namespace,
             shape: o.secret.or(d.secret).unwrap_or(Shape::Opaque),
             san_dns,
+            name_constraints: o.name_constraints.or(d.name_constraints).unwrap_or(false),
+            trust_domain: self.trust_domain.clone(),
+            permit_dns: o
+                .permit_dns
+                .clone()
+                .or_else(|| d.permit_dns.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -387,6 +468,23 @@ pub struct Desired {
     pub shape: Shape,
     /// The intermediate's DNS SANs.
     pub san_dns: Vec<String>,
+    /// Whether the intermediate is name-constrained.
+    pub name_constraints: bool,
+    /// The trust domain its name constraints permit (the file's
+    /// `trustDomain`).
+    pub trust_domain: String,
+    /// DNS suffixes its name constraints permit beyond its own SANs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub permit_dns: Vec<String>,
+}
+
+impl Desired {
+    /// The intermediate's name constraints (`None`: unconstrained).
+    pub fn name_constraints(&self) -> Option<NameConstraints> {
+        self.name_constraints.then(|| {
+            NameConstraints::new(vec![self.trust_domain.clone()], self.permit_dns.clone())
+        })
+    }
 }
 
 // KeyType lives in profile.rs without serde: this gives it its
@@ -664,27 +762,66 @@ fn days<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
     d.deserialize_u64(Days)
 }
 
-struct NameConstraints;
+struct Flag;
 
-impl Visitor<'_> for NameConstraints {
-    type Value = bool;
+impl Visitor<'_> for Flag {
+    type Value = Option<bool>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("true or false")
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
-        if v {
-            Err(ours(
-                "name constraints on intermediates are not issued by this version of meshca; \
-                 set nameConstraints: false (or leave it out)",
-            ))
-        } else {
-            Ok(false)
-        }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Option<bool>, E> {
+        Ok(Some(v))
     }
 }
 
-fn name_constraints<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    d.deserialize_bool(NameConstraints)
+fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+    d.deserialize_bool(Flag)
+}
+
+fn data_plane<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DataPlane>, D::Error> {
+    checked_str(d, "sidecar or ambient", |s| match s {
+        "sidecar" => Ok(Some(DataPlane::Sidecar)),
+        "ambient" => Ok(Some(DataPlane::Ambient)),
+        _ => Err("unknown data plane; valid data planes: sidecar, ambient".to_owned()),
+    })
+}
+
+fn permit_dns<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    struct Suffixes;
+    impl<'de> Visitor<'de> for Suffixes {
+        type Value = Vec<String>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of DNS suffixes")
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+            let mut out = Vec::new();
+            while let Some(name) = seq.next_element_seed(DnsSuffix)? {
+                out.push(name);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_seq(Suffixes).map(Some)
+}
+
+/// A DNS name, or `.` and a DNS name (its subdomains only).
+struct DnsSuffix;
+
+impl<'de> DeserializeSeed<'de> for DnsSuffix {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        checked_str(d, "a DNS suffix", |s| {
+            if is_dns_name(s.strip_prefix('.').unwrap_or(s)) {
+                Ok(s.to_owned())
+            } else {
+                Err(
+                    "not a DNS suffix (lowercase labels separated by '.', optionally \
+                     starting with '.')"
+                        .to_owned(),
+                )
+            }
+        })
+    }
 }
 
 /// `clusters`, each name once: a second use of a name is an error at the
@@ -821,11 +958,43 @@ mod tests {
     }
 
     #[test]
-    fn name_constraints_true_is_refused_for_now() {
-        let e = err(&format!("{HEAD}defaults:\n  nameConstraints: true\n"));
+    fn name_constraints_default_and_per_cluster() {
+        let text = format!(
+            "{HEAD}trustDomain: mesh.example\ndefaults:\n  nameConstraints: true\n  \
+             permitDns: [.svc.example]\nclusters:\n  - name: a\n  - name: b\n    \
+             nameConstraints: false\n  - name: c\n    permitDns: []\n"
+        );
+        let f = MeshFile::parse("mesh.yaml", text.as_bytes()).unwrap();
+        let nc = f.desired(&f.clusters[0]).name_constraints().unwrap();
+        assert_eq!(nc.trust_domains, ["mesh.example"]);
+        assert_eq!(nc.permit_dns, [".svc.example"]);
+        assert_eq!(f.desired(&f.clusters[1]).name_constraints(), None);
+        let nc = f.desired(&f.clusters[2]).name_constraints().unwrap();
+        assert!(nc.permit_dns.is_empty(), "{nc:?}");
+        let plain = MeshFile::parse("mesh.yaml", HEAD.as_bytes()).unwrap();
+        assert_eq!(plain.defaults.name_constraints, None);
+    }
+
+    #[test]
+    fn name_constraints_with_an_ambient_data_plane_are_refused() {
+        let e = err(&format!(
+            "{HEAD}defaults:\n  dataPlane: ambient\nclusters:\n  - name: a\n    nameConstraints: true\n"
+        ));
+        assert_eq!(e.field.as_deref(), Some("clusters[0].nameConstraints"), "{e}");
+        assert!(e.problem.contains("rustls-webpki"), "{e}");
+        // Ambient without constraints is fine.
+        let text = format!("{HEAD}defaults:\n  dataPlane: ambient\nclusters:\n  - name: a\n");
+        assert!(MeshFile::parse("mesh.yaml", text.as_bytes()).is_ok());
+        let e = err(&format!("{HEAD}defaults:\n  dataPlane: istio-cni\n"));
+        assert_eq!(e.field.as_deref(), Some("defaults.dataPlane"), "{e}");
+        assert!(!e.to_string().contains("istio-cni"), "{e}");
+        let e = err(&format!("{HEAD}defaults:\n  permitDns: [Bad_Name]\n"));
         assert_eq!(e.line, Some(4), "{e}");
+        assert_eq!(e.field.as_deref(), Some("defaults.permitDns[0]"), "{e}");
+        assert!(!e.to_string().contains("Bad_Name"), "{e}");
+        let e = err(&format!("{HEAD}defaults:\n  nameConstraints: yes please\n"));
         assert_eq!(e.field.as_deref(), Some("defaults.nameConstraints"), "{e}");
-        assert!(e.problem.contains("not issued"), "{e}");
+        assert!(!e.to_string().contains("please"), "{e}");
     }
 
     #[test]

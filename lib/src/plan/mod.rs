@@ -6,10 +6,12 @@
 //!
 //! - no root: create it (as the file's `root` says);
 //! - a cluster the file names that the mesh lacks: add it;
-//! - a cluster whose key type, SANs, namespace or Secret shape differs from
-//!   the file: re-issue it with the file's profile;
+//! - a cluster whose key type, SANs, namespace, Secret shape or name
+//!   constraints differ from the file: re-issue it with the file's profile;
 //! - a cluster whose intermediate expires within `renewBefore` days:
-//!   renew it (same profile);
+//!   renew it with [`Mesh::renew`] (same profile, subject and name
+//!   constraints, `root-cert.pem` byte for byte, its CRL continued), for
+//!   the file's `days` and with a new key;
 //! - a CRL (`root-crl.pem`, a cluster's `ca-crl.pem`) whose nextUpdate is
 //!   less than [`CRL_REFRESH_DAYS`] away: sign it anew;
 //! - a cluster on disk the file does not name: reported, never removed.
@@ -22,12 +24,14 @@
 pub mod audit;
 pub mod file;
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
 pub use file::{
-    ClusterSpec, Defaults, Desired, MeshFile, MeshFileError, RootSpec, Shape, API_VERSION,
-    DEFAULT_RENEW_BEFORE, KIND, MAX_MESH_FILE_BYTES,
+    ClusterSpec, DataPlane, Defaults, Desired, MeshFile, MeshFileError, RootSpec, Shape,
+    API_VERSION, DEFAULT_RENEW_BEFORE, KIND, MAX_MESH_FILE_BYTES,
 };
 
 use crate::bundle::{CA_CRL, ROOT_CERT, ROOT_KEY};
@@ -36,8 +40,8 @@ use crate::error::{Error, Result};
 use crate::inspect::{inspect_pem, Item};
 use crate::issue::RootCa;
 use crate::key::PrivateKey;
-use crate::mesh::{Added, Cluster, Mesh, NewCluster};
-use crate::profile::{IntermediateParams, KeyType, RootParams};
+use crate::mesh::{Added, Cluster, Mesh, NewCluster, RenewKeys, RenewOptions};
+use crate::profile::{IntermediateParams, KeyType, NameConstraints, RootParams};
 use crate::secret::{SecretOptions, SecretShape};
 
 /// A CRL is refreshed when its nextUpdate is less than this many days
@@ -103,7 +107,8 @@ pub enum Action {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct Drift {
-    /// The mesh file's field (`keyType`, `sanDns`, `namespace`, `secret`).
+    /// The mesh file's field (`keyType`, `sanDns`, `namespace`, `secret`,
+    /// `nameConstraints`).
     pub field: &'static str,
     /// What the cluster has.
     pub have: String,
@@ -192,6 +197,7 @@ impl Plan {
         let mut new = mesh.clone();
         let mut made: Option<RootCa> = None;
         let mut issue: Vec<(Desired, PrivateKey)> = Vec::new();
+        let mut renew: Vec<(Desired, PrivateKey)> = Vec::new();
         let mut crls: Vec<String> = Vec::new();
         let mut root_crl = false;
         for action in &self.actions {
@@ -214,10 +220,11 @@ impl Plan {
                     new = new.with_root(&root, Some(root.key().to_pem()), false)?;
                     made = Some(root);
                 }
-                Action::AddCluster { cluster }
-                | Action::Reissue { cluster, .. }
-                | Action::Renew { cluster, .. } => {
+                Action::AddCluster { cluster } | Action::Reissue { cluster, .. } => {
                     issue.push((cluster.clone(), keys.next().ok_or_else(missing_key)?));
+                }
+                Action::Renew { cluster, .. } => {
+                    renew.push((cluster.clone(), keys.next().ok_or_else(missing_key)?));
                 }
                 Action::RefreshRootCrl { clusters, .. } => {
                     root_crl = true;
@@ -229,7 +236,9 @@ impl Plan {
         let signer = match (&made, signer) {
             (Some(root), _) => root,
             (None, Some(s)) => s,
-            (None, None) if issue.is_empty() && crls.is_empty() && !root_crl => return Ok(new),
+            (None, None) if issue.is_empty() && renew.is_empty() && crls.is_empty() && !root_crl => {
+                return Ok(new)
+            }
             (None, None) => {
                 return Err(Error::MissingFile {
                     path: ROOT_KEY.into(),
@@ -244,6 +253,9 @@ impl Plan {
         if !crls.is_empty() {
             new = new.write_crls(signer, &crls, at, DEFAULT_CRL_DAYS)?;
         }
+        // After the CRLs: a renewed cluster keeps the root's CRL of its
+        // ca-crl.pem, refreshed above when it was due.
+        new = renew_clusters(&new, signer, renew, at)?;
         if !issue.is_empty() {
             new = reissue(&new, signer, issue, at)?.0;
         }
@@ -259,9 +271,36 @@ fn missing_key() -> Error {
     }
 }
 
-/// Issues each cluster's intermediate with the given profile and key,
-/// replacing the cluster's bundle when it has one: the one place the plan
-/// issues, through the mesh's own workflow (the old bundle is taken out of
+/// Renews each cluster's intermediate through [`Mesh::renew`] with its
+/// new key, for the file's `days` (one call per validity period).
+fn renew_clusters(
+    mesh: &Mesh,
+    signer: &RootCa,
+    items: Vec<(Desired, PrivateKey)>,
+    at: OffsetDateTime,
+) -> Result<Mesh> {
+    let mut by_days: BTreeMap<u32, (Vec<String>, Vec<PrivateKey>)> = BTreeMap::new();
+    for (d, key) in items {
+        let entry = by_days.entry(d.days).or_default();
+        entry.0.push(d.name);
+        entry.1.push(key);
+    }
+    let mut new = mesh.clone();
+    for (days, (names, keys)) in by_days {
+        let opts = RenewOptions {
+            days: Some(days),
+            ..RenewOptions::default()
+        };
+        new = new
+            .renew(signer, &names, RenewKeys::New(keys), &opts, at)?
+            .0;
+    }
+    Ok(new)
+}
+
+/// Issues each new or drifted cluster's intermediate with the file's
+/// profile and the given key, replacing the cluster's bundle when it has
+/// one, through the mesh's own workflow (the old bundle is taken out of
 /// the mesh and the new one added, keeping the Secret's name).
 fn reissue(
     mesh: &Mesh,
@@ -277,6 +316,7 @@ fn reissue(
             key_type: d.key_type,
             days: d.days,
             san_dns: d.san_dns.clone(),
+            name_constraints: d.name_constraints(),
             ..IntermediateParams::default()
         };
         let mut c = NewCluster::new(&d.name, params, key);
@@ -314,6 +354,8 @@ pub fn plan(file: &MeshFile, mesh: &Mesh, at: OffsetDateTime) -> Result<Plan> {
         }
     };
     let mut crl_actions = Vec::new();
+    // Clusters issued anew (added or re-issued): their ca-crl.pem comes
+    // with the new bundle. Renewed ones keep theirs and are not listed.
     let mut issued: Vec<String> = Vec::new();
     for spec in &file.clusters {
         let want = file.desired(spec);
@@ -345,7 +387,6 @@ pub fn plan(file: &MeshFile, mesh: &Mesh, at: OffsetDateTime) -> Result<Plan> {
                     want.renew_before
                 ));
             } else {
-                issued.push(want.name.clone());
                 plan.actions.push(Action::Renew {
                     cluster: want,
                     not_after: rfc3339(not_after),
@@ -366,8 +407,9 @@ pub fn plan(file: &MeshFile, mesh: &Mesh, at: OffsetDateTime) -> Result<Plan> {
     }
     if let Some(crl) = &mesh.root_crl {
         if let Some(next) = stale_crl(ROOT_CRL, crl.as_bytes(), at)? {
-            // Every cluster carrying the root's CRL gets the new one; the
-            // clusters issued anew get it with their new bundle.
+            // Every cluster carrying the root's CRL gets the new one (a
+            // renewed one before it is renewed); the clusters issued anew
+            // get it with their new bundle.
             let clusters: Vec<String> = mesh
                 .clusters
                 .iter()
@@ -416,6 +458,14 @@ fn drift(have: &Cluster, want: &Desired) -> Vec<Drift> {
             want: want.san_dns.join(","),
         });
     }
+    let want_nc = want.name_constraints();
+    if !same_constraints(p.name_constraints.as_ref(), want_nc.as_ref()) {
+        out.push(Drift {
+            field: "nameConstraints",
+            have: constraints_text(p.name_constraints.as_ref()),
+            want: constraints_text(want_nc.as_ref()),
+        });
+    }
     match &p.secret {
         None => out.push(Drift {
             field: "secret",
@@ -441,6 +491,41 @@ fn drift(have: &Cluster, want: &Desired) -> Vec<Drift> {
         }
     }
     out
+}
+
+/// Whether a cluster's name constraints are the file's: the same trust
+/// domains and extra DNS suffixes (in any order); constraints read with
+/// more than meshca writes never are.
+fn same_constraints(have: Option<&NameConstraints>, want: Option<&NameConstraints>) -> bool {
+    let sorted = |v: &[String]| {
+        let mut v: Vec<String> = v.iter().map(|s| s.to_ascii_lowercase()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    match (have, want) {
+        (None, None) => true,
+        (Some(h), Some(w)) => {
+            !h.incomplete
+                && sorted(&h.trust_domains) == sorted(&w.trust_domains)
+                && sorted(&h.permit_dns) == sorted(&w.permit_dns)
+        }
+        _ => false,
+    }
+}
+
+fn constraints_text(nc: Option<&NameConstraints>) -> String {
+    match nc {
+        None => "off".to_owned(),
+        Some(nc) if nc.incomplete => "foreign constraints".to_owned(),
+        Some(nc) => {
+            let mut text = format!("trust domain {}", nc.trust_domains.join(","));
+            if !nc.permit_dns.is_empty() {
+                text.push_str(&format!(", DNS {}", nc.permit_dns.join(",")));
+            }
+            text
+        }
+    }
 }
 
 fn shape_name(s: SecretShape) -> &'static str {

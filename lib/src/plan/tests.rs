@@ -309,3 +309,148 @@ fn a_mebibyte_of_nested_brackets_is_refused_at_once() {
     assert!(e.contains("nested"), "{e}");
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }
+
+/// plan + apply + check with the file's trust domain, as `meshca apply`.
+fn apply_checked(f: &MeshFile, mesh: &Mesh, at: OffsetDateTime) -> Mesh {
+    let p = plan(f, mesh, at).unwrap();
+    let s = mesh.root.as_ref().map(|_| signer(mesh));
+    let new = p
+        .apply(
+            mesh,
+            if p.needs_root_key() { s.as_ref() } else { None },
+            keys(&p),
+            at,
+        )
+        .unwrap();
+    let mut opts = VerifyOptions::at(at);
+    opts.trust_domain = f.trust_domain.clone();
+    new.check_against(Some(mesh), &opts).unwrap();
+    new
+}
+
+fn constraints_of(mesh: &Mesh, cluster: &str) -> Option<NameConstraints> {
+    let ders = crate::pemutil::certificates(
+        "ca-cert.pem",
+        mesh.clusters[cluster].bundle.ca_cert.as_bytes(),
+    )
+    .unwrap();
+    crate::issue::read_name_constraints(&ders[0])
+}
+
+const CONSTRAINED: &str = "trustDomain: mesh.example\n\
+    clusters:\n  - name: east\n    nameConstraints: true\n    permitDns: [.svc.example]\n  - name: west\n";
+
+#[test]
+fn name_constraints_from_the_file_are_issued_and_checked_with_its_trust_domain() {
+    let text = format!(
+        "apiVersion: meshca/v1\nkind: Mesh\nroot:\n  keyType: ecdsa-p256\n\
+         defaults:\n  keyType: ecdsa-p256\n{CONSTRAINED}"
+    );
+    let f = MeshFile::parse("mesh.yaml", text.as_bytes()).unwrap();
+    let mesh = apply_checked(&f, &Mesh::new(), AT);
+    let nc = constraints_of(&mesh, "east").expect("east is constrained");
+    assert_eq!(nc.trust_domains, ["mesh.example"]);
+    assert!(nc.permit_dns.contains(&".svc.example".to_owned()), "{nc:?}");
+    assert!(
+        nc.permit_dns.contains(&"istiod.istio-system.svc".to_owned()),
+        "{nc:?}"
+    );
+    assert_eq!(constraints_of(&mesh, "west"), None);
+    assert!(plan(&f, &mesh, AT).unwrap().is_empty());
+    // Checked against another trust domain, the constrained intermediate
+    // does not permit its workloads: the check apply makes matters.
+    let report = mesh.verify("", &VerifyOptions::at(AT));
+    assert!(report.errors > 0, "{report:?}");
+}
+
+#[test]
+fn name_constraints_drift_on_off_and_trust_domain_reissues() {
+    let head = "apiVersion: meshca/v1\nkind: Mesh\nroot:\n  keyType: ecdsa-p256\n\
+                defaults:\n  keyType: ecdsa-p256\n";
+    let parse = |body: &str| {
+        MeshFile::parse("mesh.yaml", format!("{head}{body}").as_bytes()).unwrap()
+    };
+    let off = parse(TWO);
+    let on = parse(&format!("  nameConstraints: true\n{TWO}"));
+    let other = parse(&format!("  nameConstraints: true\ntrustDomain: other.example\n{TWO}"));
+    let mesh = apply_checked(&off, &Mesh::new(), AT);
+    let mut last = mesh.clone();
+    for (f, have, want) in [
+        (&on, "off", "trust domain cluster.local"),
+        (&other, "trust domain cluster.local", "trust domain other.example"),
+        (&off, "trust domain other.example", "off"),
+    ] {
+        let p = plan(f, &last, AT).unwrap();
+        assert_eq!(kinds(&p), ["reissue east", "reissue west"], "{want}");
+        let Some(Action::Reissue { drift, .. }) = p.actions.first() else {
+            panic!("{p:?}")
+        };
+        assert_eq!(drift.len(), 1, "{drift:?}");
+        assert_eq!(
+            (drift[0].field, drift[0].have.as_str(), drift[0].want.as_str()),
+            ("nameConstraints", have, want)
+        );
+        let new = apply_checked(f, &last, AT);
+        assert!(plan(f, &new, AT).unwrap().is_empty(), "{want}");
+        assert_eq!(new.root, last.root);
+        last = new;
+    }
+    assert_eq!(constraints_of(&last, "east"), None);
+}
+
+/// Renew goes through Mesh::renew: the subject, the name constraints and
+/// root-cert.pem are kept, the cluster's own CRL is continued (its
+/// number one higher), and a new key is used.
+#[test]
+fn renew_keeps_the_profile_root_bytes_constraints_and_crl_numbering() {
+    let text = "apiVersion: meshca/v1\nkind: Mesh\nroot:\n  keyType: ecdsa-p256\n\
+                defaults:\n  keyType: ecdsa-p256\n  renewBefore: 60\n  nameConstraints: true\n\
+                clusters:\n  - name: east\n  - name: west\n";
+    let f = MeshFile::parse("mesh.yaml", text.as_bytes()).unwrap();
+    let mesh = apply_checked(&f, &Mesh::new(), AT);
+    let names = vec!["east".to_owned()];
+    let mesh = mesh
+        .write_crls(&signer(&mesh), &names, AT, DEFAULT_CRL_DAYS)
+        .unwrap();
+    let later = AT + Duration::days(680);
+    let p = plan(&f, &mesh, later).unwrap();
+    // The CRLs are stale too: the root's is refreshed into east's
+    // ca-crl.pem before east is renewed.
+    assert_eq!(
+        kinds(&p),
+        ["renew east", "renew west", "root-crl east"],
+        "{p:?}"
+    );
+    let new = apply_checked(&f, &mesh, later);
+    assert!(plan(&f, &new, later).unwrap().is_empty());
+    for name in ["east", "west"] {
+        let (old_c, new_c) = (&mesh.clusters[name], &new.clusters[name]);
+        assert_eq!(new_c.bundle.root_cert, old_c.bundle.root_cert, "{name}");
+        assert_ne!(new_c.bundle.ca_cert, old_c.bundle.ca_cert, "{name}");
+        assert_ne!(*new_c.bundle.ca_key, *old_c.bundle.ca_key, "{name}: new key");
+        assert_eq!(constraints_of(&new, name), constraints_of(&mesh, name));
+        assert!(constraints_of(&new, name).is_some());
+        assert_eq!(new_c.profile, old_c.profile, "{name}");
+    }
+    let numbers = |m: &Mesh| -> Vec<Option<String>> {
+        inspect_pem(
+            "ca-crl.pem",
+            m.clusters["east"].bundle.ca_crl.as_ref().unwrap().as_bytes(),
+            later,
+        )
+        .unwrap()
+        .into_iter()
+        .filter_map(|i| match i {
+            Item::Crl(c) => Some(c.number),
+            _ => None,
+        })
+        .collect()
+    };
+    // The root's once more (refreshed), east's own twice more (refreshed
+    // with the root's, then continued by renew), in either order.
+    let (before, mut after) = (numbers(&mesh), numbers(&new));
+    after.sort();
+    assert_eq!(before, [Some("1".to_owned()), Some("1".to_owned())]);
+    assert_eq!(after, [Some("2".to_owned()), Some("3".to_owned())]);
+    assert_ne!(new.root_crl, mesh.root_crl);
+}
