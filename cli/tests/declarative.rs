@@ -143,22 +143,26 @@ fn schema_errors_name_the_line_and_field_and_exit_2() {
             assert!(!dir.join("fleet").exists(), "{cmd} wrote something");
         }
     }
-    // nameConstraints is parsed, and `true` refused until meshca issues them.
+    // Name constraints with an ambient data plane: refused, nothing written.
     write(
         &dir,
         "fleet.yaml",
         &mesh_file(EAST_WEST).replace(
             "renewBefore: 30",
-            "renewBefore: 30\n  nameConstraints: true",
+            "renewBefore: 30\n  nameConstraints: true\n  dataPlane: ambient",
         ),
     );
-    let out = plan(&dir, &[]);
-    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("line 12") && stderr(&out).contains("defaults.nameConstraints"),
-        "{}",
-        stderr(&out)
-    );
+    for cmd in ["plan", "apply"] {
+        let out = dir.meshca(&[cmd, "-f", "fleet.yaml", "--dir", "fleet"]);
+        let err = stderr(&out);
+        assert_eq!(code(&out), Some(2), "{cmd}: {err}");
+        assert!(
+            err.contains("fleet.yaml: defaults.nameConstraints: "),
+            "{cmd}: {err}"
+        );
+        assert!(err.contains("rustls-webpki"), "{cmd}: {err}");
+        assert!(!dir.join("fleet").exists(), "{cmd} wrote something");
+    }
 }
 
 #[test]
@@ -782,4 +786,127 @@ fn root_key_reference_a_file_elsewhere_or_pkcs11() {
         assert!(stderr(&out).contains("root.key: "), "{}", stderr(&out));
         assert!(!dir.join("new").exists(), "{key}");
     }
+}
+
+/// `openssl verify -x509_strict` of a workload leaf below `cluster`'s
+/// intermediate, the mesh root the only trust anchor.
+fn openssl_verify_leaf(dir: &Dir, cluster: &str, leaf: &str) -> (bool, String) {
+    let ca = format!("fleet/{cluster}/ca-cert.pem");
+    let out = dir.tool(
+        "openssl",
+        &[
+            "verify",
+            "-x509_strict",
+            "-purpose",
+            "sslserver",
+            "-CAfile",
+            "fleet/root-cert.pem",
+            "-untrusted",
+            &ca,
+            leaf,
+        ],
+    );
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    (out.status.success(), text)
+}
+
+fn workload(dir: &Dir, cluster: &str, trust_domain: &str, ns: &str) {
+    dir.ok(&[
+        "workload",
+        "--dir",
+        "fleet",
+        "--cluster",
+        cluster,
+        "--key-type",
+        "ecdsa-p256",
+        "--trust-domain",
+        trust_domain,
+        ns,
+    ]);
+}
+
+fn name_constraints_ext(dir: &Dir, cluster: &str) -> String {
+    dir.openssl(&[
+        "x509",
+        "-in",
+        &format!("fleet/{cluster}/ca-cert.pem"),
+        "-noout",
+        "-ext",
+        "nameConstraints",
+    ])
+}
+
+/// `nameConstraints: true` in the mesh file: the intermediate permits the
+/// file's trust domain (OpenSSL verifies its workloads and refuses those of
+/// another trust domain), apply checks with that trust domain, and turning
+/// the constraints off is a re-issue of just that drift.
+#[test]
+fn name_constraints_from_the_mesh_file_hold_in_openssl_and_drift_both_ways() {
+    let dir = Dir::new();
+    // The workload command signs at the real time, so the mesh is made at it.
+    let at = now();
+    let constrained = mesh_file("  - name: east\n    nameConstraints: true\n    permitDns: [.svc.example]\n  - name: west\n")
+        .replace("trustDomain: cluster.local", "trustDomain: mesh.example");
+    write(&dir, "fleet.yaml", &constrained);
+    let out = plan(&dir, &["--json", "--at", &at]);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        doc["actions"][1]["cluster"]["nameConstraints"], true,
+        "{doc}"
+    );
+    assert_eq!(
+        doc["actions"][1]["cluster"]["trustDomain"], "mesh.example",
+        "{doc}"
+    );
+    apply(&dir, &["--at", &at]);
+    let text = name_constraints_ext(&dir, "east");
+    assert!(text.contains("Name Constraints: critical"), "{text}");
+    assert!(text.contains("URI:mesh.example"), "{text}");
+    assert!(text.contains("DNS:istiod.istio-system.svc"), "{text}");
+    assert!(text.contains("DNS:.svc.example"), "{text}");
+    assert!(
+        !name_constraints_ext(&dir, "west").contains("Name Constraints"),
+        "west is not constrained"
+    );
+    let out = dir.meshca(&["verify", "--trust-domain", "mesh.example", "fleet"]);
+    assert_eq!(code(&out), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(code(&plan(&dir, &["--exit-code", "--at", &at])), Some(0));
+
+    workload(&dir, "east", "mesh.example", "ns1");
+    workload(&dir, "east", "other.example", "ns2");
+    let (ok, text) = openssl_verify_leaf(&dir, "east", "fleet/ns1/workload-cert.pem");
+    assert!(ok, "openssl refuses the trust domain's workload: {text}");
+    let (ok, text) = openssl_verify_leaf(&dir, "east", "fleet/ns2/workload-cert.pem");
+    assert!(!ok, "openssl accepts another trust domain: {text}");
+    assert!(text.contains("permitted subtree violation"), "{text}");
+
+    // Off again: east is re-issued unconstrained, west stays byte-identical.
+    let before = snapshot(&dir.join("fleet"));
+    write(
+        &dir,
+        "fleet.yaml",
+        &constrained.replace(
+            "    nameConstraints: true\n    permitDns: [.svc.example]\n",
+            "",
+        ),
+    );
+    let out = plan(&dir, &["--exit-code", "--at", &at]);
+    assert_eq!(code(&out), Some(3), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "re-issue east: nameConstraints trust domain mesh.example, DNS .svc.example -> off"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("west"), "{text}");
+    apply(&dir, &["--at", &at]);
+    assert!(!name_constraints_ext(&dir, "east").contains("Name Constraints"));
+    let after = snapshot(&dir.join("fleet"));
+    assert_eq!(under(&after, "west"), under(&before, "west"));
+    assert_eq!(
+        after[Path::new("root-cert.pem")],
+        before[Path::new("root-cert.pem")]
+    );
+    assert_eq!(code(&plan(&dir, &["--exit-code", "--at", &at])), Some(0));
 }

@@ -481,9 +481,8 @@ pub struct Desired {
 impl Desired {
     /// The intermediate's name constraints (`None`: unconstrained).
     pub fn name_constraints(&self) -> Option<NameConstraints> {
-        self.name_constraints.then(|| {
-            NameConstraints::new(vec![self.trust_domain.clone()], self.permit_dns.clone())
-        })
+        self.name_constraints
+            .then(|| NameConstraints::new(vec![self.trust_domain.clone()], self.permit_dns.clone()))
     }
 }
 
@@ -980,7 +979,11 @@ mod tests {
         let e = err(&format!(
             "{HEAD}defaults:\n  dataPlane: ambient\nclusters:\n  - name: a\n    nameConstraints: true\n"
         ));
-        assert_eq!(e.field.as_deref(), Some("clusters[0].nameConstraints"), "{e}");
+        assert_eq!(
+            e.field.as_deref(),
+            Some("clusters[0].nameConstraints"),
+            "{e}"
+        );
         assert!(e.problem.contains("rustls-webpki"), "{e}");
         // Ambient without constraints is fine.
         let text = format!("{HEAD}defaults:\n  dataPlane: ambient\nclusters:\n  - name: a\n");

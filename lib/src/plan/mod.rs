@@ -236,7 +236,9 @@ impl Plan {
         let signer = match (&made, signer) {
             (Some(root), _) => root,
             (None, Some(s)) => s,
-            (None, None) if issue.is_empty() && renew.is_empty() && crls.is_empty() && !root_crl => {
+            (None, None)
+                if issue.is_empty() && renew.is_empty() && crls.is_empty() && !root_crl =>
+            {
                 return Ok(new)
             }
             (None, None) => {

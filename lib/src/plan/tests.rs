@@ -352,7 +352,8 @@ fn name_constraints_from_the_file_are_issued_and_checked_with_its_trust_domain()
     assert_eq!(nc.trust_domains, ["mesh.example"]);
     assert!(nc.permit_dns.contains(&".svc.example".to_owned()), "{nc:?}");
     assert!(
-        nc.permit_dns.contains(&"istiod.istio-system.svc".to_owned()),
+        nc.permit_dns
+            .contains(&"istiod.istio-system.svc".to_owned()),
         "{nc:?}"
     );
     assert_eq!(constraints_of(&mesh, "west"), None);
@@ -367,17 +368,22 @@ fn name_constraints_from_the_file_are_issued_and_checked_with_its_trust_domain()
 fn name_constraints_drift_on_off_and_trust_domain_reissues() {
     let head = "apiVersion: meshca/v1\nkind: Mesh\nroot:\n  keyType: ecdsa-p256\n\
                 defaults:\n  keyType: ecdsa-p256\n";
-    let parse = |body: &str| {
-        MeshFile::parse("mesh.yaml", format!("{head}{body}").as_bytes()).unwrap()
-    };
+    let parse =
+        |body: &str| MeshFile::parse("mesh.yaml", format!("{head}{body}").as_bytes()).unwrap();
     let off = parse(TWO);
     let on = parse(&format!("  nameConstraints: true\n{TWO}"));
-    let other = parse(&format!("  nameConstraints: true\ntrustDomain: other.example\n{TWO}"));
+    let other = parse(&format!(
+        "  nameConstraints: true\ntrustDomain: other.example\n{TWO}"
+    ));
     let mesh = apply_checked(&off, &Mesh::new(), AT);
     let mut last = mesh.clone();
     for (f, have, want) in [
         (&on, "off", "trust domain cluster.local"),
-        (&other, "trust domain cluster.local", "trust domain other.example"),
+        (
+            &other,
+            "trust domain cluster.local",
+            "trust domain other.example",
+        ),
         (&off, "trust domain other.example", "off"),
     ] {
         let p = plan(f, &last, AT).unwrap();
@@ -387,7 +393,11 @@ fn name_constraints_drift_on_off_and_trust_domain_reissues() {
         };
         assert_eq!(drift.len(), 1, "{drift:?}");
         assert_eq!(
-            (drift[0].field, drift[0].have.as_str(), drift[0].want.as_str()),
+            (
+                drift[0].field,
+                drift[0].have.as_str(),
+                drift[0].want.as_str()
+            ),
             ("nameConstraints", have, want)
         );
         let new = apply_checked(f, &last, AT);
@@ -427,7 +437,10 @@ fn renew_keeps_the_profile_root_bytes_constraints_and_crl_numbering() {
         let (old_c, new_c) = (&mesh.clusters[name], &new.clusters[name]);
         assert_eq!(new_c.bundle.root_cert, old_c.bundle.root_cert, "{name}");
         assert_ne!(new_c.bundle.ca_cert, old_c.bundle.ca_cert, "{name}");
-        assert_ne!(*new_c.bundle.ca_key, *old_c.bundle.ca_key, "{name}: new key");
+        assert_ne!(
+            *new_c.bundle.ca_key, *old_c.bundle.ca_key,
+            "{name}: new key"
+        );
         assert_eq!(constraints_of(&new, name), constraints_of(&mesh, name));
         assert!(constraints_of(&new, name).is_some());
         assert_eq!(new_c.profile, old_c.profile, "{name}");
@@ -435,7 +448,12 @@ fn renew_keeps_the_profile_root_bytes_constraints_and_crl_numbering() {
     let numbers = |m: &Mesh| -> Vec<Option<String>> {
         inspect_pem(
             "ca-crl.pem",
-            m.clusters["east"].bundle.ca_crl.as_ref().unwrap().as_bytes(),
+            m.clusters["east"]
+                .bundle
+                .ca_crl
+                .as_ref()
+                .unwrap()
+                .as_bytes(),
             later,
         )
         .unwrap()
