@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-all=(pem_bundle cert cluster_bundle secret_yaml inspect roundtrip goparse verify_mesh)
+all=(pem_bundle cert cluster_bundle secret_yaml inspect roundtrip goparse verify_mesh mesh_file)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 want() { [[ " ${targets[*]} " == *" $1 "* ]]; }
@@ -114,4 +114,67 @@ mesh_seed 40 "$work/rsa" cluster1
 for b in good-three-level good-multi-root key-encrypted; do
 	mesh_seed 7 "$work/broken/$b" cluster1
 done
+
+# mesh_file: mesh files for plan/apply, every field used, and broken ones
+# (a duplicate cluster, an unknown field, constraints with ambient, a
+# recursive alias).
+cat >"$work/mesh.yaml" <<'YAML'
+apiVersion: meshca/v1
+kind: Mesh
+trustDomain: cluster.local
+root: {keyType: ecdsa-p384, days: 3650, org: Istio, cn: Root CA}
+defaults: {keyType: ecdsa-p256, days: 730, renewBefore: 30, namespace: istio-system, secret: opaque}
+clusters:
+  - name: east
+  - name: west
+    keyType: rsa-4096
+    secret: tls
+YAML
+add mesh_file "$work/mesh.yaml"
+cat >"$work/mesh.yaml" <<'YAML'
+apiVersion: meshca/v1
+kind: Mesh
+trustDomain: mesh.example
+root:
+  keyType: ecdsa-p256
+  key: pkcs11:token=mesh;object=root?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:pin.txt
+defaults:
+  keyType: ecdsa-p256
+  days: 365
+  renewBefore: 60
+  nameConstraints: true
+  permitDns: [.svc.example, example.com]
+  dataPlane: sidecar
+  sanDns:
+    - istiod.istio-system.svc
+    - istiod-remote.istio-system.svc
+clusters:
+  - name: east
+    nameConstraints: false
+  - name: west
+    namespace: istio
+    permitDns: []
+    days: 90
+    renewBefore: 10
+YAML
+add mesh_file "$work/mesh.yaml"
+cat >"$work/mesh.yaml" <<'YAML'
+apiVersion: meshca/v1
+kind: Mesh
+defaults:
+  dataPlane: ambient
+  nameConstraints: true
+clusters:
+  - name: east
+  - name: east
+    keytype: rsa-2048
+YAML
+add mesh_file "$work/mesh.yaml"
+cat >"$work/mesh.yaml" <<'YAML'
+apiVersion: meshca/v1
+kind: Mesh
+x: &a [1, 2, {b: *a}]
+clusters: [{name: a}, {name: b, secret: tls}]
+YAML
+add mesh_file "$work/mesh.yaml"
 du -sh "$c"
