@@ -676,7 +676,7 @@ fn the_readme_declarative_section_runs_in_order() {
     }
     assert_eq!(
         ran,
-        ["plan", "apply", "plan", "plan", "apply", "verify", "audit"],
+        ["plan", "apply", "plan", "plan", "apply", "verify", "audit", "plan", "apply", "verify"],
         "the section's meshca lines"
     );
     // What the section promises: west re-issued as P-384, north with the
@@ -686,6 +686,28 @@ fn the_readme_declarative_section_runs_in_order() {
     assert!(dir
         .read("fleet/north/cacerts.yaml")
         .contains("kubernetes.io/tls"));
+    // And every intermediate name-constrained to the trust domain, north
+    // with its extra DNS suffix.
+    for cluster in ["east", "west", "north"] {
+        let text = dir.openssl(&[
+            "x509",
+            "-in",
+            &format!("fleet/{cluster}/ca-cert.pem"),
+            "-noout",
+            "-ext",
+            "nameConstraints",
+        ]);
+        assert!(text.contains("URI:cluster.local"), "{cluster}: {text}");
+    }
+    let text = dir.openssl(&[
+        "x509",
+        "-in",
+        "fleet/north/ca-cert.pem",
+        "-noout",
+        "-ext",
+        "nameConstraints",
+    ]);
+    assert!(text.contains("DNS:.north.example.com"), "{text}");
     let out = dir.meshca(&["plan", "-f", "fleet.yaml", "--dir", "fleet", "--exit-code"]);
     assert_eq!(code(&out), Some(0), "{}", stdout(&out));
 }
