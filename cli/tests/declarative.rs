@@ -880,6 +880,11 @@ fn name_constraints_from_the_mesh_file_hold_in_openssl_and_drift_both_ways() {
         doc["actions"][1]["cluster"]["trustDomain"], "mesh.example",
         "{doc}"
     );
+    let text = stdout(&plan(&dir, &["--at", &at]));
+    assert!(
+        text.contains("in istio-system, name-constrained to mesh.example)"),
+        "{text}"
+    );
     apply(&dir, &["--at", &at]);
     let text = name_constraints_ext(&dir, "east");
     assert!(text.contains("Name Constraints: critical"), "{text}");

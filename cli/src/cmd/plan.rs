@@ -124,14 +124,19 @@ pub(crate) fn describe(a: &Action, done: bool) -> String {
             verb("create", "created")
         ),
         Action::AddCluster { cluster: c } => format!(
-            "  + {} {} ({}, {} days, SAN {}, {} in {})",
+            "  + {} {} ({}, {} days, SAN {}, {} in {}{})",
             verb("add", "added"),
             c.name,
             c.key_type,
             c.days,
             c.san_dns.join(","),
             shape(c.shape),
-            c.namespace
+            c.namespace,
+            if c.name_constraints {
+                format!(", name-constrained to {}", c.trust_domain)
+            } else {
+                String::new()
+            }
         ),
         Action::Reissue { cluster, drift } => {
             let what: Vec<String> = drift
