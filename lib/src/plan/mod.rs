@@ -461,7 +461,10 @@ fn drift(have: &Cluster, want: &Desired) -> Vec<Drift> {
         });
     }
     let want_nc = want.name_constraints();
-    if !same_constraints(p.name_constraints.as_ref(), want_nc.as_ref()) {
+    if !same_constraints(
+        (p.name_constraints.as_ref(), &p.san_dns),
+        (want_nc.as_ref(), &want.san_dns),
+    ) {
         out.push(Drift {
             field: "nameConstraints",
             have: constraints_text(p.name_constraints.as_ref()),
@@ -495,10 +498,15 @@ fn drift(have: &Cluster, want: &Desired) -> Vec<Drift> {
     out
 }
 
-/// Whether a cluster's name constraints are the file's: the same trust
-/// domains and extra DNS suffixes (in any order); constraints read with
-/// more than meshca writes never are.
-fn same_constraints(have: Option<&NameConstraints>, want: Option<&NameConstraints>) -> bool {
+/// Whether a cluster's name constraints (with its DNS SANs) are the
+/// file's: the same trust domains and the same permitted DNS subtrees, the
+/// intermediate's own SANs included (in any order, a SAN listed in
+/// `permitDns` too counting once); constraints read with more than meshca
+/// writes never are.
+fn same_constraints(
+    (have, have_sans): (Option<&NameConstraints>, &[String]),
+    (want, want_sans): (Option<&NameConstraints>, &[String]),
+) -> bool {
     let sorted = |v: &[String]| {
         let mut v: Vec<String> = v.iter().map(|s| s.to_ascii_lowercase()).collect();
         v.sort();
@@ -510,7 +518,7 @@ fn same_constraints(have: Option<&NameConstraints>, want: Option<&NameConstraint
         (Some(h), Some(w)) => {
             !h.incomplete
                 && sorted(&h.trust_domains) == sorted(&w.trust_domains)
-                && sorted(&h.permit_dns) == sorted(&w.permit_dns)
+                && sorted(&h.permitted_dns(have_sans)) == sorted(&w.permitted_dns(want_sans))
         }
         _ => false,
     }

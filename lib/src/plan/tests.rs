@@ -472,3 +472,19 @@ fn renew_keeps_the_profile_root_bytes_constraints_and_crl_numbering() {
     assert_eq!(after, [Some("2".to_owned()), Some("3".to_owned())]);
     assert_ne!(new.root_crl, mesh.root_crl);
 }
+
+/// "a permitDns entry equal to the intermediate's own SAN drifts on every
+/// plan": the SAN is permitted either way, so it is no drift.
+#[test]
+fn regression_permit_dns_naming_the_own_san_is_no_drift() {
+    let text = "apiVersion: meshca/v1\nkind: Mesh\nroot:\n  keyType: ecdsa-p256\n\
+                defaults:\n  keyType: ecdsa-p256\n  nameConstraints: true\n  \
+                permitDns: [istiod.istio-system.svc, example.com]\nclusters:\n  - name: east\n";
+    let f = MeshFile::parse("mesh.yaml", text.as_bytes()).unwrap();
+    let mesh = apply_checked(&f, &Mesh::new(), AT);
+    let p = plan(&f, &mesh, AT).unwrap();
+    assert!(p.is_empty(), "{p:?}");
+    // Dropping example.com is a drift.
+    let f = MeshFile::parse("mesh.yaml", text.replace(", example.com", "").as_bytes()).unwrap();
+    assert_eq!(kinds(&plan(&f, &mesh, AT).unwrap()), ["reissue east"]);
+}
