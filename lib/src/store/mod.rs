@@ -140,8 +140,16 @@ pub fn load_replacing(dir: &Path, replaced: &[String]) -> Result<(Mesh, Vec<Path
     };
     mesh.root_crl = read_text(&dir.join(ROOT_CRL))?;
     let mut stale = Vec::new();
-    for name in cluster_names(dir)? {
-        match read_cluster(dir, &name, true) {
+    // Clusters are independent: read (and parse) them on all cores, then
+    // take the results in name order, so the first error is the same one
+    // whatever the scheduling.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let read = crate::mesh::map_parallel(cluster_names(dir)?, threads, &|name: String| {
+        let cluster = read_cluster(dir, &name, true);
+        (name, cluster)
+    });
+    for (name, cluster) in read {
+        match cluster {
             Ok(cluster) => {
                 mesh.clusters.insert(name, cluster);
             }

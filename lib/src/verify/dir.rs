@@ -236,11 +236,20 @@ fn read_mesh_dir(
             format!("{file} is a symbolic link to a directory: not followed, so that cluster was not checked; keep cluster directories inside the certs directory"),
         ));
     }
-    for cdir in cdirs {
-        let Some(name) = cdir.file_name().map(|n| n.to_string_lossy().into_owned()) else {
-            continue;
-        };
+    // Cluster directories are independent: read them on all cores.
+    let named: Vec<(String, PathBuf)> = cdirs
+        .into_iter()
+        .filter_map(|cdir| {
+            let name = cdir.file_name()?.to_string_lossy().into_owned();
+            Some((name, cdir))
+        })
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let read = crate::mesh::map_parallel(named, threads, &|(name, cdir): (String, PathBuf)| {
         let (files, crf) = read_bundle_dir(&cdir, &join(label, &name));
+        (name, files, crf)
+    });
+    for (name, files, crf) in read {
         clusters.insert(name.clone(), files);
         cluster_reads.insert(name, crf);
     }

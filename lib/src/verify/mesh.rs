@@ -149,10 +149,13 @@ pub fn verify_mesh(label: &str, mesh_files: &MeshFiles, opts: &VerifyOptions) ->
             verify_bundle(&clabel, Some(name), files, opts),
         )
     });
-    let cas: Vec<ClusterCa> = entries
-        .iter()
-        .map(|(name, files)| load_cluster(&join(label, name), files))
-        .collect();
+    let cas: Vec<ClusterCa> =
+        crate::mesh::map_parallel(entries.clone(), threads, &|(name, files): (
+            &String,
+            &BundleFiles,
+        )| {
+            load_cluster(&join(label, name), files)
+        });
     let mut keys: BTreeMap<Vec<u8>, &str> = BTreeMap::new();
     for c in &cas {
         let Some(ca) = c.ca.as_ref().and_then(|l| parse(&l.der)) else {
