@@ -112,20 +112,6 @@ fn state(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         .collect()
 }
 
-/// Copies the files of `from` (one level of sub-directories) to `to`,
-/// modes kept.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
-        }
-    }
-}
-
 /// Runs `meshca ARGS` in `dir` and kills it after `delay_ms`. `true`: it
 /// was killed while running; `false`: it had already finished, and
 /// successfully.
@@ -219,7 +205,7 @@ fn sigkill_during_renew_leaves_the_old_mesh_or_the_new_one_and_it_verifies() {
     let (mut olds, mut news, mut killed) = (0, 0, 0);
     for delay_ms in [30u64, 150, 400, 900, 1600, 2600, 4000] {
         let dir = util::Dir::new();
-        copy_tree(&template.join("certs"), &dir.join("certs"));
+        util::copy_tree(&template.join("certs"), &dir.join("certs"));
         killed += usize::from(kill_after(dir.path(), &renew, delay_ms));
         check_tree(&dir.join("certs"));
         if renewed(&old, &state(&dir.join("certs"))) {
@@ -235,7 +221,7 @@ fn sigkill_during_renew_leaves_the_old_mesh_or_the_new_one_and_it_verifies() {
     );
     // And a renewal left to finish is seen as the new mesh.
     let dir = util::Dir::new();
-    copy_tree(&template.join("certs"), &dir.join("certs"));
+    util::copy_tree(&template.join("certs"), &dir.join("certs"));
     dir.ok(&renew);
     assert!(renewed(&old, &state(&dir.join("certs"))));
     dir.ok(&["verify", "certs"]);
@@ -297,7 +283,7 @@ fn sigkill_during_apply_leaves_the_old_mesh_or_the_new_one_and_it_verifies() {
     let (mut olds, mut news, mut killed) = (0, 0, 0);
     for delay_ms in [30u64, 150, 400, 900, 1600, 2600, 4000] {
         let dir = util::Dir::new();
-        copy_tree(&template.join("certs"), &dir.join("certs"));
+        util::copy_tree(&template.join("certs"), &dir.join("certs"));
         std::fs::copy(template.join("seven.yaml"), dir.join("seven.yaml")).unwrap();
         killed += usize::from(kill_after(dir.path(), &apply, delay_ms));
         check_tree(&dir.join("certs"));
@@ -313,7 +299,7 @@ fn sigkill_during_apply_leaves_the_old_mesh_or_the_new_one_and_it_verifies() {
         "no kill came before the apply was saved"
     );
     let dir = util::Dir::new();
-    copy_tree(&template.join("certs"), &dir.join("certs"));
+    util::copy_tree(&template.join("certs"), &dir.join("certs"));
     std::fs::copy(template.join("seven.yaml"), dir.join("seven.yaml")).unwrap();
     dir.ok(&apply);
     assert!(added(&state(&dir.join("certs"))));
