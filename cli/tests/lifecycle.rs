@@ -874,3 +874,39 @@ fn root_renew_of_a_recipe_root_keeps_openssls_subject_and_ski() {
     }
     dir.ok(&["verify", "certs"]);
 }
+
+/// A cluster directory given as `--dir` used to be read as a mesh with
+/// no clusters: `renew --within` said "nothing to renew" (exit 0, a cron
+/// job renewing nothing, ever), `renew --out` wrote a mesh into it and
+/// `status` said `ok` whatever its intermediate's state. All three refuse
+/// it now (exit 2, naming the file that makes it a cluster directory),
+/// changing nothing.
+#[test]
+fn renew_root_renew_and_status_refuse_a_cluster_directory_as_dir() {
+    let dir = mixed_mesh();
+    let before = snapshot(&dir, "certs");
+    for args in [
+        &["renew", "--dir", "certs/east", "--within", "1000"][..],
+        &["renew", "--dir", "certs/east", "east"],
+        &["renew", "--dir", "certs", "--out", "certs/west", "east"],
+        &["root", "--renew", "--dir", "certs/east"],
+        &["status", "--dir", "certs/east"],
+        &["status", "--dir", "certs/west", "--json"],
+    ] {
+        let out = dir.meshca(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("a cluster directory"), "{args:?}: {err}");
+        assert!(err.contains("ca-cert.pem"), "{args:?}: {err}");
+        assert!(stdout(&out).is_empty(), "{args:?}: {}", stdout(&out));
+    }
+    let after = snapshot(&dir, "certs");
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    assert!(before.iter().all(|(p, b)| after[p] == *b));
+    // The certs directory itself still works.
+    dir.ok(&["status", "--dir", "certs"]);
+    dir.ok(&["renew", "--dir", "certs", "--within", "1000", "east"]);
+}

@@ -9,7 +9,9 @@ use crate::output::{date, say, warn};
 
 pub(crate) fn run(global: &Global, args: &RenewArgs) -> Result<u8> {
     super::check_clusters(&args.clusters)?;
+    refuse_cluster_dir("--dir", &global.dir)?;
     if let Some(out) = &args.out {
+        refuse_cluster_dir("--out", out)?;
         return renew_into(global, args, out);
     }
     let session = super::Session::open(&global.dir, false)?;
@@ -29,6 +31,28 @@ pub(crate) fn run(global: &Global, args: &RenewArgs) -> Result<u8> {
         ),
     );
     Ok(crate::EXIT_OK)
+}
+
+/// Refuses a cluster directory where a certs directory is wanted. Read as
+/// a certs directory it is a mesh without clusters (its `ca-cert.pem` is
+/// not a cluster's): `renew --within` would find nothing due and exit 0,
+/// `renew --out` would write a mesh into it, `status` would say `ok`
+/// whatever its intermediate's state.
+pub(crate) fn refuse_cluster_dir(option: &'static str, dir: &std::path::Path) -> Result<()> {
+    for file in [meshca::CA_CERT, meshca::CA_KEY, meshca::CERT_CHAIN] {
+        if std::fs::symlink_metadata(dir.join(file)).is_ok() {
+            return Err(meshca::Error::InvalidArgument {
+                what: option,
+                value: dir.display().to_string(),
+                reason: format!(
+                    "a cluster directory (it holds {file}), not a certs directory: give the \
+                     directory that holds root-cert.pem and the cluster directories"
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// `--out OUT`: DIR is only read; the renewed mesh goes to OUT.
