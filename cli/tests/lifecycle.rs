@@ -910,3 +910,40 @@ fn renew_root_renew_and_status_refuse_a_cluster_directory_as_dir() {
     dir.ok(&["status", "--dir", "certs"]);
     dir.ok(&["renew", "--dir", "certs", "--within", "1000", "east"]);
 }
+
+/// `renew --within` on a directory that holds no mesh (missing with
+/// `--out`, or empty) used to say "nothing to renew" and exit 0, and
+/// `--out` made OUT: a mistyped path in a cron job renewed nothing, ever,
+/// without a word. Refused now (exit 2), writing nothing; a mesh with a
+/// root and no cluster yet still has nothing to renew (exit 0).
+#[test]
+fn renew_within_refuses_a_directory_that_holds_no_mesh() {
+    let dir = Dir::new();
+    fs::create_dir(dir.join("empty")).unwrap();
+    for args in [
+        &[
+            "renew", "--dir", "nosuch", "--within", "30", "--out", "next",
+        ][..],
+        &["renew", "--dir", "empty", "--within", "30", "--out", "next"],
+        &["renew", "--dir", "empty", "--within", "30"],
+        &["renew", "--dir", "nosuch", "--within", "30"],
+    ] {
+        let out = dir.meshca(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("not a certs directory") || err.contains("nosuch"),
+            "{args:?}: {err}"
+        );
+        assert!(!dir.join("next").exists(), "{args:?} made next/");
+        assert!(!dir.join("nosuch").exists(), "{args:?} made nosuch/");
+    }
+    assert_eq!(fs::read_dir(dir.join("empty")).unwrap().count(), 0);
+    dir.ok(&["root", "--dir", "rootonly", "--key-type", "ecdsa-p256"]);
+    let out = dir.ok(&["renew", "--dir", "rootonly", "--within", "30"]);
+    assert!(
+        stdout(&out).contains("nothing to renew"),
+        "{}",
+        stdout(&out)
+    );
+}
