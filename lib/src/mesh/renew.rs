@@ -689,6 +689,67 @@ mod tests {
         assert!(matches!(e, Error::UnknownCluster { .. }), "{e}");
     }
 
+    /// The old copy a root renewal keeps in `root-cert.pem` used to make
+    /// the certs directory fail verification once it expired (an error on
+    /// `DIR/root-cert.pem`, the root `invalid` in `meshca status`), although
+    /// every path goes through the renewed copy: now a warning, as in the
+    /// clusters' `root-cert.pem`.
+    #[test]
+    fn the_expired_old_copy_of_a_renewed_root_is_only_a_warning() {
+        let rp = RootParams {
+            key_type: KeyType::EcdsaP256,
+            days: 20,
+            ..RootParams::default()
+        };
+        let root = RootCa::generate(&rp, NOW).unwrap();
+        let east = NewCluster::new(
+            "east",
+            ip(KeyType::EcdsaP256, 10, "istio-system"),
+            PrivateKey::generate(KeyType::EcdsaP256).unwrap(),
+        );
+        let (m, _) = Mesh::new()
+            .with_root(&root, Some(root.key().to_pem()), false)
+            .unwrap()
+            .add_clusters(&root, vec![east], false, NOW)
+            .unwrap();
+        let (r, _) = m.renew_root(&root, 3650, NOW + Duration::days(5)).unwrap();
+        let renewed = RootCa::from_cert_and_key(
+            ROOT_CERT,
+            r.root.as_ref().unwrap().cert.as_bytes(),
+            ROOT_KEY,
+            PrivateKey::from_pem(ROOT_KEY, root.key().to_pem().as_bytes()).unwrap(),
+        )
+        .unwrap();
+        let names = vec!["east".to_owned()];
+        let opts = RenewOptions {
+            days: Some(365),
+            ..RenewOptions::default()
+        };
+        let later = NOW + Duration::days(8);
+        let (r, _) = r
+            .renew(&renewed, &names, RenewKeys::Reuse, &opts, later)
+            .unwrap();
+        // Past the old copy's end.
+        let at = VerifyOptions::at(NOW + Duration::days(30));
+        let report = r.verify("certs", &at);
+        let errors: Vec<_> = report
+            .findings()
+            .filter(|f| f.severity == crate::Severity::Error)
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        assert!(report
+            .findings()
+            .any(|f| f.code == crate::Code::Expired && f.file == "certs/root-cert.pem"));
+        // The first certificate, the one the root signs with, is never
+        // excused: past the renewed root's end the mesh fails.
+        let report = r.verify("certs", &VerifyOptions::at(NOW + Duration::days(4000)));
+        assert!(report
+            .findings()
+            .any(|f| f.severity == crate::Severity::Error
+                && f.code == crate::Code::Expired
+                && f.file == "certs/root-cert.pem"));
+    }
+
     #[test]
     fn a_renewed_root_has_the_same_key_subject_and_ski_and_still_signs_for_the_mesh() {
         let (m, root) = mesh();
