@@ -246,6 +246,10 @@ impl World {
                     self.log.join("\n")
                 );
             }
+            assert!(
+                n > 0,
+                "a save with a fault at its first operation went through"
+            );
             self.log.push(format!(
                 "  (saves failing at operations 0..{n} rolled back)"
             ));
