@@ -585,7 +585,7 @@ impl World {
         }
         // `--within`: none, one past every cluster's end, or one cluster's
         // validity (due: that one and those as short-lived).
-        let within = match self.rng.u8(..4) {
+        let within = match self.rng.u8(..8) {
             0 => None,
             1 => Some(800),
             _ => Some(match existing.len() {
@@ -1035,13 +1035,17 @@ fn random_command_sequences_leave_a_mesh_that_verifies_or_change_nothing() {
         count(&WITHIN_PARTIAL),
         count(&ROOTS_RENEWED)
     );
-    if sequences >= 50 {
-        assert!(count(&ROLLED_BACK) > 0, "no injected failure was exercised");
-        assert!(count(&RENEWED) > 0, "no renewal was saved");
+    // A few sequences in a hundred renew by --within with some clusters
+    // due and others not.
+    if sequences >= 500 {
         assert!(
             count(&WITHIN_PARTIAL) > 0,
             "--within never left a cluster alone"
         );
+    }
+    if sequences >= 50 {
+        assert!(count(&ROLLED_BACK) > 0, "no injected failure was exercised");
+        assert!(count(&RENEWED) > 0, "no renewal was saved");
         assert!(count(&ROOTS_RENEWED) > 0, "no root renewal was saved");
     }
 }
