@@ -783,6 +783,14 @@ impl World {
         let days = [3650u32, 7300][self.rng.usize(..2)];
         self.log.push(format!("root --renew --days {days}"));
         let ctx = self.log.join("\n");
+        if NOW + time::Duration::days(i64::from(days)) < self.signer.not_after() {
+            // After a longer renewal: this one would shorten the root.
+            let e = self.mesh.renew_root(&self.signer, days, NOW).unwrap_err();
+            assert!(matches!(e, meshca::Error::Refused { .. }), "{e}\n{ctx}");
+            self.refused(&e.to_string());
+            assert_same(&before, &snapshot(self.dir.path()), &ctx);
+            return self.check();
+        }
         let (new, renewal) = self
             .mesh
             .renew_root(&self.signer, days, NOW)

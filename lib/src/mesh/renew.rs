@@ -370,6 +370,20 @@ impl Mesh {
             });
         };
         let previous_not_after = signer.not_after();
+        // A renewal that ends sooner is no renewal: the intermediates
+        // would outlive the root that signs from then on, and new ones
+        // would be cut to its end (ROOTCA_DAYS from the recipe's
+        // environment gives --days unasked).
+        if now + Duration::days(i64::from(days)) < previous_not_after {
+            return Err(Error::Refused {
+                what: ROOT_CERT.into(),
+                reason: format!(
+                    "the renewed root would end before the current one ({}): give a --days that \
+                     reaches past it",
+                    previous_not_after.date()
+                ),
+            });
+        }
         let renewed_der = renewed_root_der(signer, days, now)?;
         let renewed_pem = crate::pemutil::certificate_pem(&renewed_der);
         let roots = crate::pemutil::concat(&[&renewed_pem, &root.cert]);
@@ -687,6 +701,25 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(e, Error::UnknownCluster { .. }), "{e}");
+    }
+
+    /// `root --renew` with fewer days than the root has left (ROOTCA_DAYS
+    /// from the recipe's environment sets `--days`) used to shorten the
+    /// root: the intermediates then outlived the root that signs. Refused
+    /// now, the mesh unchanged; a longer renewal still works.
+    #[test]
+    fn a_root_renewal_that_would_end_sooner_is_refused() {
+        let (m, root) = mesh();
+        let e = m
+            .renew_root(&root, 365, NOW + Duration::days(1))
+            .unwrap_err();
+        assert!(matches!(e, Error::Refused { .. }), "{e}");
+        assert!(
+            e.to_string().contains("would end before the current one"),
+            "{e}"
+        );
+        let (_, renewal) = m.renew_root(&root, 3650, NOW + Duration::days(1)).unwrap();
+        assert!(renewal.not_after > renewal.previous_not_after);
     }
 
     /// The old copy a root renewal keeps in `root-cert.pem` used to make
