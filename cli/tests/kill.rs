@@ -1,10 +1,14 @@
-//! A run killed with SIGKILL in the middle of `init` leaves no partial or
-//! empty file under a real name, and never a key readable by others.
+//! A run killed with SIGKILL in the middle of `init`, `renew` or `apply`
+//! leaves no partial or empty file under a real name, and never a key
+//! readable by others; a killed `renew` or `apply` leaves the old mesh or
+//! the new one, and it verifies (once the temporary files the kill left
+//! are removed, as `meshca verify` asks).
 
 mod util;
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -88,4 +92,219 @@ fn sigkill_during_init_leaves_no_partial_file() {
     let dir = util::Dir::new();
     dir.ok(&["init", "-q", "--key-type", "ecdsa-p256", "c1"]);
     assert_eq!(check_tree(dir.path()), 7);
+}
+
+/// Every file under `dir` but the lock file and meshca's temporary files,
+/// relative, with its bytes.
+fn state(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut files = Vec::new();
+    walk(dir, &mut files);
+    files
+        .into_iter()
+        .filter(|f| {
+            let name = f.file_name().unwrap().to_string_lossy();
+            name != meshca::store::LOCK_FILE && !name.starts_with(".meshca-")
+        })
+        .map(|f| {
+            let bytes = std::fs::read(&f).unwrap();
+            (f.strip_prefix(dir).unwrap().to_owned(), bytes)
+        })
+        .collect()
+}
+
+/// Runs `meshca ARGS` in `dir` and kills it after `delay_ms`. `true`: it
+/// was killed while running; `false`: it had already finished, and
+/// successfully.
+fn kill_after(dir: &Path, args: &[&str], delay_ms: u64) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_meshca"))
+        .current_dir(dir)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(delay_ms));
+    if let Some(status) = child.try_wait().unwrap() {
+        assert!(status.success(), "meshca {args:?} failed: {status}");
+        return false;
+    }
+    let _ = child.kill(); // SIGKILL on Unix
+    let _ = child.wait();
+    true
+}
+
+/// After a kill: `meshca verify` names any temporary file left (exit 1);
+/// with them removed, the directory verifies.
+fn verifies_once_cleaned(dir: &util::Dir, certs: &str) {
+    let left = meshca::store::leftovers(&dir.join(certs)).unwrap();
+    if !left.is_empty() {
+        let out = dir.meshca(&["verify", certs]);
+        assert_eq!(out.status.code(), Some(1), "{}", util::stderr(&out));
+        assert!(util::stderr(&out).contains("temporary file left"));
+        for f in left {
+            std::fs::remove_file(f).unwrap();
+        }
+    }
+    dir.ok(&["verify", certs]);
+}
+
+const CLUSTERS: [&str; 6] = ["c1", "c2", "c3", "c4", "c5", "c6"];
+
+/// Which mesh a killed `renew` of every cluster left: `false` the old one
+/// (every file as it was), `true` the new one (every cluster renewed,
+/// every root file as it was); anything else fails.
+fn renewed(old: &BTreeMap<PathBuf, Vec<u8>>, now: &BTreeMap<PathBuf, Vec<u8>>) -> bool {
+    assert_eq!(
+        old.keys().collect::<Vec<_>>(),
+        now.keys().collect::<Vec<_>>(),
+        "the files differ from the mesh's"
+    );
+    let changed: Vec<&PathBuf> = old.keys().filter(|p| old[*p] != now[*p]).collect();
+    if changed.is_empty() {
+        return false;
+    }
+    let mut expected: Vec<PathBuf> = Vec::new();
+    for c in CLUSTERS {
+        for f in [
+            "ca-cert.pem",
+            "ca-key.pem",
+            "cert-chain.pem",
+            "cacerts.yaml",
+        ] {
+            expected.push(Path::new(c).join(f));
+        }
+    }
+    expected.sort();
+    assert_eq!(
+        changed,
+        expected.iter().collect::<Vec<_>>(),
+        "a killed renew left part of the old mesh and part of the new"
+    );
+    true
+}
+
+#[test]
+fn sigkill_during_renew_leaves_the_old_mesh_or_the_new_one_and_it_verifies() {
+    // Six RSA-3072 intermediates: the new keys take seconds to make.
+    let template = util::Dir::new();
+    let mut init = vec![
+        "init",
+        "-q",
+        "--dir",
+        "certs",
+        "--key-type",
+        "rsa-3072",
+        "--root-key-type",
+        "ecdsa-p256",
+    ];
+    init.extend(CLUSTERS);
+    template.ok(&init);
+    let old = state(&template.join("certs"));
+    let mut renew = vec!["renew", "-q", "--dir", "certs"];
+    renew.extend(CLUSTERS);
+    let (mut olds, mut news, mut killed) = (0, 0, 0);
+    for delay_ms in [30u64, 150, 400, 900, 1600, 2600, 4000] {
+        let dir = util::Dir::new();
+        util::copy_tree(&template.join("certs"), &dir.join("certs"));
+        killed += usize::from(kill_after(dir.path(), &renew, delay_ms));
+        check_tree(&dir.join("certs"));
+        if renewed(&old, &state(&dir.join("certs"))) {
+            news += 1;
+        } else {
+            olds += 1;
+        }
+        verifies_once_cleaned(&dir, "certs");
+    }
+    assert!(
+        killed > 0 && olds > 0,
+        "no kill came before the renewal was saved"
+    );
+    // And a renewal left to finish is seen as the new mesh.
+    let dir = util::Dir::new();
+    util::copy_tree(&template.join("certs"), &dir.join("certs"));
+    dir.ok(&renew);
+    assert!(renewed(&old, &state(&dir.join("certs"))));
+    dir.ok(&["verify", "certs"]);
+    println!(
+        "killed renew: {killed} of 7 runs killed; {olds} left the old mesh, {news} the new one"
+    );
+}
+
+#[test]
+fn sigkill_during_apply_leaves_the_old_mesh_or_the_new_one_and_it_verifies() {
+    let mesh_file = |clusters: &[&str]| {
+        let mut y = String::from(
+            "apiVersion: meshca/v1\nkind: Mesh\nroot:\n  keyType: ecdsa-p256\n\
+             defaults:\n  keyType: ecdsa-p256\nclusters:\n  - name: c0\n",
+        );
+        for c in clusters {
+            // RSA-3072: the new keys take seconds to make.
+            y.push_str(&format!("  - name: {c}\n    keyType: rsa-3072\n"));
+        }
+        y
+    };
+    let template = util::Dir::new();
+    std::fs::write(template.join("one.yaml"), mesh_file(&[])).unwrap();
+    std::fs::write(template.join("seven.yaml"), mesh_file(&CLUSTERS)).unwrap();
+    template.ok(&["apply", "-q", "-f", "one.yaml", "--dir", "certs"]);
+    let old = state(&template.join("certs"));
+    let apply = ["apply", "-q", "-f", "seven.yaml", "--dir", "certs"];
+    // The old mesh's files as they were, and the new clusters all there or
+    // none of them.
+    let added = |now: &BTreeMap<PathBuf, Vec<u8>>| -> bool {
+        for (p, bytes) in &old {
+            assert_eq!(now.get(p), Some(bytes), "{} changed", p.display());
+        }
+        let present: Vec<&str> = CLUSTERS
+            .into_iter()
+            .filter(|c| now.keys().any(|p| p.starts_with(c)))
+            .collect();
+        if present.is_empty() {
+            assert_eq!(now.len(), old.len());
+            return false;
+        }
+        assert_eq!(
+            present, CLUSTERS,
+            "a killed apply added some clusters, not all"
+        );
+        for c in CLUSTERS {
+            for f in [
+                "ca-cert.pem",
+                "ca-key.pem",
+                "cert-chain.pem",
+                "root-cert.pem",
+                "cacerts.yaml",
+            ] {
+                assert!(now.contains_key(&Path::new(c).join(f)), "{c}/{f} missing");
+            }
+        }
+        true
+    };
+    let (mut olds, mut news, mut killed) = (0, 0, 0);
+    for delay_ms in [30u64, 150, 400, 900, 1600, 2600, 4000] {
+        let dir = util::Dir::new();
+        util::copy_tree(&template.join("certs"), &dir.join("certs"));
+        std::fs::copy(template.join("seven.yaml"), dir.join("seven.yaml")).unwrap();
+        killed += usize::from(kill_after(dir.path(), &apply, delay_ms));
+        check_tree(&dir.join("certs"));
+        if added(&state(&dir.join("certs"))) {
+            news += 1;
+        } else {
+            olds += 1;
+        }
+        verifies_once_cleaned(&dir, "certs");
+    }
+    assert!(
+        killed > 0 && olds > 0,
+        "no kill came before the apply was saved"
+    );
+    let dir = util::Dir::new();
+    util::copy_tree(&template.join("certs"), &dir.join("certs"));
+    std::fs::copy(template.join("seven.yaml"), dir.join("seven.yaml")).unwrap();
+    dir.ok(&apply);
+    assert!(added(&state(&dir.join("certs"))));
+    dir.ok(&["verify", "certs"]);
+    println!(
+        "killed apply: {killed} of 7 runs killed; {olds} left the old mesh, {news} the new one"
+    );
 }

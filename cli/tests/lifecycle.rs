@@ -874,3 +874,76 @@ fn root_renew_of_a_recipe_root_keeps_openssls_subject_and_ski() {
     }
     dir.ok(&["verify", "certs"]);
 }
+
+/// A cluster directory given as `--dir` used to be read as a mesh with
+/// no clusters: `renew --within` said "nothing to renew" (exit 0, a cron
+/// job renewing nothing, ever), `renew --out` wrote a mesh into it and
+/// `status` said `ok` whatever its intermediate's state. All three refuse
+/// it now (exit 2, naming the file that makes it a cluster directory),
+/// changing nothing.
+#[test]
+fn renew_root_renew_and_status_refuse_a_cluster_directory_as_dir() {
+    let dir = mixed_mesh();
+    let before = snapshot(&dir, "certs");
+    for args in [
+        &["renew", "--dir", "certs/east", "--within", "1000"][..],
+        &["renew", "--dir", "certs/east", "east"],
+        &["renew", "--dir", "certs", "--out", "certs/west", "east"],
+        &["root", "--renew", "--dir", "certs/east"],
+        &["status", "--dir", "certs/east"],
+        &["status", "--dir", "certs/west", "--json"],
+    ] {
+        let out = dir.meshca(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("a cluster directory"), "{args:?}: {err}");
+        assert!(err.contains("ca-cert.pem"), "{args:?}: {err}");
+        assert!(stdout(&out).is_empty(), "{args:?}: {}", stdout(&out));
+    }
+    let after = snapshot(&dir, "certs");
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>()
+    );
+    assert!(before.iter().all(|(p, b)| after[p] == *b));
+    // The certs directory itself still works.
+    dir.ok(&["status", "--dir", "certs"]);
+    dir.ok(&["renew", "--dir", "certs", "--within", "1000", "east"]);
+}
+
+/// `renew --within` on a directory that holds no mesh (missing with
+/// `--out`, or empty) used to say "nothing to renew" and exit 0, and
+/// `--out` made OUT: a mistyped path in a cron job renewed nothing, ever,
+/// without a word. Refused now (exit 2), writing nothing; a mesh with a
+/// root and no cluster yet still has nothing to renew (exit 0).
+#[test]
+fn renew_within_refuses_a_directory_that_holds_no_mesh() {
+    let dir = Dir::new();
+    fs::create_dir(dir.join("empty")).unwrap();
+    for args in [
+        &[
+            "renew", "--dir", "nosuch", "--within", "30", "--out", "next",
+        ][..],
+        &["renew", "--dir", "empty", "--within", "30", "--out", "next"],
+        &["renew", "--dir", "empty", "--within", "30"],
+        &["renew", "--dir", "nosuch", "--within", "30"],
+    ] {
+        let out = dir.meshca(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("not a certs directory") || err.contains("nosuch"),
+            "{args:?}: {err}"
+        );
+        assert!(!dir.join("next").exists(), "{args:?} made next/");
+        assert!(!dir.join("nosuch").exists(), "{args:?} made nosuch/");
+    }
+    assert_eq!(fs::read_dir(dir.join("empty")).unwrap().count(), 0);
+    dir.ok(&["root", "--dir", "rootonly", "--key-type", "ecdsa-p256"]);
+    let out = dir.ok(&["renew", "--dir", "rootonly", "--within", "30"]);
+    assert!(
+        stdout(&out).contains("nothing to renew"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -1,9 +1,10 @@
 //! A mesh whose root key lives only in a PKCS#11 token (SoftHSM2): the
 //! key pair is generated in the token, never written anywhere, and every
 //! command that signs with the root (init, intermediate, workload, crl,
-//! revoke, rotate) signs through the token. Results are checked with
-//! `meshca verify`, `openssl verify -x509_strict` and the Go oracle; the
-//! token's objects with `pkcs11-tool` (OpenSC).
+//! revoke, renew, root --renew, apply, rotate) signs through the token.
+//! Results are checked with `meshca verify`, `openssl verify -x509_strict`
+//! and the Go oracle (rollout steps with `verify --previous` and the
+//! oracle's `--previous`); the token's objects with `pkcs11-tool` (OpenSC).
 //!
 //! Needs `softhsm2-util` and `pkcs11-tool` on PATH and the SoftHSM2 module
 //! (Debian `softhsm2`, `opensc`; .ci/run installs them): the tests fail,
@@ -339,6 +340,181 @@ fn assert_mesh_verifies(t: &Token, certs: &str, clusters: &[&str]) {
     }
 }
 
+/// The rollout step from `prev` to `cur` as istiod reloads it: `meshca
+/// verify --previous` and the oracle both take it with `multiroot` (and
+/// `ISTIO_MULTIROOT_MESH=true`) as given; when `multiroot`, both refuse it
+/// without.
+fn assert_step(t: &Token, prev: &str, cur: &str, multiroot: bool) {
+    let now = time::OffsetDateTime::now_utc().format(&Rfc3339).unwrap();
+    let prev_abs = t.dir.join(prev).display().to_string();
+    let judge = |multiroot: bool| {
+        let mut args = vec!["verify"];
+        let mut flags = vec!["--previous", prev_abs.as_str()];
+        if multiroot {
+            args.push("--multiroot");
+            flags.push("--multiroot");
+        }
+        args.extend(["--previous", prev, cur]);
+        let out = t.meshca(&args);
+        let verdicts = oracle::run_with(&oracle_bin(), &now, &flags, &[t.dir.join(cur)]);
+        assert_eq!(verdicts.len(), 1);
+        (out, verdicts.into_iter().next().unwrap())
+    };
+    let (out, v) = judge(multiroot);
+    util::assert_success(&format!("meshca verify --previous {prev} {cur}"), &out);
+    assert!(
+        v.ok,
+        "the oracle refuses {prev} -> {cur}: {} {}",
+        v.stage, v.reason
+    );
+    if multiroot {
+        let (out, v) = judge(false);
+        assert_eq!(out.status.code(), Some(1), "{}", util::stdout(&out));
+        assert!(
+            util::stdout(&out).contains("root-changed"),
+            "{}",
+            util::stdout(&out)
+        );
+        assert!(
+            !v.ok,
+            "the oracle takes {prev} -> {cur} without ISTIO_MULTIROOT_MESH"
+        );
+    }
+}
+
+/// The certificates of a PEM file under the token's directory, DER.
+fn certs_of(t: &Token, file: &str) -> Vec<Vec<u8>> {
+    meshca::certificates(file, t.dir.read(file).as_bytes()).unwrap()
+}
+
+/// renew (a cluster), status, root --renew and apply with the root in the
+/// token, each checked, each rollout step too.
+fn lifecycle_in_the_token(t: &Token, key_type: &str, uri: &str) {
+    // Renewal of east's intermediate, signed in the token: root-cert.pem
+    // byte for byte, so the step needs no ISTIO_MULTIROOT_MESH.
+    util::copy_tree(&t.dir.join("certs"), &t.dir.join("before-renew"));
+    t.ok(&["renew", "--dir", "certs", "east"]);
+    for f in [
+        "root-cert.pem",
+        "east/root-cert.pem",
+        "west/ca-cert.pem",
+        "west/ca-key.pem",
+    ] {
+        assert_eq!(
+            t.dir.read(&format!("certs/{f}")),
+            t.dir.read(&format!("before-renew/{f}")),
+            "{f}"
+        );
+    }
+    for f in ["east/ca-cert.pem", "east/ca-key.pem", "east/cacerts.yaml"] {
+        assert_ne!(
+            t.dir.read(&format!("certs/{f}")),
+            t.dir.read(&format!("before-renew/{f}")),
+            "{f}"
+        );
+    }
+    assert_mesh_verifies(t, "certs", &["east", "west", "north"]);
+    assert_step(t, "before-renew", "certs", false);
+
+    // status reads it all: every CA ok.
+    let out = t.ok(&["status", "--dir", "certs", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["ok"], true, "{status:#}");
+    assert_eq!(status["root"]["state"], "ok", "{status:#}");
+    let clusters = status["clusters"].as_array().unwrap();
+    for name in ["east", "west", "north"] {
+        let c = clusters
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing: {status:#}"));
+        assert_eq!(c["state"], "ok", "{name}: {status:#}");
+    }
+    let out = t.ok(&["status", "--dir", "certs"]);
+    assert!(
+        util::stdout(&out).contains("east"),
+        "{}",
+        util::stdout(&out)
+    );
+
+    // Root renewal, signed in the token: the same key, the renewed root
+    // first in root-cert.pem, the old one after it.
+    util::copy_tree(&t.dir.join("certs"), &t.dir.join("before-root-renew"));
+    t.ok(&["root", "--dir", "certs", "--renew", "--days", "7300"]);
+    let old = certs_of(t, "before-root-renew/root-cert.pem");
+    let roots = certs_of(t, "certs/root-cert.pem");
+    assert_eq!(roots.len(), old.len() + 1);
+    assert_eq!(roots[1..], old[..]);
+    assert_eq!(
+        t.dir.read("certs/root-key.uri"),
+        t.dir.read("before-root-renew/root-key.uri")
+    );
+    t.assert_key_is_the_certs_and_stays("root", "certs/root-cert.pem");
+    // openssl: the renewed root is self-signed (by the token's key) and
+    // every intermediate verifies under it alone.
+    std::fs::write(
+        t.dir.join("renewed-root.pem"),
+        meshca::certificate_pem(&roots[0]),
+    )
+    .unwrap();
+    let mut args = vec![
+        "verify",
+        "-x509_strict",
+        "-CAfile",
+        "renewed-root.pem",
+        "renewed-root.pem",
+    ];
+    let cas: Vec<String> = ["east", "west", "north"]
+        .iter()
+        .map(|c| format!("certs/{c}/ca-cert.pem"))
+        .collect();
+    args.extend(cas.iter().map(String::as_str));
+    let got = t.dir.openssl(&args);
+    assert_eq!(got.matches(": OK").count(), 4, "{got}");
+    for c in ["east", "west", "north"] {
+        assert_eq!(
+            t.dir.read(&format!("certs/{c}/ca-cert.pem")),
+            t.dir.read(&format!("before-root-renew/{c}/ca-cert.pem")),
+        );
+    }
+    assert_mesh_verifies(t, "certs", &["east", "west", "north"]);
+    assert_step(t, "before-root-renew", "certs", true);
+
+    // apply: a mesh file whose root key is the token's URI adds south,
+    // signed in the token; the clusters it does not name stay as they were.
+    util::copy_tree(&t.dir.join("certs"), &t.dir.join("before-apply"));
+    std::fs::write(
+        t.dir.join("fleet.yaml"),
+        format!(
+            "apiVersion: meshca/v1\nkind: Mesh\nroot:\n  keyType: {key_type}\n  key: '{uri}'\n\
+             defaults:\n  keyType: ecdsa-p256\nclusters:\n  - name: south\n"
+        ),
+    )
+    .unwrap();
+    t.ok(&["apply", "-f", "fleet.yaml", "--dir", "certs"]);
+    for c in ["east", "west", "north"] {
+        for f in ["ca-cert.pem", "ca-key.pem", "root-cert.pem"] {
+            assert_eq!(
+                t.dir.read(&format!("certs/{c}/{f}")),
+                t.dir.read(&format!("before-apply/{c}/{f}")),
+                "{c}/{f}"
+            );
+        }
+    }
+    assert_eq!(
+        t.dir.read("certs/south/root-cert.pem"),
+        t.dir.read("certs/root-cert.pem")
+    );
+    assert_mesh_verifies(t, "certs", &["east", "west", "north", "south"]);
+    let out = t.meshca(&["plan", "-f", "fleet.yaml", "--dir", "certs", "--exit-code"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        util::stdout(&out),
+        util::stderr(&out)
+    );
+}
+
 fn full_mesh_in_the_token(key_type: &str) {
     let t = Token::new("meshca");
     let uri = t.uri("root");
@@ -480,6 +656,8 @@ fn full_mesh_in_the_token(key_type: &str) {
     ]);
     assert_mesh_verifies(&t, "certs", &["east", "west", "north"]);
 
+    lifecycle_in_the_token(&t, key_type, &uri);
+
     // Rotation to a second root, also in the token.
     let new_uri = t.uri("root-2");
     t.ok(&[
@@ -501,7 +679,7 @@ fn full_mesh_in_the_token(key_type: &str) {
         "--out",
         "rot",
     ]);
-    let all = ["east", "west", "north", "vm-ns"];
+    let all = ["east", "west", "north", "south", "vm-ns"];
     for stage in ["rot/stage-1", "rot/stage-2", "rot/stage-3"] {
         assert_mesh_verifies(&t, stage, &all);
     }

@@ -9,10 +9,23 @@ use crate::output::{date, say, warn};
 
 pub(crate) fn run(global: &Global, args: &RenewArgs) -> Result<u8> {
     super::check_clusters(&args.clusters)?;
+    refuse_cluster_dir("--dir", &global.dir)?;
+    // Before a lock file is made in DIR or OUT: DIR must be there and hold
+    // a mesh (checked again under the lock).
+    if std::fs::symlink_metadata(&global.dir).is_err() {
+        return Err(meshca::Error::MissingFile {
+            path: global.dir.clone(),
+            hint: String::new(),
+        }
+        .into());
+    }
+    refuse_not_a_mesh(&global.dir, &meshca::store::load(&global.dir)?)?;
     if let Some(out) = &args.out {
+        refuse_cluster_dir("--out", out)?;
         return renew_into(global, args, out);
     }
     let session = super::Session::open(&global.dir, false)?;
+    refuse_not_a_mesh(&global.dir, &session.mesh)?;
     let now = time::OffsetDateTime::now_utc();
     let Some((mesh, renewed)) = renew(global, args, &session.mesh, now)? else {
         return Ok(crate::EXIT_OK);
@@ -31,6 +44,44 @@ pub(crate) fn run(global: &Global, args: &RenewArgs) -> Result<u8> {
     Ok(crate::EXIT_OK)
 }
 
+/// Refuses a cluster directory where a certs directory is wanted. Read as
+/// a certs directory it is a mesh without clusters (its `ca-cert.pem` is
+/// not a cluster's): `renew --within` would find nothing due and exit 0,
+/// `renew --out` would write a mesh into it, `status` would say `ok`
+/// whatever its intermediate's state.
+pub(crate) fn refuse_cluster_dir(option: &'static str, dir: &std::path::Path) -> Result<()> {
+    for file in [meshca::CA_CERT, meshca::CA_KEY, meshca::CERT_CHAIN] {
+        if std::fs::symlink_metadata(dir.join(file)).is_ok() {
+            return Err(meshca::Error::InvalidArgument {
+                what: option,
+                value: dir.display().to_string(),
+                reason: format!(
+                    "a cluster directory (it holds {file}), not a certs directory: give the \
+                     directory that holds root-cert.pem and the cluster directories"
+                ),
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a DIR that is no certs directory (missing, or with neither
+/// `root-cert.pem` nor a cluster): `renew --within` would find nothing
+/// due there and exit 0, and a mistyped path in a cron job would renew
+/// nothing, ever, without a word.
+fn refuse_not_a_mesh(dir: &std::path::Path, mesh: &meshca::Mesh) -> Result<()> {
+    if mesh.root.is_none() && mesh.clusters.is_empty() {
+        return Err(meshca::Error::InvalidArgument {
+            what: "--dir",
+            value: dir.display().to_string(),
+            reason: "not a certs directory: no root-cert.pem and no cluster directories".into(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// `--out OUT`: DIR is only read; the renewed mesh goes to OUT.
 fn renew_into(global: &Global, args: &RenewArgs, out: &std::path::Path) -> Result<u8> {
     let lock = meshca::store::DirLock::acquire(out, &|path| {
@@ -42,6 +93,7 @@ fn renew_into(global: &Global, args: &RenewArgs, out: &std::path::Path) -> Resul
     })?;
     let _read = super::read_locks(&[global.dir.as_path()], Some(out))?;
     let session = super::Session::loaded(&global.dir)?;
+    refuse_not_a_mesh(&global.dir, &session.mesh)?;
     let existing = meshca::store::load(out)?;
     if !args.force && (existing.root.is_some() || !existing.clusters.is_empty()) {
         return Err(meshca::Error::AlreadyExists {

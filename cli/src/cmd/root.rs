@@ -61,6 +61,7 @@ pub(crate) fn run(global: &Global, args: &RootArgs) -> Result<u8> {
 
 /// `--renew`: the same key and subject, a new validity.
 fn renew(global: &Global, args: &RootArgs) -> Result<u8> {
+    super::renew::refuse_cluster_dir("--dir", &global.dir)?;
     let session = super::Session::open(&global.dir, false)?;
     let key_ref = super::root_key_ref(&args.root_key)?;
     let root = super::mesh_signer(&global.dir, &session.mesh, global, key_ref.as_ref())?;

@@ -9,6 +9,7 @@ use meshca::{Status, VerifyOptions};
 use crate::cli::{StatusArgs, StatusFormat};
 
 pub(crate) fn run(args: &StatusArgs) -> Result<u8> {
+    super::renew::refuse_cluster_dir("--dir", &args.dir)?;
     // No meshca run renames files while they are read.
     let _locks = super::read_locks(&[args.dir.as_path()], None)?;
     if std::fs::symlink_metadata(&args.dir).is_err() {

@@ -140,6 +140,20 @@ pub fn require_tool(name: &str) -> PathBuf {
     panic!("required tool `{name}` is not on PATH; .ci/run installs it (see README)");
 }
 
+/// Copies the files of `from` and of its sub-directories to `to`, modes
+/// kept (a certs directory, before a command changes it).
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|e| panic!("{}: {e}", to.display()));
+    for e in std::fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
 /// The repository's testdata directory.
 pub fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata")

@@ -370,6 +370,20 @@ impl Mesh {
             });
         };
         let previous_not_after = signer.not_after();
+        // A renewal that ends sooner is no renewal: the intermediates
+        // would outlive the root that signs from then on, and new ones
+        // would be cut to its end (ROOTCA_DAYS from the recipe's
+        // environment gives --days unasked).
+        if now + Duration::days(i64::from(days)) < previous_not_after {
+            return Err(Error::Refused {
+                what: ROOT_CERT.into(),
+                reason: format!(
+                    "the renewed root would end before the current one ({}): give a --days that \
+                     reaches past it",
+                    previous_not_after.date()
+                ),
+            });
+        }
         let renewed_der = renewed_root_der(signer, days, now)?;
         let renewed_pem = crate::pemutil::certificate_pem(&renewed_der);
         let roots = crate::pemutil::concat(&[&renewed_pem, &root.cert]);
@@ -687,6 +701,86 @@ mod tests {
             )
             .unwrap_err();
         assert!(matches!(e, Error::UnknownCluster { .. }), "{e}");
+    }
+
+    /// `root --renew` with fewer days than the root has left (ROOTCA_DAYS
+    /// from the recipe's environment sets `--days`) used to shorten the
+    /// root: the intermediates then outlived the root that signs. Refused
+    /// now, the mesh unchanged; a longer renewal still works.
+    #[test]
+    fn a_root_renewal_that_would_end_sooner_is_refused() {
+        let (m, root) = mesh();
+        let e = m
+            .renew_root(&root, 365, NOW + Duration::days(1))
+            .unwrap_err();
+        assert!(matches!(e, Error::Refused { .. }), "{e}");
+        assert!(
+            e.to_string().contains("would end before the current one"),
+            "{e}"
+        );
+        let (_, renewal) = m.renew_root(&root, 3650, NOW + Duration::days(1)).unwrap();
+        assert!(renewal.not_after > renewal.previous_not_after);
+    }
+
+    /// The old copy a root renewal keeps in `root-cert.pem` used to make
+    /// the certs directory fail verification once it expired (an error on
+    /// `DIR/root-cert.pem`, the root `invalid` in `meshca status`), although
+    /// every path goes through the renewed copy: now a warning, as in the
+    /// clusters' `root-cert.pem`.
+    #[test]
+    fn the_expired_old_copy_of_a_renewed_root_is_only_a_warning() {
+        let rp = RootParams {
+            key_type: KeyType::EcdsaP256,
+            days: 20,
+            ..RootParams::default()
+        };
+        let root = RootCa::generate(&rp, NOW).unwrap();
+        let east = NewCluster::new(
+            "east",
+            ip(KeyType::EcdsaP256, 10, "istio-system"),
+            PrivateKey::generate(KeyType::EcdsaP256).unwrap(),
+        );
+        let (m, _) = Mesh::new()
+            .with_root(&root, Some(root.key().to_pem()), false)
+            .unwrap()
+            .add_clusters(&root, vec![east], false, NOW)
+            .unwrap();
+        let (r, _) = m.renew_root(&root, 3650, NOW + Duration::days(5)).unwrap();
+        let renewed = RootCa::from_cert_and_key(
+            ROOT_CERT,
+            r.root.as_ref().unwrap().cert.as_bytes(),
+            ROOT_KEY,
+            PrivateKey::from_pem(ROOT_KEY, root.key().to_pem().as_bytes()).unwrap(),
+        )
+        .unwrap();
+        let names = vec!["east".to_owned()];
+        let opts = RenewOptions {
+            days: Some(365),
+            ..RenewOptions::default()
+        };
+        let later = NOW + Duration::days(8);
+        let (r, _) = r
+            .renew(&renewed, &names, RenewKeys::Reuse, &opts, later)
+            .unwrap();
+        // Past the old copy's end.
+        let at = VerifyOptions::at(NOW + Duration::days(30));
+        let report = r.verify("certs", &at);
+        let errors: Vec<_> = report
+            .findings()
+            .filter(|f| f.severity == crate::Severity::Error)
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        assert!(report
+            .findings()
+            .any(|f| f.code == crate::Code::Expired && f.file == "certs/root-cert.pem"));
+        // The first certificate, the one the root signs with, is never
+        // excused: past the renewed root's end the mesh fails.
+        let report = r.verify("certs", &VerifyOptions::at(NOW + Duration::days(4000)));
+        assert!(report
+            .findings()
+            .any(|f| f.severity == crate::Severity::Error
+                && f.code == crate::Code::Expired
+                && f.file == "certs/root-cert.pem"));
     }
 
     #[test]

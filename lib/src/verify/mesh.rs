@@ -87,6 +87,24 @@ pub(super) fn chains_to(c: &ClusterCa, roots: &[Vec<u8>], opts: &VerifyOptions) 
     })
 }
 
+/// Whether another certificate of `roots` with the same subject and key
+/// as `root` is valid at `opts.at`: a renewed copy that supersedes it.
+fn superseded(root: &Loaded, roots: &[Loaded], opts: &VerifyOptions) -> bool {
+    let Some(c) = parse(&root.der) else {
+        return false;
+    };
+    roots.iter().any(|o| {
+        o.der != root.der
+            && parse(&o.der).is_some_and(|n| {
+                let v = n.validity();
+                n.subject().as_raw() == c.subject().as_raw()
+                    && n.public_key().raw == c.public_key().raw
+                    && v.not_before.to_datetime() <= opts.at
+                    && opts.at <= v.not_after.to_datetime()
+            })
+    })
+}
+
 /// Verifies a mesh held in memory. `label` is the path prefix used in
 /// finding file names (`"certs"` gives `certs/cluster1/ca-cert.pem`, `""`
 /// gives `cluster1/ca-cert.pem`). Returns the `mesh` group followed by one
@@ -98,9 +116,18 @@ pub fn verify_mesh(label: &str, mesh_files: &MeshFiles, opts: &VerifyOptions) ->
         Some(bytes) => {
             let roots = load_certs(&root_file, Some(bytes), CertFile::Pool, &mut mesh);
             if let Some(roots) = &roots {
-                for r in roots {
+                for (i, r) in roots.iter().enumerate() {
                     check_cert_alone(r, &root_file, true, &mut mesh);
-                    validity_findings(r, &root_file, opts, Severity::Error, &mut mesh);
+                    // An old copy of a renewed root (`meshca root --renew`
+                    // keeps it after the renewed one) is only a warning
+                    // once expired, as a cluster's roots off the path are:
+                    // paths are built through the renewed copy.
+                    let severity = if i > 0 && superseded(r, roots, opts) {
+                        Severity::Warning
+                    } else {
+                        Severity::Error
+                    };
+                    validity_findings(r, &root_file, opts, severity, &mut mesh);
                 }
             }
             roots
