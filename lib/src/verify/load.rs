@@ -22,6 +22,7 @@ use crate::key::PrivateKey;
 use crate::pemutil::{self, Blocks};
 
 /// A certificate from a file, with where it came from.
+#[derive(Clone)]
 pub(super) struct Loaded {
     /// Its DER.
     pub(super) der: Vec<u8>,

@@ -9,7 +9,7 @@ use super::load::{load_certs, parse, CertFile, Loaded};
 use super::parse::check_cert_alone;
 use super::path::{check_path, validity_findings, PathInput};
 use super::report::{err, join, warn, Code, Finding, Group, GroupKind, Severity};
-use super::{verify_bundle, BundleFiles, MeshFiles, VerifyOptions};
+use super::{verify_bundle_and_ca, BundleFiles, MeshFiles, VerifyOptions};
 use crate::bundle::{CA_CERT, CA_KEY, ROOT_CERT, ROOT_KEY};
 use crate::error::Error;
 
@@ -24,6 +24,32 @@ pub(super) struct ClusterCa {
     ca: Option<Loaded>,
     intermediates: Vec<Loaded>,
     roots: Option<Vec<Vec<u8>>>,
+}
+
+impl ClusterCa {
+    /// From a bundle's loaded files: `ca-cert.pem`'s first certificate,
+    /// `cert-chain.pem` after its first, `root-cert.pem` (sorted, each once).
+    pub(super) fn new(
+        label: &str,
+        ca: Option<&[Loaded]>,
+        chain: Option<&[Loaded]>,
+        roots: Option<&[Loaded]>,
+    ) -> Self {
+        let roots = roots.map(|v| {
+            let mut d: Vec<Vec<u8>> = v.iter().map(|l| l.der.clone()).collect();
+            d.sort();
+            d.dedup();
+            d
+        });
+        ClusterCa {
+            label: label.to_owned(),
+            ca: ca.and_then(|v| v.first()).cloned(),
+            intermediates: chain
+                .map(|c| c.iter().skip(1).cloned().collect())
+                .unwrap_or_default(),
+            roots,
+        }
+    }
 }
 
 pub(super) fn load_cluster(label: &str, files: &BundleFiles) -> ClusterCa {
@@ -164,25 +190,15 @@ pub fn verify_mesh(label: &str, mesh_files: &MeshFiles, opts: &VerifyOptions) ->
     let entries: Vec<(&String, &BundleFiles)> = mesh_files.clusters.iter().collect();
     // Clusters are independent: check them on all cores.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let groups = crate::mesh::map_parallel(entries.clone(), threads, &|(name, files): (
+    let checked = crate::mesh::map_parallel(entries.clone(), threads, &|(name, files): (
         &String,
         &BundleFiles,
     )| {
         let clabel = join(label, name);
-        Group::new(
-            name,
-            &clabel,
-            GroupKind::Cluster,
-            verify_bundle(&clabel, Some(name), files, opts),
-        )
+        let (findings, ca) = verify_bundle_and_ca(&clabel, Some(name), files, opts);
+        (Group::new(name, &clabel, GroupKind::Cluster, findings), ca)
     });
-    let cas: Vec<ClusterCa> =
-        crate::mesh::map_parallel(entries.clone(), threads, &|(name, files): (
-            &String,
-            &BundleFiles,
-        )| {
-            load_cluster(&join(label, name), files)
-        });
+    let (groups, cas): (Vec<Group>, Vec<ClusterCa>) = checked.into_iter().unzip();
     let mut keys: BTreeMap<Vec<u8>, &str> = BTreeMap::new();
     for c in &cas {
         let Some(ca) = c.ca.as_ref().and_then(|l| parse(&l.der)) else {

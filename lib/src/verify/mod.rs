@@ -191,6 +191,17 @@ pub fn verify_bundle(
     files: &BundleFiles,
     opts: &VerifyOptions,
 ) -> Vec<Finding> {
+    verify_bundle_and_ca(label, dir_name, files, opts).0
+}
+
+/// [`verify_bundle`], also returning the cluster's certificates as the
+/// mesh stage reads them (loaded once for both).
+fn verify_bundle_and_ca(
+    label: &str,
+    dir_name: Option<&str>,
+    files: &BundleFiles,
+    opts: &VerifyOptions,
+) -> (Vec<Finding>, mesh::ClusterCa) {
     let mut out = Vec::new();
     let ca_file = join(label, CA_CERT);
     let key_file = join(label, CA_KEY);
@@ -244,6 +255,13 @@ pub fn verify_bundle(
         CertFile::Pool,
         &mut out,
     );
+    // What the mesh stage needs of this cluster, from these same loads.
+    let cluster = mesh::ClusterCa::new(
+        label,
+        ca_certs.as_deref(),
+        chain.as_deref(),
+        roots.as_deref(),
+    );
     if files.ca_key.is_none() {
         out.push(err(
             Code::MissingFile,
@@ -289,7 +307,7 @@ pub fn verify_bundle(
         }
     }
     let Some(ca) = ca else {
-        return out;
+        return (out, cluster);
     };
     parse::check_cert_alone(ca, &ca_file, false, &mut out);
     check_ca_itself(ca, &ca_file, dir_name, &mut out);
@@ -321,14 +339,17 @@ pub fn verify_bundle(
 
     // Path: the chain istiod's crypto/x509 builds, and the rules along it.
     let (Some(roots), Some(chain)) = (&roots, &chain) else {
-        return finish(
-            out,
-            files,
-            secret.as_ref(),
-            label,
-            &ca_file,
-            &key_file,
-            opts,
+        return (
+            finish(
+                out,
+                files,
+                secret.as_ref(),
+                label,
+                &ca_file,
+                &key_file,
+                opts,
+            ),
+            cluster,
         );
     };
     let intermediates: &[Loaded] = chain.get(1..).unwrap_or(&[]);
@@ -344,14 +365,17 @@ pub fn verify_bundle(
         trust_domain: &opts.trust_domain,
     };
     let Some(found) = path::check_path(&input, opts) else {
-        return finish(
-            out,
-            files,
-            secret.as_ref(),
-            label,
-            &ca_file,
-            &key_file,
-            opts,
+        return (
+            finish(
+                out,
+                files,
+                secret.as_ref(),
+                label,
+                &ca_file,
+                &key_file,
+                opts,
+            ),
+            cluster,
         );
     };
     out.extend(found.findings);
@@ -370,14 +394,17 @@ pub fn verify_bundle(
     if let Some(crl) = files.ca_crl.as_deref() {
         crl::check_crls(label, chain, crl, opts, &mut out);
     }
-    finish(
-        out,
-        files,
-        secret.as_ref(),
-        label,
-        &ca_file,
-        &key_file,
-        opts,
+    (
+        finish(
+            out,
+            files,
+            secret.as_ref(),
+            label,
+            &ca_file,
+            &key_file,
+            opts,
+        ),
+        cluster,
     )
 }
 
