@@ -100,6 +100,10 @@ pub fn verify_mesh(label: &str, mesh_files: &MeshFiles, opts: &VerifyOptions) ->
             if let Some(roots) = &roots {
                 for r in roots {
                     check_cert_alone(r, &root_file, true, &mut mesh);
+                    // The mesh root file is what `bundle` and every new
+                    // cluster copy: it holds self-signed CAs only, as a
+                    // cluster's root-cert.pem does.
+                    super::check_root(r, &root_file, &mut mesh);
                     validity_findings(r, &root_file, opts, Severity::Error, &mut mesh);
                 }
             }

@@ -1,0 +1,124 @@
+//! Hostile input for the lifecycle commands (status, bundle, renew, root
+//! --renew, audit) and the checks they rely on: each test is named after a
+//! bug found by attacking the real binary.
+
+mod util;
+
+use std::fs;
+
+use base64::Engine as _;
+use util::{ecdsa_mesh, stderr, stdout};
+
+/// A self-issued CA certificate (subject = issuer, CA:TRUE) whose
+/// signature does not verify: one byte of the signature changed, as a
+/// forger who cannot sign with the key would hand it out.
+fn forged_root_pem() -> String {
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Root CA");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let mut der = params
+        .self_signed(&key)
+        .expect("self-signed")
+        .der()
+        .to_vec();
+    // The last byte belongs to the ECDSA signature's s: the DER stays
+    // well-formed, the signature no longer verifies.
+    let last = der.last_mut().expect("non-empty DER");
+    *last ^= 0x01;
+    pem::encode(&pem::Pem::new("CERTIFICATE", der))
+}
+
+fn append(path: &std::path::Path, text: &str) {
+    let mut old = fs::read_to_string(path).expect("read");
+    old.push_str(text);
+    fs::write(path, old).expect("write");
+}
+
+/// "A forged root appended to DIR/root-cert.pem passed `meshca verify`,
+/// showed as ok in `meshca status` and was handed out by `meshca bundle`":
+/// the mesh root file is held to the rule of a cluster's root-cert.pem
+/// (self-signed CAs only), and a bundle never carries a root whose own
+/// signature fails.
+#[test]
+fn a_forged_root_in_the_mesh_root_file_passed_verify_and_reached_bundle() {
+    let dir = ecdsa_mesh();
+    append(&dir.join("certs/root-cert.pem"), &forged_root_pem());
+
+    let out = dir.meshca(&["verify", "certs"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let report = stdout(&out);
+    assert!(
+        report
+            .lines()
+            .any(|l| l.contains("root-not-self-signed-ca") && l.contains("certs/root-cert.pem")),
+        "{report}"
+    );
+
+    let out = dir.meshca(&["status", "--dir", "certs", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert_eq!(json["root"]["state"], "invalid", "{json:#}");
+
+    let out = dir.meshca(&["bundle", "--dir", "certs", "--format", "pem"]);
+    assert_ne!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(out.stdout.is_empty(), "{}", stdout(&out));
+    assert!(stderr(&out).contains("root-cert.pem"), "{}", stderr(&out));
+}
+
+/// "A line break in a certificate's subject forged a line of the verify
+/// report (`cluster9 (certs/cluster9): ok`)": a finding is one line.
+#[test]
+fn a_line_break_in_a_subject_forged_a_line_of_the_verify_report() {
+    let dir = ecdsa_mesh();
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "x\ncluster9 (certs/cluster9): ok\r\nPASSED: 0 errors",
+    );
+    let hostile = params.self_signed(&key).expect("self-signed").pem();
+    append(&dir.join("certs/cluster1/root-cert.pem"), &hostile);
+
+    let out = dir.meshca(&["verify", "certs"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let report = stdout(&out);
+    for line in report.lines() {
+        assert!(
+            !line.starts_with("cluster9") && !line.starts_with("PASSED"),
+            "a forged line: {line:?} in\n{report}"
+        );
+    }
+    assert!(report.contains("\\ncluster9"), "{report}");
+}
+
+/// "A cacerts.yaml naming `ca-cert.pem` twice passed verify": YAML readers
+/// disagree on which value wins, so the file is refused.
+#[test]
+fn a_cacerts_yaml_with_a_key_given_twice_passed_verify() {
+    let dir = ecdsa_mesh();
+    let path = dir.join("certs/cluster1/cacerts.yaml");
+    let yaml = fs::read_to_string(&path).expect("read");
+    let planted = base64::engine::general_purpose::STANDARD.encode("PLANTED-VALUE-8e1f");
+    let twice = yaml.replacen(
+        "\ndata:\n",
+        &format!("\ndata:\n  ca-cert.pem: {planted}\n"),
+        1,
+    );
+    assert_ne!(twice, yaml, "the Secret has a data: map");
+    fs::write(&path, twice).expect("write");
+
+    let out = dir.meshca(&["verify", "certs"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let report = stdout(&out);
+    assert!(
+        report
+            .lines()
+            .any(|l| l.contains("secret-invalid") && l.contains("given twice")),
+        "{report}"
+    );
+    let all = format!("{report}{}", stderr(&out));
+    assert!(!all.contains(&planted) && !all.contains("PLANTED"), "{all}");
+}
