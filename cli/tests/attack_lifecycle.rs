@@ -122,3 +122,45 @@ fn a_cacerts_yaml_with_a_key_given_twice_passed_verify() {
     let all = format!("{report}{}", stderr(&out));
     assert!(!all.contains(&planted) && !all.contains("PLANTED"), "{all}");
 }
+
+/// "A line break in the subject of a root in the cluster's ConfigMap forged
+/// a line of the audit report (`cluster1: in sync`)": each fact stays on
+/// its line.
+#[test]
+fn a_line_break_in_a_subject_forged_a_line_of_the_audit_report() {
+    let dir = ecdsa_mesh();
+    let key = rcgen::KeyPair::generate().expect("key");
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name.push(
+        rcgen::DnType::CommonName,
+        "x\ncluster1: in sync: all is well\r\n",
+    );
+    let hostile = params.self_signed(&key).expect("self-signed").pem();
+    let roots = format!("{}{hostile}", dir.read("certs/cluster1/root-cert.pem"));
+    let indented: String = roots.lines().map(|l| format!("    {l}\n")).collect();
+    let configmap = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: istio-ca-root-cert\n  namespace: istio-system\ndata:\n  root-cert.pem: |\n{indented}"
+    );
+    fs::write(dir.join("root-east.yaml"), configmap).expect("write");
+
+    let out = dir.meshca(&[
+        "audit",
+        "--dir",
+        "certs",
+        "cluster1",
+        "--secret",
+        "certs/cluster1/cacerts.yaml",
+        "--root-configmap",
+        "root-east.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report = stdout(&out);
+    assert!(report.contains("\\ncluster1: in sync"), "{report}");
+    for line in report.lines() {
+        assert!(
+            !line.starts_with("cluster1: in sync"),
+            "a forged line: {line:?} in\n{report}"
+        );
+    }
+}
