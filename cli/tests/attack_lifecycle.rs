@@ -164,3 +164,25 @@ fn a_line_break_in_a_subject_forged_a_line_of_the_audit_report() {
         );
     }
 }
+
+/// "`meshca status` said ok (and `meshca_verify_ok 1`) for a certs
+/// directory whose cluster directory is a symbolic link, which `meshca
+/// verify` fails": the linked cluster is reported invalid.
+#[cfg(unix)]
+#[test]
+fn status_said_ok_for_a_symlinked_cluster_directory_that_verify_fails() {
+    let dir = ecdsa_mesh();
+    fs::rename(dir.join("certs/cluster1"), dir.join("elsewhere")).expect("move");
+    std::os::unix::fs::symlink(dir.join("elsewhere"), dir.join("certs/cluster1")).expect("link");
+    let out = dir.meshca(&["verify", "certs"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+
+    let out = dir.meshca(&["status", "--dir", "certs", "--format", "prometheus"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let metrics = stdout(&out);
+    assert!(metrics.contains("\nmeshca_verify_ok 0\n"), "{metrics}");
+    assert!(
+        metrics.contains("meshca_state{cluster=\"cluster1\",state=\"invalid\"} 1"),
+        "{metrics}"
+    );
+}
