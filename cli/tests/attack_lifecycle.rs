@@ -186,3 +186,36 @@ fn status_said_ok_for_a_symlinked_cluster_directory_that_verify_fails() {
         "{metrics}"
     );
 }
+
+/// "`meshca status` said ok for a cluster directory holding a `tls.crt`
+/// beside `ca-cert.pem` (istiod then runs the other CA), which `meshca
+/// verify` fails": status takes verify's verdict on the directory.
+#[test]
+fn status_said_ok_for_a_directory_that_verify_fails() {
+    let dir = ecdsa_mesh();
+    fs::write(dir.join("certs/cluster2/tls.crt"), "stray\n").expect("write");
+    let out = dir.meshca(&["verify", "certs"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+
+    let out = dir.meshca(&["status", "--dir", "certs", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert_eq!(json["ok"], false, "{json:#}");
+    let state = |name: &str| {
+        json["clusters"]
+            .as_array()
+            .expect("clusters")
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["state"].clone())
+    };
+    assert_eq!(state("cluster2"), Some("invalid".into()), "{json:#}");
+    assert_eq!(state("cluster1"), Some("ok".into()), "{json:#}");
+    assert_eq!(json["root"]["state"], "ok", "{json:#}");
+    let counted = json["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .any(|f| f["code"] == "wrong-content" && f["severity"] == "error");
+    assert!(counted, "{json:#}");
+}

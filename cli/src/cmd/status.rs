@@ -74,7 +74,12 @@ pub(crate) fn run(args: &StatusArgs) -> Result<u8> {
     }
     let mut opts = VerifyOptions::at(args.at.unwrap_or_else(time::OffsetDateTime::now_utc));
     opts.warn_days = args.warn_days;
-    let status = Status::of(&mesh, &opts).with_unreadable(&unreadable);
+    // The verdict is `meshca verify DIR`'s: the directory can fail where
+    // the mesh loaded from it does not.
+    let groups = meshca::verify_certs_dir(&args.dir, &opts)?;
+    let status = Status::of(&mesh, &opts)
+        .with_unreadable(&unreadable)
+        .with_dir_verdict(&groups, &dir_label(&args.dir));
     let format = if args.json {
         StatusFormat::Json
     } else {
@@ -99,5 +104,17 @@ pub(crate) fn run(args: &StatusArgs) -> Result<u8> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(crate::EXIT_OK),
         Err(e) => Err(e.into()),
         Ok(()) => Ok(crate::EXIT_OK),
+    }
+}
+
+/// The prefix of finding file names for `dir`, as `meshca verify` writes
+/// them (`./certs/` gives `certs`, `.` gives nothing).
+fn dir_label(dir: &std::path::Path) -> String {
+    let s = dir.display().to_string();
+    let s = s.strip_prefix("./").unwrap_or(&s).trim_end_matches('/');
+    if s == "." {
+        String::new()
+    } else {
+        s.to_owned()
     }
 }
