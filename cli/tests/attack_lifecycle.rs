@@ -219,3 +219,66 @@ fn status_said_ok_for_a_directory_that_verify_fails() {
         .any(|f| f["code"] == "wrong-content" && f["severity"] == "error");
     assert!(counted, "{json:#}");
 }
+
+/// "`meshca man --out DIR` wrote through a symbolic link planted at
+/// DIR/meshca.1, creating or clobbering the file it points to": the pages
+/// are renamed into place, which replaces the link itself.
+#[cfg(unix)]
+#[test]
+fn man_wrote_through_a_symlink_planted_in_the_output_directory() {
+    let dir = util::Dir::new();
+    fs::create_dir(dir.join("man")).expect("mkdir");
+    fs::write(dir.join("victim"), "keep me\n").expect("write");
+    std::os::unix::fs::symlink(dir.join("victim"), dir.join("man/meshca.1")).expect("link");
+    std::os::unix::fs::symlink(dir.join("absent"), dir.join("man/meshca-status.1")).expect("link");
+
+    let out = dir.meshca(&["man", "--out", "man"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(dir.read("victim"), "keep me\n");
+    assert!(
+        !dir.join("absent").exists(),
+        "a page was written through a dangling link"
+    );
+    for page in ["man/meshca.1", "man/meshca-status.1"] {
+        let meta = fs::symlink_metadata(dir.join(page)).expect("page");
+        assert!(meta.is_file(), "{page} is not a regular file");
+        assert!(dir.read(page).contains(".TH"), "{page}");
+    }
+    let left: Vec<_> = fs::read_dir(dir.join("man"))
+        .expect("read man")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
+
+/// "`meshca verify` passed a certs directory whose root-key.uri records a
+/// PIN or is garbage, which status, bundle and every signing command
+/// refuse": verify reports it, without echoing the PIN.
+#[test]
+fn verify_passed_a_root_key_uri_that_every_other_command_refuses() {
+    for (uri, what) in [
+        (
+            "pkcs11:object=root?module-path=/usr/lib/x.so&pin-value=PIN-4d61c0",
+            "records a PIN",
+        ),
+        ("garbage PIN-4d61c0\n", "not a usable key reference"),
+        (
+            "pkcs11:object=root?module-path=/usr/lib/x.so\n",
+            "both there",
+        ),
+    ] {
+        let dir = ecdsa_mesh();
+        fs::write(dir.join("certs/root-key.uri"), uri).expect("write");
+        let out = dir.meshca(&["verify", "certs"]);
+        let report = stdout(&out);
+        assert_eq!(out.status.code(), Some(1), "{uri}: {report}");
+        assert!(
+            report
+                .lines()
+                .any(|l| l.contains("certs/root-key.uri") && l.contains(what)),
+            "{uri}: {report}"
+        );
+        assert!(!report.contains("PIN-4d61c0"), "{report}");
+    }
+}
