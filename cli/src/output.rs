@@ -137,6 +137,17 @@ pub(crate) fn printable(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// [`printable`] for text that must stay on one line (a field of a
+/// report line): line breaks are escaped too, so text from input (a
+/// certificate's subject) cannot forge a line of its own.
+pub(crate) fn printable_line(text: &str) -> Cow<'_, str> {
+    if !text.contains(['\n', '\r']) {
+        return printable(text);
+    }
+    let one = text.replace('\n', "\\n").replace('\r', "\\r");
+    Cow::Owned(printable(&one).into_owned())
+}
+
 /// `1 cluster`, `2 clusters`, `0 clusters`.
 pub(crate) fn count(n: usize, word: &str) -> String {
     if n == 1 {

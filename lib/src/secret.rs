@@ -40,6 +40,17 @@ fn flow_depth(text: &[u8]) -> usize {
 /// its message: serde's messages quote the values they met (`invalid type:
 /// string "..."`), and a Secret's values are keys.
 fn yaml_problem(e: &serde_yaml_ng::Error) -> String {
+    // The one message of meshca's own making, which holds no input.
+    if e.to_string().contains(DUPLICATE_KEY) {
+        return match e.location() {
+            Some(at) => format!(
+                "{DUPLICATE_KEY} in data or stringData (line {}, column {}): each key once",
+                at.line(),
+                at.column()
+            ),
+            None => format!("{DUPLICATE_KEY} in data or stringData: each key once"),
+        };
+    }
     match e.location() {
         Some(at) => format!(
             "invalid YAML, or not a Secret (line {}, column {})",
@@ -94,10 +105,68 @@ struct SecretDoc {
     metadata: Metadata,
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     type_: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     data: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "unique_keys_opt"
+    )]
     string_data: Option<BTreeMap<String, String>>,
+}
+
+/// What a map of the Secret that names a key twice is refused with.
+const DUPLICATE_KEY: &str = "a key is given twice";
+
+/// A map of strings whose keys are all different. YAML readers disagree
+/// on a key given twice (serde keeps the last value, others the first or
+/// refuse the document), so a Secret holding two `ca-cert.pem` could be
+/// checked with one certificate and installed with the other: refused.
+fn unique_keys<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<BTreeMap<String, String>, D::Error> {
+    struct Unique;
+    impl<'de> serde::de::Visitor<'de> for Unique {
+        type Value = BTreeMap<String, String>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of strings")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut access: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut out: BTreeMap<String, String> = BTreeMap::new();
+            let wipe = |out: &mut BTreeMap<String, String>| {
+                for v in out.values_mut() {
+                    v.zeroize();
+                }
+            };
+            loop {
+                match access.next_entry::<String, String>() {
+                    Ok(Some((k, mut v))) => {
+                        if out.contains_key(&k) {
+                            v.zeroize();
+                            wipe(&mut out);
+                            return Err(serde::de::Error::custom(DUPLICATE_KEY));
+                        }
+                        out.insert(k, v);
+                    }
+                    Ok(None) => return Ok(out),
+                    Err(e) => {
+                        wipe(&mut out);
+                        return Err(e);
+                    }
+                }
+            }
+        }
+    }
+    d.deserialize_map(Unique)
+}
+
+fn unique_keys_opt<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<BTreeMap<String, String>>, D::Error> {
+    unique_keys(d).map(Some)
 }
 
 #[derive(Serialize, Deserialize)]

@@ -17,7 +17,7 @@ use x509_parser::revocation_list::CertificateRevocationList;
 use crate::bundle::{CA_CERT, CA_CRL, ROOT_CERT};
 use crate::crl::ROOT_CRL;
 use crate::mesh::Mesh;
-use crate::verify::{Code, GroupKind, Report, Severity, VerifyOptions};
+use crate::verify::{Code, Group, GroupKind, Report, Severity, VerifyOptions};
 
 /// A cluster's (or the root's) state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -338,6 +338,71 @@ impl Status {
             self.ok = false;
         }
         self.clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        self
+    }
+
+    /// Takes in `meshca verify`'s verdict on the directory itself:
+    /// `groups` from [`crate::verify_certs_dir`] of the directory whose
+    /// finding files start with `label` (`""` for `.`). The directory can
+    /// fail where the mesh loaded from it does not (a cluster directory
+    /// that is a symbolic link, a `tls.crt` beside `ca-cert.pem`, a file
+    /// meshca does not load): a cluster with an error there is `invalid`
+    /// (unless expired or revoked), the root too for an error on a
+    /// `root-*` file, and the status is ok only when both verdicts are.
+    /// The finding counts become the directory's, as `meshca verify`
+    /// prints them.
+    pub fn with_dir_verdict(mut self, groups: &[Group], label: &str) -> Status {
+        let is_error = |g: &&Group| g.findings.iter().any(|f| f.severity == Severity::Error);
+        let root_prefix = if label.is_empty() {
+            "root-".to_owned()
+        } else {
+            format!("{label}/root-")
+        };
+        for g in groups.iter().filter(is_error) {
+            match g.kind {
+                GroupKind::Cluster => match self.clusters.iter_mut().find(|c| c.name == g.name) {
+                    Some(c) => {
+                        if matches!(c.state, State::Ok | State::RenewSoon) {
+                            c.state = State::Invalid;
+                        }
+                    }
+                    None => self.clusters.push(ClusterStatus {
+                        name: g.name.clone(),
+                        state: State::Invalid,
+                        ca: None,
+                        roots: Vec::new(),
+                        crl_next_update: None,
+                        crl_next_update_unix: None,
+                    }),
+                },
+                _ => {
+                    let on_root = g
+                        .findings
+                        .iter()
+                        .any(|f| f.severity == Severity::Error && f.file.starts_with(&root_prefix));
+                    if let Some(r) = self.root.as_mut().filter(|_| on_root) {
+                        if matches!(r.state, State::Ok | State::RenewSoon) {
+                            r.state = State::Invalid;
+                        }
+                    }
+                }
+            }
+            self.ok = false;
+        }
+        self.clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut counts: std::collections::BTreeMap<(Severity, Code), usize> =
+            std::collections::BTreeMap::new();
+        for f in groups.iter().flat_map(|g| &g.findings) {
+            *counts.entry((f.severity, f.code)).or_default() += 1;
+        }
+        self.findings = counts
+            .into_iter()
+            .map(|((severity, code), count)| FindingCount {
+                severity,
+                code,
+                count,
+            })
+            .collect();
         self
     }
 

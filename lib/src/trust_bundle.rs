@@ -198,7 +198,14 @@ impl Mesh {
 fn check_root(what: &str, der: &[u8]) -> Result<()> {
     let cert = crate::issue::parse(what, der)?;
     let ca = matches!(cert.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
-    if !ca || cert.subject().as_raw() != cert.issuer().as_raw() {
+    // A trust anchor is trusted for its key alone, but one whose own
+    // signature does not verify is a forgery or a corrupt copy: istiod's
+    // root-cert.pem check (and `meshca verify`) refuses it, so no bundle
+    // hands it out.
+    if !ca
+        || cert.subject().as_raw() != cert.issuer().as_raw()
+        || cert.verify_signature(None).is_err()
+    {
         return Err(Error::NotACa {
             what: what.into(),
             reason: "it holds a certificate that is not a self-signed CA, so not a trust anchor"

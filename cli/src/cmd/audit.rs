@@ -47,7 +47,8 @@ pub(crate) fn run(args: &AuditArgs) -> Result<u8> {
     } else {
         for d in &result.differences {
             // Differences are the verdict: printed even with --quiet.
-            writeln!(out, "{}: {}: {}", args.cluster, d.what, d.problem)?;
+            let line = format!("{}: {}: {}", args.cluster, d.what, d.problem);
+            writeln!(out, "{}", crate::output::printable_line(&line))?;
             print_facts(&mut out, &format!("{} has", dir.display()), &d.ours)?;
             print_facts(&mut out, "the cluster runs", &d.theirs)?;
         }
@@ -77,7 +78,7 @@ fn print_facts(out: &mut impl Write, who: &str, facts: &[CertFacts]) -> std::io:
             "    {who}: serial {}, subject {}, not after {}",
             f.serial, f.subject, f.not_after
         );
-        writeln!(out, "{}", crate::output::printable(&line))?;
+        writeln!(out, "{}", crate::output::printable_line(&line))?;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use super::report::{err, join, warn, Code, Finding, Group, GroupKind, Report};
 use super::{verify_bundle, verify_mesh, verify_mesh_step, BundleFiles, MeshFiles, VerifyOptions};
 use crate::bundle::{CA_CERT, CA_CRL, CA_KEY, CERT_CHAIN, ROOT_CERT, ROOT_KEY, SECRET_YAML};
 use crate::error::{Error, Result};
+use crate::keyref::{Pkcs11Uri, ROOT_KEY_URI};
 
 fn label_for(path: &Path) -> String {
     let s = path.display().to_string();
@@ -205,6 +206,41 @@ fn check_tls_layout(dir: &Path, label: &str, files: &BundleFiles, rf: &mut ReadF
     }
 }
 
+/// `root-key.uri` (the root key in a token), when there, must be what the
+/// signing commands accept: one `pkcs11:` URI that records no PIN, and no
+/// `root-key.pem` beside it (see [`crate::store::load`]). Otherwise every
+/// command that loads the directory refuses it, so verify does too.
+fn check_key_uri(dir: &Path, label: &str, has_key_file: bool, rf: &mut ReadFindings) {
+    let Some(bytes) = rf
+        .read(dir, label, ROOT_KEY_URI)
+        .map(zeroize::Zeroizing::new)
+    else {
+        return;
+    };
+    let file = join(label, ROOT_KEY_URI);
+    let problem = match std::str::from_utf8(&bytes) {
+        Err(_) => Some("is not text".to_owned()),
+        Ok(line) => match Pkcs11Uri::parse(line.trim()) {
+            Err(e) => Some(format!("is not a usable key reference ({e})")),
+            Ok(u) if u.has_pin_value() => {
+                Some("records a PIN (pin-value=): remove it, use pin-source=file:PATH".to_owned())
+            }
+            Ok(_) if has_key_file => Some(format!(
+                "and {} are both there: keep the one that holds the root key",
+                join(label, ROOT_KEY)
+            )),
+            Ok(_) => None,
+        },
+    };
+    if let Some(problem) = problem {
+        rf.findings.push(err(
+            Code::WrongContent,
+            &file,
+            format!("{file} {problem}; every command that signs with the root refuses it"),
+        ));
+    }
+}
+
 /// Reads a certs directory: its root files and every cluster directory.
 /// Returns the files, the mesh-level read findings and each cluster's.
 fn read_mesh_dir(
@@ -222,6 +258,7 @@ fn read_mesh_dir(
         );
     }
     let root_crl = rf.read(dir, label, crate::crl::ROOT_CRL);
+    check_key_uri(dir, label, root_key.is_some(), &mut rf);
     let mut clusters = BTreeMap::new();
     let mut cluster_reads = BTreeMap::new();
     let (cdirs, links) = cluster_entries(dir)?;

@@ -199,6 +199,18 @@ pub fn verify_mesh(label: &str, mesh_files: &MeshFiles, opts: &VerifyOptions) ->
         (Group::new(name, &clabel, GroupKind::Cluster, findings), ca)
     });
     let (groups, cas): (Vec<Group>, Vec<ClusterCa>) = checked.into_iter().unzip();
+    // The mesh root file is what `bundle` hands out and every new cluster
+    // copies: it holds self-signed CAs only, as a cluster's root-cert.pem
+    // does. A certificate some cluster's root-cert.pem also holds is
+    // reported there, once.
+    for r in mesh_roots.iter().flatten() {
+        let in_a_cluster = cas
+            .iter()
+            .any(|c| c.roots.as_ref().is_some_and(|v| v.contains(&r.der)));
+        if !in_a_cluster {
+            super::check_root(r, &root_file, &mut mesh);
+        }
+    }
     let mut keys: BTreeMap<Vec<u8>, &str> = BTreeMap::new();
     for c in &cas {
         let Some(ca) = c.ca.as_ref().and_then(|l| parse(&l.der)) else {

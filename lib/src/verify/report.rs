@@ -322,7 +322,7 @@ pub(super) fn err(code: Code, file: &str, message: String) -> Finding {
         severity: Severity::Error,
         code,
         file: file.to_owned(),
-        message,
+        message: one_line(message),
     }
 }
 
@@ -331,8 +331,19 @@ pub(super) fn warn(code: Code, file: &str, message: String) -> Finding {
         severity: Severity::Warning,
         code,
         file: file.to_owned(),
-        message,
+        message: one_line(message),
     }
+}
+
+/// A finding is one line of a report: a line break that a certificate's
+/// subject (or any other text from input) carries into the message is
+/// written as `\n` / `\r`, so that it cannot forge a line of its own
+/// (`c2 (certs/c2): ok`).
+fn one_line(message: String) -> String {
+    if !message.contains(['\n', '\r']) {
+        return message;
+    }
+    message.replace('\n', "\\n").replace('\r', "\\r")
 }
 
 pub(super) fn rfc3339(t: OffsetDateTime) -> String {
