@@ -631,6 +631,43 @@ fn audit_of_garbage_yaml_names_the_file_and_echoes_nothing() {
     assert_eq!(code(&out), Some(2), "{}", stderr(&out));
 }
 
+/// Regression: a Secret (or ConfigMap) naming `ca-cert.pem` twice was
+/// judged "in sync" on the last value, which another YAML reader may not
+/// take; it is refused (exit 2), the value never echoed.
+#[test]
+fn audit_passed_a_secret_that_names_a_key_twice() {
+    let dir = applied();
+    let good = dir.read("fleet/east/cacerts.yaml");
+    let twice = good.replacen(
+        "\ndata:\n",
+        "\ndata:\n  ca-cert.pem: U0VDUkVUVkFMVUU0Mg==\n",
+        1,
+    );
+    assert_ne!(twice, good, "the Secret has a data: map");
+    write(&dir, "twice.yaml", &twice);
+    let out = audit(&dir, "east", "twice.yaml", None);
+    let err = stderr(&out);
+    assert_eq!(code(&out), Some(2), "{}{err}", stdout(&out));
+    assert!(
+        err.contains("twice.yaml: ") && err.contains("given twice"),
+        "{err}"
+    );
+    assert!(!err.contains("U0VDUkVU"), "echoed: {err}");
+    configmap(&dir, "fleet/east/root-cert.pem", "east-root.yaml");
+    let cm = dir.read("east-root.yaml");
+    let cm_twice = cm.replacen("\ndata:\n", "\ndata:\n  root-cert.pem: other\n", 1);
+    assert_ne!(cm_twice, cm, "the ConfigMap has a data: map");
+    write(&dir, "cm-twice.yaml", &cm_twice);
+    let out = audit(
+        &dir,
+        "east",
+        "fleet/east/cacerts.yaml",
+        Some("cm-twice.yaml"),
+    );
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("given twice"), "{}", stderr(&out));
+}
+
 /// The README's "Declarative mesh" section, run as a reader would: its
 /// heredocs written, its `meshca` lines run in order (kubectl lines need a
 /// cluster and are skipped).

@@ -116,13 +116,13 @@ struct SecretDoc {
 }
 
 /// What a map of the Secret that names a key twice is refused with.
-const DUPLICATE_KEY: &str = "a key is given twice";
+pub(crate) const DUPLICATE_KEY: &str = "a key is given twice";
 
 /// A map of strings whose keys are all different. YAML readers disagree
 /// on a key given twice (serde keeps the last value, others the first or
 /// refuse the document), so a Secret holding two `ca-cert.pem` could be
 /// checked with one certificate and installed with the other: refused.
-fn unique_keys<'de, D: serde::Deserializer<'de>>(
+pub(crate) fn unique_keys<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<BTreeMap<String, String>, D::Error> {
     struct Unique;

@@ -84,9 +84,11 @@ struct LiveDoc {
     metadata: LiveMeta,
     #[serde(rename = "type", default)]
     type_: Option<String>,
-    #[serde(default)]
+    /// Keys given twice are refused: YAML readers disagree on which value
+    /// wins, so "in sync" could be judged on one and installed with the other.
+    #[serde(default, deserialize_with = "crate::secret::unique_keys")]
     data: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::secret::unique_keys")]
     string_data: BTreeMap<String, String>,
     #[serde(default)]
     items: Vec<LiveDoc>,
@@ -130,7 +132,22 @@ fn read_live(
         )));
     }
     let mut doc: LiveDoc = serde_yaml_ng::from_slice(text).map_err(|e| {
-        // serde's messages quote the values they met: say where only.
+        // serde's messages quote the values they met: say where only (the
+        // duplicate-key message is meshca's own and holds no input).
+        if e.to_string().contains(crate::secret::DUPLICATE_KEY) {
+            return bad(match e.location() {
+                Some(at) => format!(
+                    "{} in data or stringData (line {}, column {}): each key once",
+                    crate::secret::DUPLICATE_KEY,
+                    at.line(),
+                    at.column()
+                ),
+                None => format!(
+                    "{} in data or stringData: each key once",
+                    crate::secret::DUPLICATE_KEY
+                ),
+            });
+        }
         bad(match e.location() {
             Some(at) => format!(
                 "invalid YAML, or not a {kind} (line {}, column {})",
