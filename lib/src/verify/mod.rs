@@ -337,63 +337,20 @@ fn verify_bundle_and_ca(
         ));
     }
 
-    // Path: the chain istiod's crypto/x509 builds, and the rules along it.
-    let (Some(roots), Some(chain)) = (&roots, &chain) else {
-        return (
-            finish(
-                out,
-                files,
-                secret.as_ref(),
-                label,
-                &ca_file,
-                &key_file,
-                opts,
-            ),
-            cluster,
-        );
-    };
-    let intermediates: &[Loaded] = chain.get(1..).unwrap_or(&[]);
-    let issued = issued_dns(ca, opts);
-    let input = path::PathInput {
+    path_stage(
+        &Files {
+            ca_file: &ca_file,
+            chain_file: &chain_file,
+            root_file: &root_file,
+        },
         ca,
-        intermediates,
-        roots,
-        ca_file: &ca_file,
-        chain_file: &chain_file,
-        root_file: &root_file,
-        issued_dns: &issued,
-        trust_domain: &opts.trust_domain,
-    };
-    let Some(found) = path::check_path(&input, opts) else {
-        return (
-            finish(
-                out,
-                files,
-                secret.as_ref(),
-                label,
-                &ca_file,
-                &key_file,
-                opts,
-            ),
-            cluster,
-        );
-    };
-    out.extend(found.findings);
-    let (path, trusted) = (found.path, found.trusted);
-    // Roots not on the path: expired ones are only a warning.
-    for r in roots.iter() {
-        if !path.iter().any(|p| p.der == r.der) {
-            path::validity_findings(r, &root_file, opts, Severity::Warning, &mut out);
-        }
-    }
-    if trusted {
-        check_chain_shape(&path, chain, &ca_file, &chain_file, &mut out);
-    }
-
-    // CRL: ca-crl.pem against the chain.
-    if let Some(crl) = files.ca_crl.as_deref() {
-        crl::check_crls(label, chain, crl, opts, &mut out);
-    }
+        roots.as_deref(),
+        chain.as_deref(),
+        files,
+        label,
+        opts,
+        &mut out,
+    );
     (
         finish(
             out,
@@ -406,6 +363,69 @@ fn verify_bundle_and_ca(
         ),
         cluster,
     )
+}
+
+/// The names of a bundle's files in findings.
+struct Files<'a> {
+    ca_file: &'a str,
+    chain_file: &'a str,
+    root_file: &'a str,
+}
+
+/// The path stage (the chain istiod's crypto/x509 builds, the rules along
+/// it, the chain's shape) and the CRL stage, which need both
+/// `root-cert.pem` and `cert-chain.pem`.
+#[allow(clippy::too_many_arguments)]
+fn path_stage(
+    names: &Files<'_>,
+    ca: &Loaded,
+    roots: Option<&[Loaded]>,
+    chain: Option<&[Loaded]>,
+    files: &BundleFiles,
+    label: &str,
+    opts: &VerifyOptions,
+    out: &mut Vec<Finding>,
+) {
+    let Files {
+        ca_file,
+        chain_file,
+        root_file,
+    } = *names;
+    // Path: the chain istiod's crypto/x509 builds, and the rules along it.
+    let (Some(roots), Some(chain)) = (roots, chain) else {
+        return;
+    };
+    let intermediates: &[Loaded] = chain.get(1..).unwrap_or(&[]);
+    let issued = issued_dns(ca, opts);
+    let input = path::PathInput {
+        ca,
+        intermediates,
+        roots,
+        ca_file,
+        chain_file,
+        root_file,
+        issued_dns: &issued,
+        trust_domain: &opts.trust_domain,
+    };
+    let Some(found) = path::check_path(&input, opts) else {
+        return;
+    };
+    out.extend(found.findings);
+    let (path, trusted) = (found.path, found.trusted);
+    // Roots not on the path: expired ones are only a warning.
+    for r in roots.iter() {
+        if !path.iter().any(|p| p.der == r.der) {
+            path::validity_findings(r, root_file, opts, Severity::Warning, out);
+        }
+    }
+    if trusted {
+        check_chain_shape(&path, chain, ca_file, chain_file, out);
+    }
+
+    // CRL: ca-crl.pem against the chain.
+    if let Some(crl) = files.ca_crl.as_deref() {
+        crl::check_crls(label, chain, crl, opts, out);
+    }
 }
 
 /// The last stages: the Secret, and de-duplication of key findings.
