@@ -17,11 +17,11 @@ pub const MAX_SECRET_BYTES: usize = 1 << 20;
 /// The deepest nesting of YAML flow collections (`[`, `{`) read. A Secret
 /// needs one or two levels; libyaml's scanner does work in proportion to the
 /// depth for every token, so 1 MiB of `[` would take minutes to refuse.
-const MAX_FLOW_DEPTH: usize = 64;
+pub(crate) const MAX_FLOW_DEPTH: usize = 64;
 
 /// How deep `[` and `{` nest, counted over every byte (quotes and comments
 /// included: an overestimate, which only matters past [`MAX_FLOW_DEPTH`]).
-fn flow_depth(text: &[u8]) -> usize {
+pub(crate) fn flow_depth(text: &[u8]) -> usize {
     let (mut depth, mut deepest) = (0usize, 0usize);
     for b in text {
         match b {

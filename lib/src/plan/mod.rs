@@ -614,27 +614,9 @@ fn stale_crl(what: &str, pem: &[u8], at: OffsetDateTime) -> Result<Option<Offset
     Ok(earliest.filter(|t| *t - at < Duration::days(CRL_REFRESH_DAYS)))
 }
 
-/// The deepest nesting of YAML flow collections (`[`, `{`) read from a
-/// mesh file or a saved Secret: libyaml's scanner does work in proportion
-/// to the depth for every token (the limit of the Secret reader).
-const MAX_FLOW_DEPTH: usize = 64;
-
-/// How deep `[` and `{` nest, counted over every byte (an overestimate,
-/// which only matters past [`MAX_FLOW_DEPTH`]).
-fn flow_depth(text: &[u8]) -> usize {
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    for b in text {
-        match b {
-            b'[' | b'{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    deepest
-}
+// The nesting limit and its count are the Secret reader's: a mesh file
+// and a saved Secret are read with the same YAML parser.
+use crate::secret::{flow_depth, MAX_FLOW_DEPTH};
 
 pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
