@@ -275,10 +275,18 @@ impl PrivateKey {
 
     /// Reads a DER private key in the given format.
     pub fn from_der(what: &str, format: KeyFormat, der: &[u8]) -> Result<Self> {
-        let pair = KeyPair::try_from(der).map_err(|e| Error::BadKey {
-            what: what.into(),
-            reason: format!("cannot parse the private key: {e}"),
-        })?;
+        // The algorithm named in the key picks the one parser to run;
+        // rcgen's own guess tries each algorithm in turn (Ed25519 first).
+        let named = named_algorithm(format, der).and_then(|alg| {
+            KeyPair::from_der_and_sign_algo(&rcgen_private_key_der(format, der), alg).ok()
+        });
+        let pair = match named {
+            Some(pair) => pair,
+            None => KeyPair::try_from(der).map_err(|e| Error::BadKey {
+                what: what.into(),
+                reason: format!("cannot parse the private key: {e}"),
+            })?,
+        };
         let spki = pair.subject_public_key_info();
         let key_type = key_type_of_spki(what, &spki)?;
         let pair = if key_type.signature_algorithm() == pair.algorithm() {
@@ -359,6 +367,34 @@ impl rcgen::SigningKey for PrivateKey {
             Held::Local(pair) => pair.sign(msg),
             #[cfg(feature = "pkcs11")]
             Held::Token(t) => t.sign(msg),
+        }
+    }
+}
+
+/// The signature algorithm for the key a PKCS#8 or PKCS#1 DER names
+/// (RSA, ECDSA P-256 or P-384), if it names one of them.
+fn named_algorithm(format: KeyFormat, der: &[u8]) -> Option<&'static rcgen::SignatureAlgorithm> {
+    const RSA: &str = "1.2.840.113549.1.1.1";
+    const EC: &str = "1.2.840.10045.2.1";
+    const P256: &str = "1.2.840.10045.3.1.7";
+    const P384: &str = "1.3.132.0.34";
+    match format {
+        KeyFormat::Pkcs1 => Some(&rcgen::PKCS_RSA_SHA256),
+        KeyFormat::Sec1 => None,
+        KeyFormat::Pkcs8 => {
+            let info = pkcs8::PrivateKeyInfo::try_from(der).ok()?;
+            let alg = info.algorithm.oid.to_string();
+            if alg == RSA {
+                return Some(&rcgen::PKCS_RSA_SHA256);
+            }
+            if alg != EC {
+                return None;
+            }
+            match info.algorithm.parameters_oid().ok()?.to_string().as_str() {
+                P256 => Some(&rcgen::PKCS_ECDSA_P256_SHA256),
+                P384 => Some(&rcgen::PKCS_ECDSA_P384_SHA384),
+                _ => None,
+            }
         }
     }
 }

@@ -318,11 +318,19 @@ impl SecretData {
             if v.trim().contains([' ', '\t']) {
                 folded.push(k.clone());
             }
-            let compact: Zeroizing<String> =
-                Zeroizing::new(v.chars().filter(|c| !c.is_whitespace()).collect());
-            let bytes = B64
-                .decode(compact.as_bytes())
-                .map_err(|_| bad(format!("data.{k} is not valid base64")))?;
+            // A value on one line (as meshca and kubectl write it) decodes
+            // as it is; only a folded one is copied without its whitespace.
+            let decoded = if v
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b == 0x0b || !b.is_ascii())
+            {
+                let compact: Zeroizing<String> =
+                    Zeroizing::new(v.chars().filter(|c| !c.is_whitespace()).collect());
+                B64.decode(compact.as_bytes())
+            } else {
+                B64.decode(v.as_bytes())
+            };
+            let bytes = decoded.map_err(|_| bad(format!("data.{k} is not valid base64")))?;
             data.insert(k.clone(), Zeroizing::new(bytes));
         }
         if let Some(sd) = &doc.string_data {

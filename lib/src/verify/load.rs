@@ -384,7 +384,15 @@ pub(super) fn load_key(
         }
     }
     // Parse the first block alone, as istiod does.
+    let parsed = match &first {
+        Some((_, tag, _, _, der)) => match crate::key::KeyFormat::from_pem_tag(tag) {
+            Some(format) => Some(PrivateKey::from_der(file, format, der)),
+            None => None,
+        },
+        None => None,
+    };
     let text = match &first {
+        _ if parsed.is_some() => zeroize::Zeroizing::new(String::new()),
         Some((_, tag, _, _, der)) => {
             let block = pem::Pem::new(tag.clone(), der.to_vec());
             let text = pemutil::encode(&block);
@@ -393,7 +401,7 @@ pub(super) fn load_key(
         }
         None => zeroize::Zeroizing::new(String::from_utf8_lossy(bytes).into_owned()),
     };
-    match PrivateKey::from_pem(file, text.as_bytes()) {
+    match parsed.unwrap_or_else(|| PrivateKey::from_pem(file, text.as_bytes())) {
         Ok(k) => Some(k),
         Err(e) => {
             let (code, msg) = match &e {

@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 mod crl;
 mod dir;
 mod load;
+mod memo;
 mod mesh;
 mod parse;
 mod path;

@@ -156,7 +156,28 @@ fn unhandled_critical(ext: &x509_parser::extensions::X509Extension<'_>) -> Optio
 
 /// Checks every certificate on its own: parse-level rules Go enforces,
 /// weak signatures and keys, critical extensions.
+///
+/// The checks depend on the DER and `is_root` only: a certificate found
+/// clean is remembered (see `memo`) and not checked again, so a root that
+/// every cluster carries is checked once per run. Findings are always made
+/// afresh, with this file's names.
 pub(super) fn check_cert_alone(l: &Loaded, file: &str, is_root: bool, out: &mut Vec<Finding>) {
+    use super::memo;
+    let kind = if is_root {
+        memo::Kind::CleanRoot
+    } else {
+        memo::Kind::CleanCert
+    };
+    let key = memo::key(kind, &[&l.der]);
+    if memo::get(&key) == Some(true) {
+        return;
+    }
+    let before = out.len();
+    check_cert_findings(l, file, is_root, out);
+    memo::put(key, out.len() == before);
+}
+
+fn check_cert_findings(l: &Loaded, file: &str, is_root: bool, out: &mut Vec<Finding>) {
     out.extend(go_parse_findings(l, file));
     let Some(c) = parse(&l.der) else { return };
     if !is_root {

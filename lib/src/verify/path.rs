@@ -92,7 +92,9 @@ fn validity_of(
 
 /// Whether a certificate's own key verifies its signature.
 pub(super) fn self_signature_ok(der: &[u8], c: &X509Certificate<'_>) -> bool {
-    remembered_signature(der, None, || c.verify_signature(None).is_ok())
+    super::memo::remembered(super::memo::Kind::SelfSignature, &[der], || {
+        c.verify_signature(None).is_ok()
+    })
 }
 
 /// Whether `c` (DER `der`) is signed by the key `parent`.
@@ -101,44 +103,9 @@ fn issuer_signature_ok(
     c: &X509Certificate<'_>,
     parent: &SubjectPublicKeyInfo<'_>,
 ) -> bool {
-    remembered_signature(der, Some(parent.raw), || {
+    super::memo::remembered(super::memo::Kind::Signature, &[der, parent.raw], || {
         c.verify_signature(Some(parent)).is_ok()
     })
-}
-
-/// Entries the signature memo holds before it starts over.
-const SIGNATURE_MEMO_ENTRIES: usize = 1 << 17;
-
-/// A signature check is a pure function of the certificate's DER and the
-/// signer's key, and a mesh repeats the same pairs: every cluster carries
-/// the same root, and the mesh stage checks each cluster's CA against the
-/// roots its bundle stage already checked it against. Results are
-/// remembered for the life of the process under a SHA-256 of both
-/// (length-prefixed); the memo is bounded and starts over when full.
-fn remembered_signature(der: &[u8], parent: Option<&[u8]>, check: impl FnOnce() -> bool) -> bool {
-    use std::sync::{Mutex, OnceLock};
-    type Memo = HashMap<[u8; 32], bool>;
-    static MEMO: OnceLock<Mutex<Memo>> = OnceLock::new();
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-    for part in [Some(der), parent].into_iter().flatten() {
-        ctx.update(&(part.len() as u64).to_be_bytes());
-        ctx.update(part);
-    }
-    ctx.update(&[u8::from(parent.is_some())]);
-    let mut key = [0u8; 32];
-    key.copy_from_slice(ctx.finish().as_ref());
-    let memo = MEMO.get_or_init(|| Mutex::new(HashMap::new()));
-    if let Some(ok) = memo.lock().ok().and_then(|m| m.get(&key).copied()) {
-        return ok;
-    }
-    let ok = check();
-    if let Ok(mut m) = memo.lock() {
-        if m.len() >= SIGNATURE_MEMO_ENTRIES {
-            m.clear();
-        }
-        m.insert(key, ok);
-    }
-    ok
 }
 
 /// What the path stage needs to know about a bundle.
