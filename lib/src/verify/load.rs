@@ -384,13 +384,10 @@ pub(super) fn load_key(
         }
     }
     // Parse the first block alone, as istiod does.
-    let parsed = match &first {
-        Some((_, tag, _, _, der)) => match crate::key::KeyFormat::from_pem_tag(tag) {
-            Some(format) => Some(PrivateKey::from_der(file, format, der)),
-            None => None,
-        },
-        None => None,
-    };
+    let parsed = first.as_ref().and_then(|(_, tag, _, _, der)| {
+        crate::key::KeyFormat::from_pem_tag(tag)
+            .map(|format| PrivateKey::from_der(file, format, der))
+    });
     let text = match &first {
         _ if parsed.is_some() => zeroize::Zeroizing::new(String::new()),
         Some((_, tag, _, _, der)) => {
