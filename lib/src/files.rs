@@ -15,6 +15,12 @@ use crate::pemutil::MAX_PEM_BYTES;
 /// read, and never more than the cap, whatever its size claims (a device
 /// such as `/dev/zero` is refused before any read).
 pub fn read_limited(path: &Path) -> Result<Vec<u8>> {
+    read_limited_meta(path).map(|(bytes, _)| bytes)
+}
+
+/// [`read_limited`], also giving the file's metadata (from the open file,
+/// so it describes the bytes read, not a file put there since).
+pub(crate) fn read_limited_meta(path: &Path) -> Result<(Vec<u8>, fs::Metadata)> {
     let file = open_untrusted(path)?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
@@ -48,7 +54,7 @@ pub fn read_limited(path: &Path) -> Result<Vec<u8>> {
             limit: MAX_PEM_BYTES,
         });
     }
-    Ok(bytes)
+    Ok((bytes, meta))
 }
 
 /// Opens `path` for reading without following a final symbolic link and

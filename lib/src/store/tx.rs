@@ -163,21 +163,11 @@ pub struct Transaction {
     no_sync: bool,
 }
 
-/// The file operations of a commit, counted for fault injection.
+/// The file operations of a commit, counted for fault injection (the
+/// `n`-th one fails when `fail_at` is `Some(n)`).
 struct Ops {
     done: usize,
     fail_at: Option<usize>,
-}
-
-impl Ops {
-    fn step(&mut self, path: &Path) -> Result<()> {
-        let n = self.done;
-        self.done += 1;
-        if self.fail_at == Some(n) {
-            return Err(injected(path));
-        }
-        Ok(())
-    }
 }
 
 fn injected(path: &Path) -> Error {
@@ -306,14 +296,14 @@ fn apply<'a>(
     // in the order of `changes` whatever thread runs it).
     let mut n_writes = 0usize;
     let mut jobs: Vec<(&'a Change, Option<usize>)> = Vec::with_capacity(changes.len());
-    let mut last_dir: Option<&Path> = None;
+    let mut dirs: Vec<&Path> = Vec::new();
+    let mut seen_dirs: BTreeSet<&Path> = BTreeSet::new();
     for change in changes {
         match change {
             Change::Write { path, .. } => {
                 let dir = parent_dir(path);
-                if last_dir != Some(dir) {
-                    create_dirs(dir, created_dirs)?;
-                    last_dir = Some(dir);
+                if seen_dirs.insert(dir) {
+                    dirs.push(dir);
                 }
                 jobs.push((change, Some(ops.done + n_writes)));
                 n_writes += 1;
@@ -321,6 +311,7 @@ fn apply<'a>(
             Change::Remove { .. } => jobs.push((change, None)),
         }
     }
+    make_dirs(&dirs, created_dirs)?;
     let fail_at = ops.fail_at;
     let written: Vec<Result<Option<TempPath>>> = jobs
         .into_par_iter()
@@ -366,55 +357,104 @@ fn apply<'a>(
         sync_filesystems(&dirs.into_iter().collect::<Vec<_>>())?;
     }
     // 2. A hard link keeps every file about to be replaced or removed.
-    for s in staged.iter_mut() {
-        let path = s.change.path();
-        match fs::symlink_metadata(path) {
-            Ok(_) => {
-                ops.step(path)?;
-                let dir = parent_dir(path);
-                let backup = tempfile::Builder::new()
-                    .prefix(".meshca-")
-                    .suffix(".tmp")
-                    .make_in(dir, |p| fs::hard_link(path, p))
-                    .map_err(|e| Error::io(path, e))?;
-                s.backup = Some(backup);
+    // On all cores: each existing file's link is one counted operation,
+    // numbered in the order of `changes`; the first failure in that order
+    // is returned, after every link made is kept in `staged`.
+    let exists: Vec<Result<bool>> = staged
+        .par_iter()
+        .map(|s| {
+            let path = s.change.path();
+            match fs::symlink_metadata(path) {
+                Ok(_) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+                Err(e) => Err(Error::io(path, e)),
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(path, e)),
+        })
+        .collect();
+    let mut numbered = Vec::with_capacity(exists.len());
+    for e in exists {
+        let op = if e? {
+            let n = ops.done;
+            ops.done += 1;
+            Some(n)
+        } else {
+            None
+        };
+        numbered.push(op);
+    }
+    let backups: Vec<Result<Option<NamedTempFile<()>>>> = staged
+        .par_iter()
+        .zip(numbered.par_iter())
+        .map(|(s, op)| {
+            let Some(op) = *op else { return Ok(None) };
+            let path = s.change.path();
+            if Some(op) == fail_at {
+                return Err(injected(path));
+            }
+            tempfile::Builder::new()
+                .prefix(".meshca-")
+                .suffix(".tmp")
+                .make_in(parent_dir(path), |p| fs::hard_link(path, p))
+                .map(Some)
+                .map_err(|e| Error::io(path, e))
+        })
+        .collect();
+    let mut first_err = None;
+    for (s, b) in staged.iter_mut().zip(backups) {
+        match b {
+            Ok(b) => s.backup = b,
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
         }
     }
-    // 3. Rename (or remove) every file.
-    for s in staged.iter_mut() {
-        let path = s.change.path();
-        ops.step(path)?;
-        match s.tmp.take() {
-            Some(tmp) => {
-                let persisted = if s.backup.is_some() {
-                    tmp.persist(path)
-                } else {
-                    tmp.persist_noclobber(path)
-                };
-                match persisted {
-                    Ok(_) => s.applied = true,
-                    Err(e) => {
-                        return Err(if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    // 3. Rename (or remove) every file, on all cores: one counted operation
+    // each, numbered in order; `applied` marks what rollback must undo.
+    let base = ops.done;
+    ops.done += staged.len();
+    let results: Vec<Result<()>> = staged
+        .par_iter_mut()
+        .enumerate()
+        .map(|(i, s)| {
+            let path = s.change.path();
+            if Some(base + i) == fail_at {
+                return Err(injected(path));
+            }
+            match s.tmp.take() {
+                Some(tmp) => {
+                    let persisted = if s.backup.is_some() {
+                        tmp.persist(path)
+                    } else {
+                        tmp.persist_noclobber(path)
+                    };
+                    match persisted {
+                        Ok(_) => {
+                            s.applied = true;
+                            Ok(())
+                        }
+                        Err(e) => Err(if e.error.kind() == std::io::ErrorKind::AlreadyExists {
                             Error::AlreadyExists {
                                 path: path.to_owned(),
                             }
                         } else {
                             Error::io(path, e.error)
-                        })
+                        }),
                     }
                 }
-            }
-            None => {
-                if s.backup.is_some() {
-                    fs::remove_file(path).map_err(|e| Error::io(path, e))?;
-                    s.applied = true;
+                None => {
+                    if s.backup.is_some() {
+                        fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+                        s.applied = true;
+                    }
+                    Ok(())
                 }
             }
-        }
-    }
+        })
+        .collect();
+    results.into_iter().collect::<Result<Vec<()>>>()?;
     Ok(())
 }
 
@@ -461,6 +501,45 @@ fn write_temp(dir: &Path, contents: &[u8], secret: bool, sync: bool) -> Result<T
             .map_err(|e| Error::io(tmp.path(), e))?;
     }
     Ok(tmp.into_temp_path())
+}
+
+/// Creates every directory of `dirs` that is missing, with its missing
+/// ancestors, remembering each one made (parents before children). The
+/// parents are made first, one by one; the directories themselves (a save
+/// of 10,000 clusters makes 10,000) on all cores.
+fn make_dirs(dirs: &[&Path], created: &mut Vec<PathBuf>) -> Result<()> {
+    let mut parents: BTreeSet<&Path> = BTreeSet::new();
+    for dir in dirs {
+        if let Some(p) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if parents.insert(p) {
+                create_dirs(p, created)?;
+            }
+        }
+    }
+    let made: Vec<Result<bool>> = dirs
+        .par_iter()
+        .map(|d| {
+            if d.as_os_str().is_empty() || d.exists() {
+                return Ok(false);
+            }
+            match fs::create_dir(d) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(Error::io(d, e)),
+            }
+        })
+        .collect();
+    let mut first_err = None;
+    for (d, m) in dirs.iter().zip(made) {
+        match m {
+            Ok(true) => created.push(d.to_path_buf()),
+            Ok(false) => {}
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    first_err.map_or(Ok(()), Err)
 }
 
 /// Creates `dir` and its missing ancestors, remembering each one made.

@@ -18,7 +18,7 @@ use x509_parser::extensions::ParsedExtension;
 use x509_parser::prelude::FromDer;
 use x509_parser::revocation_list::CertificateRevocationList;
 
-use super::load::{describe_tag, parse, Loaded};
+use super::load::{describe_tag, Loaded};
 use super::parse::go_parse_crl_findings;
 use super::report::{day, err, join, warn, Code, Finding};
 use super::Severity;
@@ -138,9 +138,9 @@ pub(super) fn check_crls(
     }
     // The chain parsed once, indexed by subject and by key id (the CRL
     // signer search), and by (issuer, serial) for revoked entries.
-    let parsed_chain: Vec<(&Loaded, X509Certificate<'_>)> = chain
+    let parsed_chain: Vec<(&Loaded, &X509Certificate<'_>)> = chain
         .iter()
-        .filter_map(|l| parse(&l.der).map(|c| (l, c)))
+        .filter_map(|l| l.cert().map(|c| (l, c)))
         .collect();
     let mut by_subject: HashMap<&[u8], Vec<usize>> = HashMap::new();
     let mut by_key_id: HashMap<Vec<u8>, Vec<usize>> = HashMap::new();
@@ -479,8 +479,7 @@ pub(super) fn check_root_crl(
         }
     };
     super::load::check_pem_format(file, bytes, out);
-    let parsed_roots: Vec<X509Certificate<'_>> =
-        roots.iter().filter_map(|r| parse(&r.der)).collect();
+    let parsed_roots: Vec<&X509Certificate<'_>> = roots.iter().filter_map(|r| r.cert()).collect();
     let mut signatures_left = CRL_SIGNATURE_BUDGET;
     for (i, block) in blocks.iter().enumerate() {
         let n = i + 1;

@@ -33,10 +33,16 @@ fn is_cluster_dir(dir: &Path) -> bool {
 }
 
 #[cfg(unix)]
-fn check_key_mode(path: &Path, file: &str, out: &mut Vec<Finding>) {
+fn check_key_mode(path: &Path, file: &str, rf: &mut ReadFindings) {
     use std::os::unix::fs::PermissionsExt;
-    // The file itself, never a link's target (a link is refused when read).
-    if let Some(m) = std::fs::symlink_metadata(path).ok().filter(|m| m.is_file()) {
+    let out = &mut rf.findings;
+    // The file read (its descriptor's metadata), else the file itself,
+    // never a link's target (a link is refused when read).
+    let meta = match rf.modes.iter().find(|(f, _)| f == file) {
+        Some((_, m)) => Some(m.clone()),
+        None => std::fs::symlink_metadata(path).ok(),
+    };
+    if let Some(m) = meta.filter(|m| m.is_file()) {
         let mode = m.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             out.push(warn(
@@ -49,7 +55,7 @@ fn check_key_mode(path: &Path, file: &str, out: &mut Vec<Finding>) {
 }
 
 #[cfg(not(unix))]
-fn check_key_mode(_: &Path, _: &str, _: &mut Vec<Finding>) {}
+fn check_key_mode(_: &Path, _: &str, _: &mut ReadFindings) {}
 
 /// The cluster directories directly under `dir`, sorted.
 fn cluster_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -105,20 +111,23 @@ struct ReadFindings {
     /// Files (as labelled) that exist but could not be read: their
     /// `missing-file` finding from the byte checks is dropped.
     unreadable: Vec<String>,
+    /// The metadata of the secret files read (as labelled), for their mode.
+    modes: Vec<(String, std::fs::Metadata)>,
 }
 
 impl ReadFindings {
     /// Reads one file, `None` when absent; other failures become findings.
     fn read(&mut self, dir: &Path, label: &str, name: &str) -> Option<Vec<u8>> {
         let path = dir.join(name);
-        if let Err(e) = std::fs::symlink_metadata(&path) {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                return None;
-            }
-        }
         let file = join(label, name);
-        match crate::files::read_limited(&path) {
-            Ok(b) => Some(b),
+        match crate::files::read_limited_meta(&path) {
+            Ok((b, meta)) => {
+                if name == CA_KEY || name == SECRET_YAML || name == ROOT_KEY {
+                    self.modes.push((file, meta));
+                }
+                Some(b)
+            }
+            Err(Error::MissingFile { .. }) => None,
             Err(Error::TooLarge { size, limit, .. }) => {
                 self.findings.push(err(
                     Code::TooLarge,
@@ -166,7 +175,7 @@ fn read_bundle_dir(dir: &Path, label: &str) -> (BundleFiles, ReadFindings) {
             .map(zeroize::Zeroizing::new),
     };
     for key in [CA_KEY, SECRET_YAML] {
-        check_key_mode(&dir.join(key), &join(label, key), &mut rf.findings);
+        check_key_mode(&dir.join(key), &join(label, key), &mut rf);
     }
     check_tls_layout(dir, label, &files, &mut rf);
     (files, rf)
@@ -251,11 +260,7 @@ fn read_mesh_dir(
     let root_cert = rf.read(dir, label, ROOT_CERT);
     let root_key = rf.read(dir, label, ROOT_KEY).map(zeroize::Zeroizing::new);
     if root_key.is_some() {
-        check_key_mode(
-            &dir.join(ROOT_KEY),
-            &join(label, ROOT_KEY),
-            &mut rf.findings,
-        );
+        check_key_mode(&dir.join(ROOT_KEY), &join(label, ROOT_KEY), &mut rf);
     }
     let root_crl = rf.read(dir, label, crate::crl::ROOT_CRL);
     check_key_uri(dir, label, root_key.is_some(), &mut rf);

@@ -28,6 +28,36 @@ pub(super) struct Loaded {
     pub(super) der: Vec<u8>,
     /// `cluster1/cert-chain.pem` or `cluster1/cert-chain.pem (certificate 2)`.
     pub(super) name: String,
+    /// The DER parsed, once: every stage reads the same parse.
+    parsed: std::sync::Arc<ParsedCert>,
+}
+
+type MaybeCert<'a> = Option<X509Certificate<'a>>;
+
+self_cell::self_cell!(
+    /// A certificate's DER with its parse (`None`: it does not parse).
+    struct ParsedCert {
+        owner: Vec<u8>,
+        #[covariant]
+        dependent: MaybeCert,
+    }
+);
+
+impl Loaded {
+    /// A certificate named `name` in findings.
+    pub(super) fn new(der: Vec<u8>, name: String) -> Self {
+        let parsed = ParsedCert::new(der.clone(), |d| parse(d));
+        Loaded {
+            der,
+            name,
+            parsed: std::sync::Arc::new(parsed),
+        }
+    }
+
+    /// The certificate, parsed (`None` if its DER does not parse).
+    pub(super) fn cert(&self) -> Option<&X509Certificate<'_>> {
+        self.parsed.borrow_dependent().as_ref()
+    }
 }
 
 /// Parses a certificate's DER (already checked to parse when loaded).
@@ -219,10 +249,7 @@ pub(super) fn load_certs(
             ));
         }
         match x509_parser::parse_x509_certificate(block.contents()) {
-            Ok(([], _)) => certs.push(Loaded {
-                der: block.contents().to_vec(),
-                name,
-            }),
+            Ok(([], _)) => certs.push(Loaded::new(block.contents().to_vec(), name)),
             Ok(_) => out.push(err(
                 Code::BadCertificate,
                 file,

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::load::{load_certs, parse, CertFile, Loaded};
+use super::load::{load_certs, CertFile, Loaded};
 use super::parse::check_cert_alone;
 use super::path::{check_path, validity_findings, PathInput};
 use super::report::{err, join, warn, Code, Finding, Group, GroupKind, Severity};
@@ -88,10 +88,7 @@ pub(super) fn chains_to(c: &ClusterCa, roots: &[Vec<u8>], opts: &VerifyOptions) 
     let Some(ca) = &c.ca else { return true };
     let roots: Vec<Loaded> = roots
         .iter()
-        .map(|d| Loaded {
-            der: d.clone(),
-            name: String::new(),
-        })
+        .map(|d| Loaded::new(d.clone(), String::new()))
         .collect();
     let issued = super::issued_dns(ca, opts);
     let input = PathInput {
@@ -116,12 +113,12 @@ pub(super) fn chains_to(c: &ClusterCa, roots: &[Vec<u8>], opts: &VerifyOptions) 
 /// Whether another certificate of `roots` with the same subject and key
 /// as `root` is valid at `opts.at`: a renewed copy that supersedes it.
 fn superseded(root: &Loaded, roots: &[Loaded], opts: &VerifyOptions) -> bool {
-    let Some(c) = parse(&root.der) else {
+    let Some(c) = root.cert() else {
         return false;
     };
     roots.iter().any(|o| {
         o.der != root.der
-            && parse(&o.der).is_some_and(|n| {
+            && o.cert().is_some_and(|n| {
                 let v = n.validity();
                 n.subject().as_raw() == c.subject().as_raw()
                     && n.public_key().raw == c.public_key().raw
@@ -163,7 +160,7 @@ pub fn verify_mesh(label: &str, mesh_files: &MeshFiles, opts: &VerifyOptions) ->
     let mesh_root_keys: Vec<Vec<u8>> = mesh_roots
         .iter()
         .flatten()
-        .filter_map(|r| parse(&r.der).map(|c| c.public_key().raw.to_vec()))
+        .filter_map(|r| r.cert().map(|c| c.public_key().raw.to_vec()))
         .collect();
     if let Some(bytes) = &mesh_files.root_key {
         let key_file = join(label, ROOT_KEY);
@@ -213,7 +210,7 @@ pub fn verify_mesh(label: &str, mesh_files: &MeshFiles, opts: &VerifyOptions) ->
     }
     let mut keys: BTreeMap<Vec<u8>, &str> = BTreeMap::new();
     for c in &cas {
-        let Some(ca) = c.ca.as_ref().and_then(|l| parse(&l.der)) else {
+        let Some(ca) = c.ca.as_ref().and_then(|l| l.cert()) else {
             continue;
         };
         let spki = ca.public_key().raw.to_vec();

@@ -34,7 +34,7 @@ pub use step::verify_mesh_step;
 
 use crate::bundle::{CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT, SECRET_YAML};
 use crate::secret::SecretData;
-use load::{load_certs, load_key, parse, CertFile, Loaded};
+use load::{load_certs, load_key, CertFile, Loaded};
 use report::{err, join, warn};
 
 /// When and how strictly to check.
@@ -85,7 +85,7 @@ impl VerifyOptions {
 /// istiod's namespace as `ca`'s subjectAltNames tell it: the `<ns>` of its
 /// one `istiod.<ns>.svc` DNS name.
 fn namespace_of_ca(ca: &Loaded) -> Option<String> {
-    let c = parse(&ca.der)?;
+    let c = ca.cert()?;
     let san = c.subject_alternative_name().ok()??;
     let mut found = san.value.general_names.iter().filter_map(|g| match g {
         x509_parser::extensions::GeneralName::DNSName(d) => d
@@ -169,7 +169,7 @@ fn issued_dns(ca: &Loaded, opts: &VerifyOptions) -> Vec<String> {
     // Case-folded names seen so far: a set, as a CA may list many names.
     let mut seen: std::collections::HashSet<String> =
         names.iter().map(|n| n.to_ascii_lowercase()).collect();
-    if let Some(c) = parse(&ca.der) {
+    if let Some(c) = ca.cert() {
         if let Ok(Some(san)) = c.subject_alternative_name() {
             for g in &san.value.general_names {
                 if let x509_parser::extensions::GeneralName::DNSName(d) = g {
@@ -297,7 +297,7 @@ fn verify_bundle_and_ca(
         }
     }
     if let (Some(k), Some(ca)) = (&key, ca) {
-        if let Some(c) = parse(&ca.der) {
+        if let Some(c) = ca.cert() {
             if c.public_key().raw != k.public_key_der().as_slice() {
                 out.push(err(
                     Code::KeyMismatch,
@@ -464,7 +464,7 @@ fn finish(
 
 /// A certificate of `root-cert.pem` must be a self-signed CA.
 fn check_root(r: &Loaded, root_file: &str, out: &mut Vec<Finding>) {
-    let Some(c) = parse(&r.der) else { return };
+    let Some(c) = r.cert() else { return };
     let self_signed =
         c.subject().as_raw() == c.issuer().as_raw() && path::self_signature_ok(&r.der, &c);
     let ca = load::go_is_ca(&c);
@@ -488,7 +488,7 @@ fn check_root(r: &Loaded, root_file: &str, out: &mut Vec<Finding>) {
 
 /// `ca-cert.pem` must itself be a CA that may sign workload certificates.
 fn check_ca_itself(ca: &Loaded, ca_file: &str, dir_name: Option<&str>, out: &mut Vec<Finding>) {
-    let Some(c) = parse(&ca.der) else { return };
+    let Some(c) = ca.cert() else { return };
     // Go reads extensions only from a version 3 certificate (parser.go
     // parseCertificate, `if cert.Version == 3`): for istiod a v1/v2
     // ca-cert.pem has no basicConstraints (ca.go NewPluggedCertIstioCAOptions:
@@ -556,8 +556,8 @@ fn check_chain_shape(
     out: &mut Vec<Finding>,
 ) {
     if let (Some(root), Some(ca_c)) = (
-        path.last().and_then(|r| parse(&r.der)),
-        path.first().and_then(|c| parse(&c.der)),
+        path.last().and_then(|r| r.cert()),
+        path.first().and_then(|c| c.cert()),
     ) {
         let ra = root.validity().not_after.to_datetime();
         let ca_a = ca_c.validity().not_after.to_datetime();

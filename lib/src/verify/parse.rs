@@ -6,7 +6,7 @@ use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::public_key::PublicKey;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-use super::load::{parse, Loaded};
+use super::load::Loaded;
 use super::report::{err, warn, Code, Finding};
 
 const WEAK_SIGNATURES: &[(&str, &str)] = &[
@@ -179,7 +179,7 @@ pub(super) fn check_cert_alone(l: &Loaded, file: &str, is_root: bool, out: &mut 
 
 fn check_cert_findings(l: &Loaded, file: &str, is_root: bool, out: &mut Vec<Finding>) {
     out.extend(go_parse_findings(l, file));
-    let Some(c) = parse(&l.der) else { return };
+    let Some(c) = l.cert() else { return };
     if !is_root {
         if let Some(alg) = weak_signature(&c) {
             out.push(err(

@@ -19,7 +19,7 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::{GeneralName, NameConstraints};
 use x509_parser::x509::SubjectPublicKeyInfo;
 
-use super::load::{parse, Loaded};
+use super::load::Loaded;
 use super::report::{day, err, rfc3339, warn, Code, Finding, Severity};
 use super::VerifyOptions;
 
@@ -48,7 +48,7 @@ pub(super) fn validity_findings(
     severity: Severity,
     out: &mut Vec<Finding>,
 ) {
-    let Some(c) = parse(&l.der) else { return };
+    let Some(c) = l.cert() else { return };
     validity_of(&c, &l.name, file, opts, severity, out);
 }
 
@@ -138,7 +138,7 @@ pub(super) struct PathResult<'a> {
 
 struct Node<'a> {
     loaded: &'a Loaded,
-    cert: X509Certificate<'a>,
+    cert: &'a X509Certificate<'a>,
     is_root: bool,
     /// subjectKeyIdentifier and authorityKeyIdentifier's keyIdentifier.
     ski: Option<Vec<u8>>,
@@ -148,7 +148,7 @@ struct Node<'a> {
 impl<'a> Node<'a> {
     fn new(loaded: &'a Loaded, is_root: bool) -> Option<Self> {
         use x509_parser::extensions::ParsedExtension;
-        let cert = parse(&loaded.der)?;
+        let cert = loaded.cert()?;
         let mut ski = None;
         let mut aki = None;
         for e in cert.extensions() {
