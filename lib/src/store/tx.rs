@@ -504,9 +504,9 @@ fn write_temp(dir: &Path, contents: &[u8], secret: bool, sync: bool) -> Result<T
 }
 
 /// Creates every directory of `dirs` that is missing, with its missing
-/// ancestors, remembering each one made (parents before children). The
-/// parents are made first, one by one; the directories themselves (a save
-/// of 10,000 clusters makes 10,000) on all cores.
+/// ancestors, remembering each one made (parents before children). One
+/// by one: directories made at once in the same parent wait on its lock
+/// (in the kernel, spinning), which costs more than it saves.
 fn make_dirs(dirs: &[&Path], created: &mut Vec<PathBuf>) -> Result<()> {
     let mut parents: BTreeSet<&Path> = BTreeSet::new();
     for dir in dirs {
@@ -517,7 +517,7 @@ fn make_dirs(dirs: &[&Path], created: &mut Vec<PathBuf>) -> Result<()> {
         }
     }
     let made: Vec<Result<bool>> = dirs
-        .par_iter()
+        .iter()
         .map(|d| {
             if d.as_os_str().is_empty() || d.exists() {
                 return Ok(false);
