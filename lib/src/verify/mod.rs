@@ -466,8 +466,8 @@ fn finish(
 fn check_root(r: &Loaded, root_file: &str, out: &mut Vec<Finding>) {
     let Some(c) = r.cert() else { return };
     let self_signed =
-        c.subject().as_raw() == c.issuer().as_raw() && path::self_signature_ok(&r.der, &c);
-    let ca = load::go_is_ca(&c);
+        c.subject().as_raw() == c.issuer().as_raw() && path::self_signature_ok(&r.der, c);
+    let ca = load::go_is_ca(c);
     if !self_signed || !ca {
         out.push(err(
             Code::RootNotSelfSignedCa,
@@ -503,7 +503,7 @@ fn check_ca_itself(ca: &Loaded, ca_file: &str, dir_name: Option<&str>, out: &mut
             ),
         ));
     }
-    match load::go_basic_constraints(&c) {
+    match load::go_basic_constraints(c) {
         _ if c.version() != x509_parser::x509::X509Version::V3 => {}
         Some((true, _)) => {}
         _ => out.push(err(

@@ -181,7 +181,7 @@ fn check_cert_findings(l: &Loaded, file: &str, is_root: bool, out: &mut Vec<Find
     out.extend(go_parse_findings(l, file));
     let Some(c) = l.cert() else { return };
     if !is_root {
-        if let Some(alg) = weak_signature(&c) {
+        if let Some(alg) = weak_signature(c) {
             out.push(err(
                 Code::WeakSignature,
                 file,
@@ -191,7 +191,7 @@ fn check_cert_findings(l: &Loaded, file: &str, is_root: bool, out: &mut Vec<Find
                 ),
             ));
         }
-    } else if let Some(alg) = weak_signature(&c) {
+    } else if let Some(alg) = weak_signature(c) {
         out.push(warn(
             Code::WeakSignature,
             file,

@@ -49,7 +49,7 @@ pub(super) fn validity_findings(
     out: &mut Vec<Finding>,
 ) {
     let Some(c) = l.cert() else { return };
-    validity_of(&c, &l.name, file, opts, severity, out);
+    validity_of(c, &l.name, file, opts, severity, out);
 }
 
 /// [`validity_findings`] for a certificate already parsed.
@@ -212,9 +212,9 @@ impl Search<'_, '_> {
         }
         let (c, p) = (self.nodes.get(child)?, self.nodes.get(parent)?);
         let ok = if child == parent {
-            self_signature_ok(&c.loaded.der, &c.cert)
+            self_signature_ok(&c.loaded.der, c.cert)
         } else {
-            issuer_signature_ok(&c.loaded.der, &c.cert, p.cert.public_key())
+            issuer_signature_ok(&c.loaded.der, c.cert, p.cert.public_key())
         };
         self.sigs.insert((child, parent), ok);
         Some(ok)
@@ -591,7 +591,7 @@ fn judge_path(
     }
     let single_root = path.len() == 1 && trusted;
     if let Some(first) = first {
-        if !has_aki(&first.cert) && !single_root {
+        if !has_aki(first.cert) && !single_root {
             out.push(warn(
                 Code::NoAki,
                 input.ca_file,
