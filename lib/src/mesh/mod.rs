@@ -843,8 +843,9 @@ impl Mesh {
     }
 
     /// [`Mesh::check_against`] for several meshes made from the same `old`
-    /// (the stages of a rotation): `old` is verified once, not once per
-    /// mesh. Returns the reports in order, or the first mesh's new errors.
+    /// (the stages of a rotation): `old` is verified at most once, and only
+    /// when a mesh has errors. Returns the reports in order, or the first
+    /// mesh's new errors.
     pub fn check_all_against(
         meshes: &[&Mesh],
         old: Option<&Mesh>,
@@ -857,11 +858,22 @@ impl Mesh {
                 .map(|f| (f.code, f.file.clone(), f.message.clone()))
                 .collect()
         };
-        let before = old.map(|m| errors(&m.verify("", opts))).unwrap_or_default();
+        // `old` is verified only when a new mesh has errors (to tell those
+        // it had already): a clean result needs no comparison.
+        let mut before: Option<std::collections::HashSet<(Code, String, String)>> = None;
         let mut out = Vec::with_capacity(meshes.len());
         for mesh in meshes {
             let report = mesh.verify("", opts);
-            let fresh: Vec<String> = errors(&report)
+            let found = errors(&report);
+            if found.is_empty() {
+                out.push(report);
+                continue;
+            }
+            let before = before.get_or_insert_with(|| {
+                old.map(|m| errors(&m.verify("", opts)).into_iter().collect())
+                    .unwrap_or_default()
+            });
+            let fresh: Vec<String> = found
                 .into_iter()
                 .filter(|e| !before.contains(e))
                 .map(|(code, _, message)| format!("{code}: {message}"))
