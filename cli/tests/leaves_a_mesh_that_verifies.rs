@@ -428,3 +428,55 @@ fn secret_of_one_cluster_does_not_depend_on_the_others() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("c2/ca-key.pem"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_command_on_a_mesh_with_a_broken_cluster_writes_nothing_until_it_is_fixed() {
+    // cluster2's key swapped for another cluster's: verify fails on it.
+    let dir = util::ecdsa_mesh();
+    dir.ok(&["init", "--dir", "other", "--key-type", "ecdsa-p256", "x"]);
+    fs::copy(
+        dir.join("other/x/ca-key.pem"),
+        dir.join("certs/cluster2/ca-key.pem"),
+    )
+    .unwrap();
+    let broken = dir.meshca(&["verify", "certs"]);
+    assert_eq!(broken.status.code(), Some(1), "{}", stdout(&broken));
+    let before = snapshot(&dir.join("certs"));
+    // Each of these leaves cluster2 as it is: exit 0 would leave a mesh
+    // that verify rejects.
+    for args in [
+        &["renew", "--dir", "certs", "cluster1"][..],
+        &[
+            "init",
+            "--dir",
+            "certs",
+            "--key-type",
+            "ecdsa-p256",
+            "cluster3",
+        ][..],
+        &["crl", "--dir", "certs", "cluster1"][..],
+    ] {
+        let out = dir.meshca(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("cluster2/ca-key.pem") && err.contains("already so before this command"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("PRIVATE KEY"), "{err}");
+        assert_eq!(snapshot(&dir.join("certs")), before, "{args:?}");
+    }
+    // Fixing cluster2 in the same command is accepted, and verifies.
+    dir.ok(&[
+        "intermediate",
+        "--dir",
+        "certs",
+        "--key-type",
+        "ecdsa-p256",
+        "--force",
+        "cluster2",
+    ]);
+    verify_passes(&dir, "certs");
+    dir.ok(&["renew", "--dir", "certs", "cluster1"]);
+    verify_passes(&dir, "certs");
+}

@@ -830,11 +830,13 @@ impl Mesh {
     }
 
     /// Verify before write: fails with [`Error::WouldNotVerify`] when
-    /// [`Mesh::verify`] finds an error in this mesh that `old` (the mesh it
-    /// was made from, `None` for a new one) did not have, so a command
-    /// never makes a mesh worse and is not blocked by problems it did not
-    /// cause. A revoked intermediate (`revoked`) is the operator's own
-    /// doing and never blocks. Both meshes are checked with `opts`.
+    /// [`Mesh::verify`] finds an error in this mesh, so a command that
+    /// succeeds leaves a mesh that verifies. Errors that `old` (the mesh
+    /// it was made from, `None` for a new one) already had are listed
+    /// after the new ones and marked as such: the operator fixes them
+    /// first, or in the same command (`meshca renew A B`). A revoked
+    /// intermediate (`revoked`) is the operator's own doing and never
+    /// blocks. Both meshes are checked with `opts`.
     pub fn check_against(&self, old: Option<&Mesh>, opts: &VerifyOptions) -> Result<Report> {
         let mut reports = Mesh::check_all_against(&[self], old, opts)?;
         reports
@@ -873,15 +875,16 @@ impl Mesh {
                 old.map(|m| errors(&m.verify("", opts)).into_iter().collect())
                     .unwrap_or_default()
             });
-            let fresh: Vec<String> = found
+            let (had, fresh): (Vec<_>, Vec<_>) =
+                found.into_iter().partition(|e| before.contains(e));
+            let mut errors: Vec<String> = fresh
                 .into_iter()
-                .filter(|e| !before.contains(e))
                 .map(|(code, _, message)| format!("{code}: {message}"))
                 .collect();
-            if !fresh.is_empty() {
-                return Err(Error::WouldNotVerify { errors: fresh });
-            }
-            out.push(report);
+            errors.extend(had.into_iter().map(|(code, _, message)| {
+                format!("{code}: {message} (already so before this command: fix it first, or in the same command)")
+            }));
+            return Err(Error::WouldNotVerify { errors });
         }
         Ok(out)
     }
