@@ -119,6 +119,11 @@ pub(crate) struct Global {
     /// of asking on the terminal.
     #[arg(long, env = "MESHCA_PASSPHRASE_FILE", value_name = "FILE")]
     pub(crate) passphrase_file: Option<PathBuf>,
+    /// Save even though the mesh keeps errors it had before this command
+    /// (they are listed as warnings; new errors still refuse the save).
+    /// Without it, a command saves only a mesh that verifies.
+    #[arg(long)]
+    pub(crate) allow_existing_errors: bool,
 }
 
 /// `--dir` and `--quiet` of a command that only reads the certs directory.

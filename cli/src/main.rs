@@ -158,6 +158,15 @@ fn hint(err: &meshca::Error, cli: &Cli) -> Option<String> {
                 "use --force to overwrite it".to_owned()
             })
         }
+        E::WouldNotVerify { errors }
+            if errors.iter().any(|e| e.contains(meshca::ALREADY_SO))
+                && !matches!(cli.command, Command::Root(_)) =>
+        {
+            Some(
+                "the mesh had errors before this command, and a command saves only a mesh                  that verifies: fix them first (`meshca verify` lists them) or in the same                  command (`meshca renew` renews every cluster due), or pass                  --allow-existing-errors to save this change anyway"
+                    .to_owned(),
+            )
+        }
         E::WouldNotVerify { .. } if matches!(cli.command, Command::Root(_)) => Some(
             "a new root orphans every cluster of the mesh: make it in another directory \
              (`meshca root --dir NEW`) and move the clusters with `meshca rotate`"

@@ -480,3 +480,40 @@ fn a_command_on_a_mesh_with_a_broken_cluster_writes_nothing_until_it_is_fixed() 
     dir.ok(&["renew", "--dir", "certs", "cluster1"]);
     verify_passes(&dir, "certs");
 }
+
+#[test]
+fn allow_existing_errors_saves_a_repair_step_and_says_what_is_left() {
+    let dir = util::ecdsa_mesh();
+    dir.ok(&["init", "--dir", "other", "--key-type", "ecdsa-p256", "x"]);
+    fs::copy(
+        dir.join("other/x/ca-key.pem"),
+        dir.join("certs/cluster2/ca-key.pem"),
+    )
+    .unwrap();
+    let refused = dir.meshca(&["renew", "--dir", "certs", "cluster1"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("--allow-existing-errors"),
+        "{}",
+        stderr(&refused)
+    );
+    let old_cert = dir.read("certs/cluster1/ca-cert.pem");
+    let out = dir.meshca(&[
+        "renew",
+        "--dir",
+        "certs",
+        "--allow-existing-errors",
+        "cluster1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_ne!(dir.read("certs/cluster1/ca-cert.pem"), old_cert);
+    let err = stderr(&out);
+    assert!(
+        err.contains("already had") && err.contains("cluster2/ca-key.pem"),
+        "{err}"
+    );
+    let v = dir.meshca(&["verify", "certs"]);
+    assert_eq!(v.status.code(), Some(1), "cluster2 is still broken");
+    let cluster1 = dir.meshca(&["verify", "certs/cluster1"]);
+    assert_eq!(cluster1.status.code(), Some(0), "{}", stdout(&cluster1));
+}

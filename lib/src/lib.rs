@@ -93,7 +93,7 @@ pub use inspect::{inspect_pem, CertSummary, CrlSummary, Item, KeySummary};
 pub use issue::{IntermediateCa, IssuedIntermediate, RootCa, Workload, SERIAL_LEN};
 pub use key::{KeyFormat, PrivateKey};
 pub use keyref::{KeyRef, Pkcs11Uri, ROOT_KEY_URI};
-pub use mesh::{generate_keys, Mesh};
+pub use mesh::{generate_keys, ExistingErrors, Mesh, ALREADY_SO};
 pub use pemutil::{certificate_pem, certificates, concat as concat_pem, MAX_PEM_BYTES};
 pub use profile::{
     validate_name, IntermediateParams, KeyType, NameConstraints, RootParams, WorkloadParams,

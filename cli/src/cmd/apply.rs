@@ -18,7 +18,7 @@ pub(crate) fn run(global: &Global, args: &ApplyArgs) -> Result<u8> {
         let plan = meshca::plan::plan(&file, &meshca::Mesh::new(), at)?;
         check_root_key(global, &file, &args.file, &plan)?;
     }
-    let session = super::Session::open(&global.dir, true)?;
+    let session = super::Session::open(global, true)?;
     let plan = meshca::plan::plan(&file, &session.mesh, at)?;
     if plan.is_empty() {
         super::plan::report_kept(&global.dir, global.quiet, &args.file, &plan);

@@ -8,7 +8,7 @@ use crate::output::say;
 pub(crate) fn run(global: &Global, args: &CrlArgs) -> Result<u8> {
     super::check_clusters(&args.clusters)?;
     let key_ref = super::root_key_ref(&args.root_key)?;
-    let session = super::Session::open(&global.dir, false)?;
+    let session = super::Session::open(global, false)?;
     // Every cluster is checked before anything is signed or written.
     session.mesh.check_clusters(&args.clusters)?;
     let root = super::mesh_signer(&global.dir, &session.mesh, global, key_ref.as_ref())?;

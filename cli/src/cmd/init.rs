@@ -26,7 +26,7 @@ pub(crate) fn run(global: &Global, args: &InitArgs, m: &ArgMatches) -> Result<u8
     let key_ref = super::root_key_ref(&args.root_key)?;
     // Bad or refused constraints stop the command before any key is made.
     super::name_constraints(&args.constraints)?;
-    let session = super::Session::open(&global.dir, true)?;
+    let session = super::Session::open(global, true)?;
     let has_root = session.mesh.root.is_some();
     let from_secret = args.intermediate.root_from_secret.is_some();
     // Options about a new root mean nothing when none is made: refuse them

@@ -14,7 +14,7 @@ pub(crate) fn run(global: &Global, args: &IntermediateArgs) -> Result<u8> {
     // missing): the new intermediate repairs it.
     let replaced: &[String] = if args.force { &args.clusters } else { &[] };
     let session = super::Session::open_replacing(
-        &global.dir,
+        global,
         args.intermediate.root_from_secret.is_some(),
         replaced,
     )?;

@@ -121,6 +121,9 @@ pub(crate) fn check_clusters(clusters: &[String]) -> Result<()> {
 pub(crate) struct Session {
     pub(crate) dir: PathBuf,
     pub(crate) mesh: Mesh,
+    /// Whether errors the loaded mesh has block a save
+    /// (`--allow-existing-errors`).
+    existing: meshca::ExistingErrors,
     /// Files of broken cluster directories this change replaces whole.
     stale: Vec<PathBuf>,
     _lock: Option<DirLock>,
@@ -141,15 +144,20 @@ impl Session {
     /// temporary files an interrupted run left, and loads the mesh. A
     /// missing `dir` is made only when `create` (a command that can start a
     /// mesh); otherwise it is a missing input.
-    pub(crate) fn open(dir: &Path, create: bool) -> Result<Session> {
-        Session::open_replacing(dir, create, &[])
+    pub(crate) fn open(global: &crate::cli::Global, create: bool) -> Result<Session> {
+        Session::open_replacing(global, create, &[])
     }
 
     /// Like [`Session::open`], for a change that replaces the clusters
     /// `replaced` whole: one of them that cannot be loaded (a file
     /// missing or unreadable) does not block the change that repairs it
     /// (see [`meshca::store::load_replacing`]).
-    pub(crate) fn open_replacing(dir: &Path, create: bool, replaced: &[String]) -> Result<Session> {
+    pub(crate) fn open_replacing(
+        global: &crate::cli::Global,
+        create: bool,
+        replaced: &[String],
+    ) -> Result<Session> {
+        let dir = global.dir.as_path();
         if !create && std::fs::symlink_metadata(dir).is_err() {
             return Err(meshca::Error::MissingFile {
                 path: dir.to_owned(),
@@ -169,6 +177,7 @@ impl Session {
         Ok(Session {
             dir: dir.to_owned(),
             mesh,
+            existing: existing_errors(global),
             stale,
             _lock: Some(lock),
         })
@@ -179,6 +188,7 @@ impl Session {
         Ok(Session {
             dir: dir.to_owned(),
             mesh: meshca::store::load(dir)?,
+            existing: meshca::ExistingErrors::Refuse,
             stale: Vec::new(),
             _lock: None,
         })
@@ -186,8 +196,9 @@ impl Session {
 
     /// Verifies `new` in memory and saves it over the loaded mesh: all
     /// files or none. Refused when `new` has an error `verify` would report
-    /// that the loaded mesh did not have (a revoked intermediate is the
-    /// operator's own doing and never blocks).
+    /// (a revoked intermediate is the operator's own doing and never
+    /// blocks); with `--allow-existing-errors`, errors the loaded mesh
+    /// already had are printed as warnings instead.
     ///
     /// `namespace`: where istiod runs (it reads `cacerts` there).
     pub(crate) fn commit(&self, new: &Mesh, force: bool, namespace: &str) -> Result<Vec<PathBuf>> {
@@ -203,7 +214,13 @@ impl Session {
         namespace: &str,
         trust_domain: Option<&str>,
     ) -> Result<Vec<PathBuf>> {
-        check_new_for(Some(&self.mesh), new, namespace, trust_domain)?;
+        check_new_for(
+            Some(&self.mesh),
+            new,
+            namespace,
+            trust_domain,
+            self.existing,
+        )?;
         self.save(new, force)
     }
 
@@ -215,7 +232,8 @@ impl Session {
         force: bool,
         opts: &VerifyOptions,
     ) -> Result<Vec<PathBuf>> {
-        new.check_against(Some(&self.mesh), opts)?;
+        let report = new.check_against_with(Some(&self.mesh), opts, self.existing)?;
+        warn_kept_errors(&report);
         self.save(new, force)
     }
 
@@ -249,9 +267,43 @@ impl std::fmt::Display for SaveFailed {
 
 /// Verify before write (see [`Mesh::check_against`]), for an istiod in
 /// `namespace`.
-#[allow(dead_code)]
-pub(crate) fn check_new(old: Option<&Mesh>, new: &Mesh, namespace: &str) -> Result<()> {
-    check_new_for(old, new, namespace, None)
+pub(crate) fn check_new(
+    old: Option<&Mesh>,
+    new: &Mesh,
+    namespace: &str,
+    existing: meshca::ExistingErrors,
+) -> Result<()> {
+    check_new_for(old, new, namespace, None, existing)
+}
+
+/// What `--allow-existing-errors` asks of the verify-before-write check.
+pub(crate) fn existing_errors(global: &crate::cli::Global) -> meshca::ExistingErrors {
+    if global.allow_existing_errors {
+        meshca::ExistingErrors::Allow
+    } else {
+        meshca::ExistingErrors::Refuse
+    }
+}
+
+/// Warns about the errors a saved mesh keeps (allowed by
+/// `--allow-existing-errors`): the mesh does not verify yet.
+pub(crate) fn warn_kept_errors(report: &meshca::Report) {
+    let kept: Vec<&meshca::Finding> = report
+        .findings()
+        .filter(|f| f.severity == meshca::Severity::Error && f.code != meshca::Code::Revoked)
+        .collect();
+    if kept.is_empty() {
+        return;
+    }
+    warn(format_args!(
+        "saved with {} error{} the mesh already had (--allow-existing-errors); `meshca verify` fails until {} fixed:",
+        kept.len(),
+        if kept.len() == 1 { "" } else { "s" },
+        if kept.len() == 1 { "it is" } else { "they are" }
+    ));
+    for f in kept {
+        warn(format_args!("  {}: {}", f.code, f.message));
+    }
 }
 
 /// [`check_new`], checking name constraints against `trust_domain`
@@ -261,13 +313,15 @@ pub(crate) fn check_new_for(
     new: &Mesh,
     namespace: &str,
     trust_domain: Option<&str>,
+    existing: meshca::ExistingErrors,
 ) -> Result<()> {
     let mut opts = VerifyOptions::at(time::OffsetDateTime::now_utc());
     opts.namespace = namespace.to_owned();
     if let Some(td) = trust_domain {
         opts.trust_domain = td.to_owned();
     }
-    new.check_against(old, &opts)?;
+    let report = new.check_against_with(old, &opts, existing)?;
+    warn_kept_errors(&report);
     Ok(())
 }
 

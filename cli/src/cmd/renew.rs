@@ -24,7 +24,7 @@ pub(crate) fn run(global: &Global, args: &RenewArgs) -> Result<u8> {
         refuse_cluster_dir("--out", out)?;
         return renew_into(global, args, out);
     }
-    let session = super::Session::open(&global.dir, false)?;
+    let session = super::Session::open(global, false)?;
     refuse_not_a_mesh(&global.dir, &session.mesh)?;
     let now = time::OffsetDateTime::now_utc();
     let Some((mesh, renewed)) = renew(global, args, &session.mesh, now)? else {
@@ -106,7 +106,12 @@ fn renew_into(global: &Global, args: &RenewArgs, out: &std::path::Path) -> Resul
         return Ok(crate::EXIT_OK);
     };
     // Checked against DIR, the mesh it is made from.
-    super::check_new(Some(&session.mesh), &mesh, super::ISTIOD_NAMESPACE)?;
+    super::check_new(
+        Some(&session.mesh),
+        &mesh,
+        super::ISTIOD_NAMESPACE,
+        super::existing_errors(global),
+    )?;
     let mut tx = meshca::store::Transaction::new();
     meshca::store::plan(&mut tx, out, Some(&existing), &mesh, args.force)?;
     tx.commit().map_err(|e| {

@@ -7,7 +7,7 @@ use crate::output::say;
 
 pub(crate) fn run(global: &Global, args: &RevokeArgs) -> Result<u8> {
     let key_ref = super::root_key_ref(&args.root_key)?;
-    let session = super::Session::open(&global.dir, false)?;
+    let session = super::Session::open(global, false)?;
     session.mesh.cluster(&args.cluster)?;
     let root = super::mesh_signer(&global.dir, &session.mesh, global, key_ref.as_ref())?;
     let now = time::OffsetDateTime::now_utc();

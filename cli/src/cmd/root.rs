@@ -11,7 +11,7 @@ pub(crate) fn run(global: &Global, args: &RootArgs) -> Result<u8> {
         return renew(global, args);
     }
     let key_ref = super::root_key_ref(&args.root_key)?;
-    let session = super::Session::open(&global.dir, true)?;
+    let session = super::Session::open(global, true)?;
     if session.mesh.root.is_some() && !args.force {
         return Err(meshca::Error::AlreadyExists {
             path: global.dir.join(meshca::ROOT_CERT),
@@ -62,7 +62,7 @@ pub(crate) fn run(global: &Global, args: &RootArgs) -> Result<u8> {
 /// `--renew`: the same key and subject, a new validity.
 fn renew(global: &Global, args: &RootArgs) -> Result<u8> {
     super::renew::refuse_cluster_dir("--dir", &global.dir)?;
-    let session = super::Session::open(&global.dir, false)?;
+    let session = super::Session::open(global, false)?;
     let key_ref = super::root_key_ref(&args.root_key)?;
     let root = super::mesh_signer(&global.dir, &session.mesh, global, key_ref.as_ref())?;
     let (mesh, renewal) =

@@ -87,7 +87,15 @@ pub(crate) fn run(global: &Global, args: &RotateArgs, m: &clap::ArgMatches) -> R
     let mut stage_opts = opts.clone();
     stage_opts.namespace = args.intermediate.namespace.clone();
     let stage_refs: Vec<&meshca::Mesh> = new_meshes.iter().collect();
-    meshca::Mesh::check_all_against(&stage_refs, Some(&session.mesh), &stage_opts)?;
+    let reports = meshca::Mesh::check_all_against_with(
+        &stage_refs,
+        Some(&session.mesh),
+        &stage_opts,
+        super::existing_errors(global),
+    )?;
+    if let Some(last) = reports.last() {
+        super::warn_kept_errors(last);
+    }
     for (dir, m) in stages.iter().zip(&new_meshes) {
         let label = super::label(dir);
         steps.push(meshca::verify_mesh_step(

@@ -9,7 +9,7 @@ use crate::output::{date, say};
 pub(crate) fn run(global: &Global, args: &WorkloadArgs) -> Result<u8> {
     meshca::validate_name("namespace", &args.namespace)?;
     let key_ref = super::root_key_ref(&args.root_key)?;
-    let session = super::Session::open(&global.dir, false)?;
+    let session = super::Session::open(global, false)?;
     let out_dir = global.dir.join(&args.namespace);
     let targets = [
         meshca::mesh::WORKLOAD_KEY,

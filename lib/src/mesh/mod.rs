@@ -838,7 +838,19 @@ impl Mesh {
     /// intermediate (`revoked`) is the operator's own doing and never
     /// blocks. Both meshes are checked with `opts`.
     pub fn check_against(&self, old: Option<&Mesh>, opts: &VerifyOptions) -> Result<Report> {
-        let mut reports = Mesh::check_all_against(&[self], old, opts)?;
+        self.check_against_with(old, opts, ExistingErrors::Refuse)
+    }
+
+    /// [`Mesh::check_against`], with what to do about errors `old` already
+    /// had ([`ExistingErrors::Allow`]: they do not block, the report still
+    /// holds them).
+    pub fn check_against_with(
+        &self,
+        old: Option<&Mesh>,
+        opts: &VerifyOptions,
+        existing: ExistingErrors,
+    ) -> Result<Report> {
+        let mut reports = Mesh::check_all_against_with(&[self], old, opts, existing)?;
         reports
             .pop()
             .ok_or(Error::WouldNotVerify { errors: Vec::new() })
@@ -847,11 +859,22 @@ impl Mesh {
     /// [`Mesh::check_against`] for several meshes made from the same `old`
     /// (the stages of a rotation): `old` is verified at most once, and only
     /// when a mesh has errors. Returns the reports in order, or the first
-    /// mesh's new errors.
+    /// failing mesh's errors.
     pub fn check_all_against(
         meshes: &[&Mesh],
         old: Option<&Mesh>,
         opts: &VerifyOptions,
+    ) -> Result<Vec<Report>> {
+        Mesh::check_all_against_with(meshes, old, opts, ExistingErrors::Refuse)
+    }
+
+    /// [`Mesh::check_all_against`], with what to do about errors `old`
+    /// already had.
+    pub fn check_all_against_with(
+        meshes: &[&Mesh],
+        old: Option<&Mesh>,
+        opts: &VerifyOptions,
+        existing: ExistingErrors,
     ) -> Result<Vec<Report>> {
         let errors = |report: &Report| -> Vec<(Code, String, String)> {
             report
@@ -877,17 +900,41 @@ impl Mesh {
             });
             let (had, fresh): (Vec<_>, Vec<_>) =
                 found.into_iter().partition(|e| before.contains(e));
+            if fresh.is_empty() && existing == ExistingErrors::Allow {
+                out.push(report);
+                continue;
+            }
             let mut errors: Vec<String> = fresh
                 .into_iter()
                 .map(|(code, _, message)| format!("{code}: {message}"))
                 .collect();
-            errors.extend(had.into_iter().map(|(code, _, message)| {
-                format!("{code}: {message} (already so before this command: fix it first, or in the same command)")
-            }));
+            errors.extend(
+                had.into_iter()
+                    .map(|(code, _, message)| format!("{code}: {message} ({ALREADY_SO})")),
+            );
             return Err(Error::WouldNotVerify { errors });
         }
         Ok(out)
     }
+}
+
+/// What an error of [`Error::WouldNotVerify`] that the mesh had before the
+/// command says about itself.
+pub const ALREADY_SO: &str = "already so before this command: fix it first, or in the same command";
+
+/// What a verify-before-write check ([`Mesh::check_against_with`]) does
+/// with errors the mesh already had before the change.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExistingErrors {
+    /// Any error refuses the change: a change that is saved leaves a mesh
+    /// that verifies.
+    #[default]
+    Refuse,
+    /// Errors the old mesh had do not block (a repair done in steps, such
+    /// as renewing an expired root and then its expired intermediates);
+    /// new ones still do.
+    Allow,
 }
 
 /// [`Error::UnknownCluster`] for `name`, the `known` clusters nearest to

@@ -784,6 +784,38 @@ mod tests {
     }
 
     #[test]
+    fn errors_the_mesh_had_block_a_save_unless_allowed_and_new_ones_always_do() {
+        let (m, _) = mesh();
+        // At NOW + 20 days east (10 days) has expired: an error of `m`.
+        let later = VerifyOptions::at(NOW + Duration::days(20));
+        let same = m.clone();
+        let err = same.check_against(Some(&m), &later).unwrap_err();
+        assert!(
+            matches!(&err, Error::WouldNotVerify { errors } if errors.iter().all(|e| e.contains(crate::ALREADY_SO))),
+            "{err}"
+        );
+        same.check_against_with(Some(&m), &later, crate::ExistingErrors::Allow)
+            .unwrap();
+        // A key swapped in is a new error: refused even when allowed.
+        let mut broken = m.clone();
+        let west_key = m.clusters["west"].bundle.ca_key.clone();
+        if let Some(c) = broken.clusters.get_mut("east") {
+            c.bundle.ca_key = west_key;
+        }
+        let now = VerifyOptions::at(NOW);
+        for existing in [crate::ExistingErrors::Refuse, crate::ExistingErrors::Allow] {
+            let err = broken
+                .check_against_with(Some(&m), &now, existing)
+                .unwrap_err();
+            assert!(
+                matches!(&err, Error::WouldNotVerify { errors }
+                    if errors.iter().any(|e| e.contains("east/ca-key.pem") && !e.contains(crate::ALREADY_SO))),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn a_renewed_root_has_the_same_key_subject_and_ski_and_still_signs_for_the_mesh() {
         let (m, root) = mesh();
         let later = NOW + Duration::days(20);
@@ -811,8 +843,16 @@ mod tests {
         );
         // Intermediates of the old certificate verify under the renewed one,
         // past the old one's end too.
+        // (east, issued for a few days, has expired by then: an error the
+        // mesh already had, which the check is told to allow.)
         let opts = VerifyOptions::at(later);
-        r.check_against(Some(&m), &opts).unwrap();
+        let report = r
+            .check_against_with(Some(&m), &opts, crate::ExistingErrors::Allow)
+            .unwrap();
+        assert!(report
+            .findings()
+            .all(|f| f.severity != crate::Severity::Error || f.file.starts_with("east/")));
+        assert!(r.check_against(Some(&m), &opts).is_err());
         // The renewed root signs a new cluster that the mesh trusts.
         let c = NewCluster::new(
             "north",
@@ -829,7 +869,8 @@ mod tests {
         let (r2, _) = r
             .add_clusters(&renewed_root, vec![c], false, later)
             .unwrap();
-        r2.check_against(Some(&r), &opts).unwrap();
+        r2.check_against_with(Some(&r), &opts, crate::ExistingErrors::Allow)
+            .unwrap();
         // The step changes root-cert.pem: istiod needs ISTIO_MULTIROOT_MESH.
         let step = crate::verify_mesh_step("a", &m.files(), "b", &r.files(), &opts);
         assert!(step
