@@ -163,8 +163,13 @@ fn hint(err: &meshca::Error, cli: &Cli) -> Option<String> {
                 && !matches!(cli.command, Command::Root(_)) =>
         {
             Some(
-                "the mesh had errors before this command, and a command saves only a mesh                  that verifies: fix them first (`meshca verify` lists them) or in the same                  command (`meshca renew` renews every cluster due), or pass                  --allow-existing-errors to save this change anyway"
-                    .to_owned(),
+                concat!(
+                    "the mesh had errors before this command, and a command saves only a mesh ",
+                    "that verifies: fix them first (`meshca verify` lists them) or in the same ",
+                    "command (`meshca renew` renews every cluster due), or pass ",
+                    "--allow-existing-errors to save this change anyway"
+                )
+                .to_owned(),
             )
         }
         E::WouldNotVerify { .. } if matches!(cli.command, Command::Root(_)) => Some(

@@ -974,3 +974,67 @@ fn name_constraints_from_the_mesh_file_hold_in_openssl_and_drift_both_ways() {
     );
     assert_eq!(code(&plan(&dir, &["--exit-code", "--at", &at])), Some(0));
 }
+
+#[test]
+fn files_named_on_the_command_line_are_read_through_a_mounted_configmaps_links() {
+    // A ConfigMap or Secret mounted in a pod: NAME -> ..data/NAME ->
+    // ..2026_12_02/NAME. The operator names the file; it is followed.
+    let dir = Dir::new();
+    fs::create_dir_all(dir.join("mount/..2026_12_02")).unwrap();
+    write(&dir, "mount/..2026_12_02/fleet.yaml", &mesh_file(EAST_WEST));
+    std::os::unix::fs::symlink("..2026_12_02", dir.join("mount/..data")).unwrap();
+    std::os::unix::fs::symlink("..data/fleet.yaml", dir.join("mount/fleet.yaml")).unwrap();
+    let out = dir.meshca(&[
+        "apply",
+        "-f",
+        "mount/fleet.yaml",
+        "--dir",
+        "fleet",
+        "--at",
+        T0,
+    ]);
+    assert_eq!(code(&out), Some(0), "{}", stderr(&out));
+    let out = dir.meshca(&[
+        "plan",
+        "-f",
+        "mount/fleet.yaml",
+        "--dir",
+        "fleet",
+        "--exit-code",
+        "--at",
+        T0,
+    ]);
+    assert_eq!(code(&out), Some(0), "{}{}", stdout(&out), stderr(&out));
+    // audit reads a kubectl-saved Secret through a link too.
+    let secret = dir.meshca(&["secret", "--dir", "fleet", "east"]);
+    util::assert_success("meshca secret", &secret);
+    fs::write(dir.join("mount/..2026_12_02/east.yaml"), &secret.stdout).unwrap();
+    std::os::unix::fs::symlink("..data/east.yaml", dir.join("mount/east.yaml")).unwrap();
+    let out = dir.meshca(&[
+        "audit",
+        "--dir",
+        "fleet",
+        "east",
+        "--secret",
+        "mount/east.yaml",
+    ]);
+    assert_eq!(code(&out), Some(0), "{}{}", stdout(&out), stderr(&out));
+    // A link to something that is not a regular file is still refused, at once.
+    let fifo = dir.join("mount/fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    std::os::unix::fs::symlink("fifo", dir.join("mount/via-link.yaml")).unwrap();
+    let out = dir.meshca(&["plan", "-f", "mount/via-link.yaml", "--dir", "fleet"]);
+    assert_eq!(code(&out), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("FIFO"), "{}", stderr(&out));
+    // Inside a certs directory a link is never followed (verify refuses it).
+    fs::remove_file(dir.join("fleet/west/cacerts.yaml")).unwrap();
+    std::os::unix::fs::symlink("../../mount/east.yaml", dir.join("fleet/west/cacerts.yaml"))
+        .unwrap();
+    let out = dir.meshca(&["verify", "fleet"]);
+    assert_eq!(code(&out), Some(1));
+    assert!(stdout(&out).contains("symbolic link"), "{}", stdout(&out));
+}

@@ -18,10 +18,25 @@ pub fn read_limited(path: &Path) -> Result<Vec<u8>> {
     read_limited_meta(path).map(|(bytes, _)| bytes)
 }
 
+/// Like [`read_limited`] for a file the operator names on the command
+/// line or in the environment (`-f mesh.yaml`, `--passphrase-file`,
+/// `--root-key FILE`, `--secret FILE`): a symbolic link is followed, as
+/// every tool follows the path it is given (a Kubernetes Secret or
+/// ConfigMap mounted in a pod is a link into `..data/`). The target must
+/// still be a regular file of at most 1 MiB, opened without blocking.
+/// Files found inside a certs directory are never read this way.
+pub fn read_named(path: &Path) -> Result<Vec<u8>> {
+    read_file(path, false).map(|(bytes, _)| bytes)
+}
+
 /// [`read_limited`], also giving the file's metadata (from the open file,
 /// so it describes the bytes read, not a file put there since).
 pub(crate) fn read_limited_meta(path: &Path) -> Result<(Vec<u8>, fs::Metadata)> {
-    let file = open_untrusted(path)?;
+    read_file(path, true)
+}
+
+fn read_file(path: &Path, no_follow: bool) -> Result<(Vec<u8>, fs::Metadata)> {
+    let file = open_untrusted(path, no_follow)?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         return Err(Error::Pem {
@@ -57,17 +72,22 @@ pub(crate) fn read_limited_meta(path: &Path) -> Result<(Vec<u8>, fs::Metadata)> 
     Ok((bytes, meta))
 }
 
-/// Opens `path` for reading without following a final symbolic link and
-/// without blocking on a FIFO.
-fn open_untrusted(path: &Path) -> Result<fs::File> {
+/// Opens `path` for reading without blocking on a FIFO and, when
+/// `no_follow`, without following a final symbolic link.
+fn open_untrusted(path: &Path, no_follow: bool) -> Result<fs::File> {
     let mut options = fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        let flags = if no_follow {
+            rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK
+        } else {
+            rustix::fs::OFlags::NONBLOCK
+        };
         options.custom_flags(flags.bits() as i32);
     }
+    let _ = no_follow;
     match options.open(path) {
         Ok(f) => Ok(f),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::MissingFile {

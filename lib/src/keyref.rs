@@ -319,7 +319,7 @@ impl Pkcs11Uri {
         })?;
         // file:///run/pin and file:/run/pin both name /run/pin.
         let path = path.strip_prefix("//").unwrap_or(path);
-        let bytes = Zeroizing::new(crate::read_limited(Path::new(path))?);
+        let bytes = Zeroizing::new(crate::read_named(Path::new(path))?);
         let text = std::str::from_utf8(&bytes).map_err(|_| Error::Passphrase {
             reason: format!("{path}: the PIN file is not UTF-8 text"),
         })?;

@@ -88,7 +88,7 @@ pub use bundle::{
 };
 pub use crl::{Reason, Revocation, DEFAULT_CRL_DAYS, REASON_NAMES, ROOT_CRL};
 pub use error::{Error, Result};
-pub use files::read_limited;
+pub use files::{read_limited, read_named};
 pub use inspect::{inspect_pem, CertSummary, CrlSummary, Item, KeySummary};
 pub use issue::{IntermediateCa, IssuedIntermediate, RootCa, Workload, SERIAL_LEN};
 pub use key::{KeyFormat, PrivateKey};

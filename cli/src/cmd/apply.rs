@@ -141,7 +141,7 @@ fn signer(
                 .into());
             };
             let what = path.display().to_string();
-            let key = zeroize::Zeroizing::new(meshca::read_limited(&path)?);
+            let key = zeroize::Zeroizing::new(meshca::read_named(&path)?);
             let pass_file = global.passphrase_file.clone();
             Ok(RootCa::from_pem_with_passphrase(
                 &global.dir.join(meshca::ROOT_CERT).display().to_string(),

@@ -13,9 +13,9 @@ pub(crate) fn run(args: &AuditArgs) -> Result<u8> {
     let _read = super::read_locks(&[args.read.dir.as_path()], None)?;
     let cluster = meshca::store::load_cluster(&args.read.dir, &args.cluster)?;
     let secret_what = args.secret.display().to_string();
-    let secret = zeroize::Zeroizing::new(meshca::read_limited(&args.secret)?);
+    let secret = zeroize::Zeroizing::new(meshca::read_named(&args.secret)?);
     let configmap = match &args.root_configmap {
-        Some(p) => Some((p.display().to_string(), meshca::read_limited(p)?)),
+        Some(p) => Some((p.display().to_string(), meshca::read_named(p)?)),
         None => None,
     };
     let result = audit(

@@ -317,8 +317,13 @@ pub(crate) fn check_new_for(
 ) -> Result<()> {
     let mut opts = VerifyOptions::at(time::OffsetDateTime::now_utc());
     opts.namespace = namespace.to_owned();
-    if let Some(td) = trust_domain {
-        opts.trust_domain = td.to_owned();
+    // The trust domain the command was given, else the one the mesh's
+    // name constraints name (`meshca verify --trust-domain` checks it).
+    if let Some(td) = trust_domain
+        .map(str::to_owned)
+        .or_else(|| new.constrained_trust_domain())
+    {
+        opts.trust_domain = td;
     }
     let report = new.check_against_with(old, &opts, existing)?;
     warn_kept_errors(&report);
@@ -469,7 +474,7 @@ pub(crate) fn mesh_signer(
         }
         Some(KeyRef::File(path)) => (
             path.display().to_string(),
-            zeroize::Zeroizing::new(meshca::read_limited(path)?),
+            zeroize::Zeroizing::new(meshca::read_named(path)?),
         ),
         Some(_) | None => {
             let Some(key) = key else {
@@ -515,7 +520,7 @@ pub(crate) fn signer(
         .into());
     }
     let what = path.display().to_string();
-    let yaml = zeroize::Zeroizing::new(meshca::read_limited(path)?);
+    let yaml = zeroize::Zeroizing::new(meshca::read_named(path)?);
     let file = global.passphrase_file.clone();
     Ok(RootCa::from_secret_yaml(&what, &yaml, &|| {
         read_passphrase(&what, file.as_deref(), false)
@@ -621,7 +626,7 @@ fn read_secret(
     use std::io::IsTerminal;
     let invalid = |reason: String| meshca::Error::Passphrase { reason };
     if let Some(path) = file {
-        let bytes = zeroize::Zeroizing::new(meshca::read_limited(path)?);
+        let bytes = zeroize::Zeroizing::new(meshca::read_named(path)?);
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| invalid(format!("{} is not UTF-8 text", path.display())))?;
         let line = zeroize::Zeroizing::new(text.lines().next().unwrap_or_default().to_owned());

@@ -16,7 +16,7 @@ pub(crate) const EXIT_PENDING: u8 = 3;
 
 /// Reads and checks the mesh file `path`.
 pub(crate) fn read_mesh_file(path: &Path) -> Result<MeshFile> {
-    let text = meshca::read_limited(path)?;
+    let text = meshca::read_named(path)?;
     Ok(MeshFile::parse(&path.display().to_string(), &text)?)
 }
 

@@ -86,6 +86,9 @@ pub(crate) fn run(global: &Global, args: &RotateArgs, m: &clap::ArgMatches) -> R
     // Each stage against the mesh it comes from (verified once for all).
     let mut stage_opts = opts.clone();
     stage_opts.namespace = args.intermediate.namespace.clone();
+    if let Some(td) = session.mesh.constrained_trust_domain() {
+        stage_opts.trust_domain = td;
+    }
     let stage_refs: Vec<&meshca::Mesh> = new_meshes.iter().collect();
     let reports = meshca::Mesh::check_all_against_with(
         &stage_refs,

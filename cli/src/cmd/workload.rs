@@ -63,6 +63,8 @@ pub(crate) fn run(global: &Global, args: &WorkloadArgs) -> Result<u8> {
     {
         mesh.extra.remove(&root_copy);
     }
+    // The mesh is checked for its own trust domain: a workload of another
+    // is signed as asked (the constraint is enforced where it is verified).
     session.commit(&mesh, args.force, &args.istio_namespace)?;
     if make_ca {
         say(

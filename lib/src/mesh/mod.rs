@@ -823,6 +823,34 @@ impl Mesh {
         out
     }
 
+    /// The trust domain the clusters' name constraints agree on, for
+    /// checking the mesh (`meshca verify --trust-domain`): `None` when no
+    /// cluster is name-constrained; else the default trust domain if every
+    /// constrained cluster permits it, else the first trust domain of the
+    /// first constrained cluster that every one permits (`None` if none is
+    /// common, so the default is checked and the disagreement shows).
+    pub fn constrained_trust_domain(&self) -> Option<String> {
+        let constrained: Vec<&NameConstraints> = self
+            .clusters
+            .values()
+            .filter_map(|c| c.profile.name_constraints.as_ref())
+            .collect();
+        let first = constrained.first()?;
+        let all_permit = |td: &str| {
+            constrained
+                .iter()
+                .all(|nc| nc.trust_domains.iter().any(|t| t.eq_ignore_ascii_case(td)))
+        };
+        if all_permit(crate::profile::DEFAULT_TRUST_DOMAIN) {
+            return Some(crate::profile::DEFAULT_TRUST_DOMAIN.to_owned());
+        }
+        first
+            .trust_domains
+            .iter()
+            .find(|td| all_permit(td))
+            .cloned()
+    }
+
     /// Verifies the mesh as `meshca verify` verifies a certs directory
     /// (`label` prefixes the file names of findings).
     pub fn verify(&self, label: &str, opts: &VerifyOptions) -> Report {
