@@ -108,12 +108,21 @@ impl Signer {
                     reason: format!("issuer key: {e}"),
                 }
             })?;
-        issued
-            .verify_signature(Some(&spki))
-            .map_err(|e| Error::BadCertificate {
+        // Remembered as verify remembers it: the check of the mesh before
+        // it is saved meets the same (certificate, signer key) pair.
+        let ok = crate::verify::memo::remembered(
+            crate::verify::memo::Kind::Signature,
+            &[der, &self.spki_der],
+            || issued.verify_signature(Some(&spki)).is_ok(),
+        );
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::BadCertificate {
                 what: what.into(),
-                reason: format!("signature does not verify: {e}"),
+                reason: "signature does not verify".into(),
             })
+        }
     }
 
     /// The validity of a certificate issued now for `days`, inside this

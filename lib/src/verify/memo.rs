@@ -17,7 +17,7 @@ const MEMO_ENTRIES: usize = 1 << 17;
 
 /// What was checked.
 #[derive(Clone, Copy)]
-pub(super) enum Kind {
+pub(crate) enum Kind {
     /// A certificate's signature by its own key.
     SelfSignature = 1,
     /// A certificate's signature by a given key (DER, then SPKI).
@@ -64,7 +64,7 @@ pub(super) fn put(key: [u8; 32], answer: bool) {
 }
 
 /// `check()`, or the answer it gave before for the same `kind` and `parts`.
-pub(super) fn remembered(kind: Kind, parts: &[&[u8]], check: impl FnOnce() -> bool) -> bool {
+pub(crate) fn remembered(kind: Kind, parts: &[&[u8]], check: impl FnOnce() -> bool) -> bool {
     let key = key(kind, parts);
     if let Some(answer) = get(&key) {
         return answer;

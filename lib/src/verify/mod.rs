@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 mod crl;
 mod dir;
 mod load;
-mod memo;
+pub(crate) mod memo;
 mod mesh;
 mod parse;
 mod path;
