@@ -31,6 +31,12 @@ fn protect_process() {
     let _ = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable);
 }
 
+/// mimalloc instead of the system allocator: a run allocates and frees
+/// the files of every cluster on several threads, where it saves about a
+/// third of `verify`'s CPU (README, Dependencies).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     protect_process();
     let matches = match Cli::command().try_get_matches() {
