@@ -282,3 +282,35 @@ fn verify_passed_a_root_key_uri_that_every_other_command_refuses() {
         assert!(!report.contains("PIN-4d61c0"), "{report}");
     }
 }
+
+/// A bad `root-key.uri` is bad input: every command that loads the
+/// directory exits 2 (it exited 1, where a non-text one exited 2), names
+/// the file, and never prints the PIN.
+#[test]
+fn a_bad_root_key_uri_is_exit_2_for_every_command_that_loads_the_mesh() {
+    for (uri, what) in [
+        (
+            "pkcs11:object=root?module-path=/usr/lib/x.so&pin-value=PIN-4d61c0",
+            "records a PIN",
+        ),
+        ("garbage PIN-4d61c0\n", "root-key.uri"),
+        ("pkcs11:object=root?module-path=/usr/lib/x.so\n", "both"),
+    ] {
+        let dir = ecdsa_mesh();
+        fs::write(dir.join("certs/root-key.uri"), uri).expect("write");
+        for args in [
+            &["renew", "--dir", "certs", "cluster1"][..],
+            &["crl", "--dir", "certs", "cluster1"][..],
+            &["status", "--dir", "certs"][..],
+        ] {
+            let out = dir.meshca(args);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{uri} {args:?}: {err}");
+            assert!(
+                err.contains("certs/root-key.uri") && err.contains(what),
+                "{uri} {args:?}: {err}"
+            );
+            assert!(!err.contains("PIN-4d61c0"), "{err}");
+        }
+    }
+}

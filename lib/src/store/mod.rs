@@ -81,14 +81,16 @@ fn read_key_uri(dir: &Path) -> Result<Option<crate::keyref::Pkcs11Uri>> {
         return Ok(None);
     };
     let line = text(&path, bytes)?;
-    let uri = crate::keyref::Pkcs11Uri::parse(line.trim()).map_err(|e| Error::Refused {
-        what: path.display().to_string(),
-        reason: e.to_string(),
+    // A bad reference is bad input (exit 2), as a file that is not text is.
+    let uri = crate::keyref::Pkcs11Uri::parse(line.trim()).map_err(|e| Error::KeyRef {
+        reason: format!("{}: {e}", path.display()),
     })?;
     if uri.has_pin_value() {
-        return Err(Error::Refused {
-            what: path.display().to_string(),
-            reason: "records a PIN (pin-value=): remove it, use pin-source=file:PATH".into(),
+        return Err(Error::KeyRef {
+            reason: format!(
+                "{} records a PIN (pin-value=): remove it, use pin-source=file:PATH",
+                path.display()
+            ),
         });
     }
     Ok(Some(uri))
@@ -115,10 +117,10 @@ pub fn load_replacing(dir: &Path, replaced: &[String]) -> Result<(Mesh, Vec<Path
     let root_key = read_opt(&dir.join(ROOT_KEY))?;
     let key_uri = read_key_uri(dir)?;
     if root_key.is_some() && key_uri.is_some() {
-        return Err(Error::Refused {
-            what: dir.join(ROOT_KEY_URI).display().to_string(),
+        return Err(Error::KeyRef {
             reason: format!(
-                "both {ROOT_KEY} and {ROOT_KEY_URI} are there: keep the one that holds the root key"
+                "{}: both {ROOT_KEY} and {ROOT_KEY_URI} are there: keep the one that holds the root key",
+                dir.join(ROOT_KEY_URI).display()
             ),
         });
     }

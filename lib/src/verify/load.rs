@@ -13,6 +13,9 @@
 //!   certificate (a block of another type is then a hard error), and every
 //!   block of `ca-crl.pem` parsed as a CRL.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
 use x509_parser::asn1_rs::{Any, Class, FromDer, Tag};
 use x509_parser::certificate::X509Certificate;
 
@@ -28,43 +31,78 @@ pub(super) struct Loaded {
     pub(super) der: Vec<u8>,
     /// `cluster1/cert-chain.pem` or `cluster1/cert-chain.pem (certificate 2)`.
     pub(super) name: String,
-    /// The DER parsed, once: every stage reads the same parse.
-    parsed: std::sync::Arc<ParsedCert>,
+    /// The DER parsed, once: every stage reads the same parse, and every
+    /// copy of the same certificate alive at the same time shares it.
+    parsed: Arc<ParsedCert>,
 }
 
-type MaybeCert<'a> = Option<X509Certificate<'a>>;
+/// Why a DER is not a certificate.
+enum NotParsed {
+    /// It parses, with bytes after it.
+    Trailing,
+    /// It does not parse (x509-parser's reason).
+    Invalid(String),
+}
+
+type Parsed<'a> = Result<X509Certificate<'a>, NotParsed>;
 
 self_cell::self_cell!(
-    /// A certificate's DER with its parse (`None`: it does not parse).
+    /// A certificate's DER with its parse.
     struct ParsedCert {
         owner: Vec<u8>,
         #[covariant]
-        dependent: MaybeCert,
+        dependent: Parsed,
     }
 );
+
+/// Parses held by a live [`Loaded`], by SHA-256 of the DER: a mesh repeats
+/// the same root in every cluster (three times in each), and a rotation
+/// step loads the same intermediates on both sides. Entries are weak, so
+/// nothing outlives the checks that loaded it.
+fn interned(der: Vec<u8>) -> Arc<ParsedCert> {
+    type Table = HashMap<[u8; 32], Weak<ParsedCert>>;
+    static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
+    let mut key = [0u8; 32];
+    key.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der).as_ref());
+    let table = TABLE.get_or_init(|| Mutex::new(HashMap::new()));
+    if let Some(found) = table
+        .lock()
+        .ok()
+        .and_then(|t| t.get(&key).and_then(Weak::upgrade))
+    {
+        return found;
+    }
+    let parsed = Arc::new(ParsedCert::new(
+        der,
+        |d| match x509_parser::parse_x509_certificate(d) {
+            Ok(([], c)) => Ok(c),
+            Ok(_) => Err(NotParsed::Trailing),
+            Err(e) => Err(NotParsed::Invalid(e.to_string())),
+        },
+    ));
+    if let Ok(mut t) = table.lock() {
+        if t.len() >= 4096 && t.len().is_power_of_two() {
+            t.retain(|_, w| w.strong_count() > 0);
+        }
+        t.insert(key, Arc::downgrade(&parsed));
+    }
+    parsed
+}
 
 impl Loaded {
     /// A certificate named `name` in findings.
     pub(super) fn new(der: Vec<u8>, name: String) -> Self {
-        let parsed = ParsedCert::new(der.clone(), |d| parse(d));
         Loaded {
+            parsed: interned(der.clone()),
             der,
             name,
-            parsed: std::sync::Arc::new(parsed),
         }
     }
 
     /// The certificate, parsed (`None` if its DER does not parse).
     pub(super) fn cert(&self) -> Option<&X509Certificate<'_>> {
-        self.parsed.borrow_dependent().as_ref()
+        self.parsed.borrow_dependent().as_ref().ok()
     }
-}
-
-/// Parses a certificate's DER (already checked to parse when loaded).
-pub(super) fn parse(der: &[u8]) -> Option<X509Certificate<'_>> {
-    x509_parser::parse_x509_certificate(der)
-        .ok()
-        .map(|(_, c)| c)
 }
 
 /// Words for a PEM block type, without echoing unknown input.
@@ -248,17 +286,18 @@ pub(super) fn load_certs(
                 format!("{name} is a PEM block with header lines; istiod reads it, but Go's certificate pools skip such blocks"),
             ));
         }
-        match x509_parser::parse_x509_certificate(block.contents()) {
-            Ok(([], _)) => certs.push(Loaded::new(block.contents().to_vec(), name)),
-            Ok(_) => out.push(err(
+        let loaded = Loaded::new(block.contents().to_vec(), name);
+        match loaded.parsed.borrow_dependent() {
+            Ok(_) => certs.push(loaded),
+            Err(NotParsed::Trailing) => out.push(err(
                 Code::BadCertificate,
                 file,
-                format!("{name} has trailing bytes after the certificate"),
+                format!("{} has trailing bytes after the certificate", loaded.name),
             )),
-            Err(e) => out.push(err(
+            Err(NotParsed::Invalid(e)) => out.push(err(
                 Code::BadCertificate,
                 file,
-                format!("{name} is not a valid X.509 certificate: {e}"),
+                format!("{} is not a valid X.509 certificate: {e}", loaded.name),
             )),
         }
     }
