@@ -207,6 +207,9 @@ fn sigkill_during_renew_leaves_the_old_mesh_or_the_new_one_and_it_verifies() {
         let dir = util::Dir::new();
         util::copy_tree(&template.join("certs"), &dir.join("certs"));
         killed += usize::from(kill_after(dir.path(), &renew, delay_ms));
+        // What the next command does first: finish a save the kill cut
+        // short after its commit record.
+        meshca::store::recover(&dir.join("certs")).unwrap();
         check_tree(&dir.join("certs"));
         if renewed(&old, &state(&dir.join("certs"))) {
             news += 1;
@@ -286,6 +289,7 @@ fn sigkill_during_apply_leaves_the_old_mesh_or_the_new_one_and_it_verifies() {
         util::copy_tree(&template.join("certs"), &dir.join("certs"));
         std::fs::copy(template.join("seven.yaml"), dir.join("seven.yaml")).unwrap();
         killed += usize::from(kill_after(dir.path(), &apply, delay_ms));
+        meshca::store::recover(&dir.join("certs")).unwrap();
         check_tree(&dir.join("certs"));
         if added(&state(&dir.join("certs"))) {
             news += 1;
@@ -307,4 +311,61 @@ fn sigkill_during_apply_leaves_the_old_mesh_or_the_new_one_and_it_verifies() {
     println!(
         "killed apply: {killed} of 7 runs killed; {olds} left the old mesh, {news} the new one"
     );
+}
+
+/// A save cut short after its commit record is on disk (a crash in the
+/// renames) is finished by the next command that opens the directory:
+/// `verify` names the record until then, and after it the directory is
+/// the new mesh, whole, and verifies.
+#[test]
+fn a_save_killed_in_its_renames_is_finished_by_the_next_command() {
+    let template = util::Dir::new();
+    template.ok(&[
+        "init",
+        "-q",
+        "--dir",
+        "certs",
+        "--key-type",
+        "ecdsa-p256",
+        "c1",
+        "c2",
+        "c3",
+    ]);
+    template.ok(&[
+        "renew", "-q", "--dir", "certs", "--out", "renewed", "c1", "c2", "c3",
+    ]);
+    let new_state = state(&template.join("renewed"));
+    let new_mesh = meshca::store::load(&template.join("renewed")).unwrap();
+    for n in 0.. {
+        assert!(n < 200, "no crash point came after the commit record");
+        let dir = util::Dir::new();
+        util::copy_tree(&template.join("certs"), &dir.join("certs"));
+        let certs = dir.join("certs");
+        let old_mesh = meshca::store::load(&certs).unwrap();
+        let mut tx = meshca::store::Transaction::new();
+        tx.journal_in(&certs);
+        meshca::store::plan(&mut tx, &certs, Some(&old_mesh), &new_mesh, true).unwrap();
+        tx.crash_at(n);
+        if tx.commit().is_ok() {
+            panic!("the save went through at {n}");
+        }
+        if !certs.join(meshca::store::JOURNAL).exists() {
+            continue; // a crash before the commit point: the old mesh
+        }
+        // Some renames done, some not: verify says so and fails.
+        let out = dir.meshca(&["verify", "certs"]);
+        assert_eq!(out.status.code(), Some(1), "{}", util::stdout(&out));
+        // The next command that changes the directory finishes the save.
+        let out = dir.meshca(&["renew", "--dir", "certs", "--within", "1"]);
+        util::assert_success("renew", &out);
+        assert!(
+            util::stderr(&out).contains("finished a save that was interrupted"),
+            "{}",
+            util::stderr(&out)
+        );
+        assert_eq!(state(&certs), new_state, "crash at {n}");
+        assert!(meshca::store::leftovers(&certs).unwrap().is_empty());
+        dir.ok(&["verify", "certs"]);
+        break;
+    }
 }

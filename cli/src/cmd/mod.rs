@@ -172,6 +172,7 @@ impl Session {
                 dir.display()
             ))
         })?;
+        recover(dir)?;
         warn_leftovers(dir);
         let (mesh, stale) = meshca::store::load_replacing(dir, replaced)?;
         Ok(Session {
@@ -365,6 +366,25 @@ pub(crate) fn read_locks(dirs: &[&Path], except: Option<&Path>) -> Result<Vec<Di
 }
 
 /// Warns about `.meshca-*.tmp` files under `dir`.
+/// Finishes (or undoes) a save of `dir` a crash interrupted, saying so
+/// (call it holding `dir`'s lock, before loading the mesh).
+pub(crate) fn recover(dir: &Path) -> Result<()> {
+    match meshca::store::recover(dir)? {
+        Some(meshca::store::Recovered::Finished { files }) => warn(format_args!(
+            "{}: finished a save that was interrupted ({files} file{})",
+            dir.display(),
+            if files == 1 { "" } else { "s" }
+        )),
+        Some(meshca::store::Recovered::Undone { files }) => warn(format_args!(
+            "{}: undid a failed save that was interrupted ({files} file{}); the directory is as before it",
+            dir.display(),
+            if files == 1 { "" } else { "s" }
+        )),
+        Some(_) | None => {}
+    }
+    Ok(())
+}
+
 pub(crate) fn warn_leftovers(dir: &Path) {
     if let Ok(found) = meshca::store::leftovers(dir) {
         for path in found {

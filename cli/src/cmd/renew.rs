@@ -92,6 +92,7 @@ fn renew_into(global: &Global, args: &RenewArgs, out: &std::path::Path) -> Resul
         ))
     })?;
     let _read = super::read_locks(&[global.dir.as_path()], Some(out))?;
+    super::recover(out)?;
     let session = super::Session::loaded(&global.dir)?;
     refuse_not_a_mesh(&global.dir, &session.mesh)?;
     let existing = meshca::store::load(out)?;
@@ -113,6 +114,7 @@ fn renew_into(global: &Global, args: &RenewArgs, out: &std::path::Path) -> Resul
         super::existing_errors(global),
     )?;
     let mut tx = meshca::store::Transaction::new();
+    tx.journal_in(out);
     meshca::store::plan(&mut tx, out, Some(&existing), &mesh, args.force)?;
     tx.commit().map_err(|e| {
         anyhow::Error::new(e).context(super::SaveFailed {

@@ -32,6 +32,7 @@ pub(crate) fn run(global: &Global, args: &RotateArgs, m: &clap::ArgMatches) -> R
         &[global.dir.as_path(), args.new_root.as_path()],
         Some(&args.out),
     )?;
+    super::recover(&args.out)?;
     let session = super::Session::loaded(&global.dir)?;
     let clusters = if args.clusters.is_empty() {
         session.mesh.clusters.keys().cloned().collect()
@@ -121,6 +122,7 @@ pub(crate) fn run(global: &Global, args: &RotateArgs, m: &clap::ArgMatches) -> R
         return Err(meshca::Error::WouldNotVerify { errors }.into());
     }
     let mut tx = meshca::store::Transaction::new();
+    tx.journal_in(&args.out);
     for ((dir, old), new) in stages.iter().zip(&old_stages).zip(&new_meshes) {
         meshca::store::plan(&mut tx, dir, Some(old), new, args.force)?;
     }

@@ -6,6 +6,7 @@
 //! are symbolic links. Saving compares the new mesh with the one loaded and
 //! writes only the files that differ, in one [`Transaction`].
 
+mod journal;
 mod tx;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
+pub use journal::{recover, Recovered, JOURNAL};
 pub use tx::{is_temp_name, leftovers, DirLock, Transaction, LOCK_FILE};
 
 use crate::bundle::{
@@ -277,6 +279,7 @@ pub fn plan(
 /// every changed file or none. Returns the paths written or removed.
 pub fn save(dir: &Path, old: Option<&Mesh>, new: &Mesh, force: bool) -> Result<Vec<PathBuf>> {
     let mut tx = Transaction::new();
+    tx.journal_in(dir);
     plan(&mut tx, dir, old, new, force)?;
     let paths: Vec<PathBuf> = tx.paths().map(Path::to_owned).collect();
     tx.commit()?;
@@ -293,6 +296,7 @@ pub fn save_replacing(
     stale: &[PathBuf],
 ) -> Result<Vec<PathBuf>> {
     let mut tx = Transaction::new();
+    tx.journal_in(dir);
     plan(&mut tx, dir, old, new, force)?;
     let kept = new.layout();
     for path in stale {

@@ -154,13 +154,32 @@ impl std::fmt::Debug for Change {
 /// names, keeping a hard link to each file it replaces or removes. When
 /// anything fails, the files already renamed are put back from those links,
 /// the temporary files and the directories it created are removed, and the
-/// directory is as it was, byte for byte. A crash in the middle can leave
-/// `.meshca-*.tmp` files, never a partial file: [`leftovers`] finds them.
+/// directory is as it was, byte for byte. Between the writes and the
+/// renames a commit record (see [`super::recover`]) is put on disk: a
+/// crash before it leaves the old files and `.meshca-*.tmp` files
+/// ([`leftovers`] finds them), a crash after it is finished by the next
+/// run's [`super::recover`], and never a partial file or a mix.
 #[derive(Debug, Default)]
 pub struct Transaction {
     changes: Vec<Change>,
     fail_at: Option<usize>,
     no_sync: bool,
+    /// Where the commit record goes (default: the deepest directory
+    /// holding every change).
+    journal_dir: Option<PathBuf>,
+    /// Tests: the fault at `fail_at` is a crash (nothing undone, nothing
+    /// cleaned up); `Some(k)`: the undoing after the fault stops, as a
+    /// crash would, after `k` files.
+    crash: Option<Crash>,
+}
+
+/// How a test crash happens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Crash {
+    /// At the failing operation.
+    AtFault,
+    /// While undoing, after this many files were put back.
+    InRollback(usize),
 }
 
 /// The file operations of a commit, counted for fault injection (the
@@ -224,6 +243,29 @@ impl Transaction {
         self.fail_at = Some(n);
     }
 
+    /// Puts the commit record in `dir` (the certs directory the save is
+    /// for, which [`super::recover`] is run on); every change must lie
+    /// under it, else the deepest directory holding them all is used.
+    pub fn journal_in(&mut self, dir: impl Into<PathBuf>) {
+        self.journal_dir = Some(dir.into());
+    }
+
+    /// Makes the fault of [`Transaction::fail_at`] a crash: the commit
+    /// stops there and leaves the disk as a killed process would, for
+    /// [`super::recover`] to put right. For tests.
+    #[doc(hidden)]
+    pub fn crash_at(&mut self, n: usize) {
+        self.fail_at = Some(n);
+        self.crash = Some(Crash::AtFault);
+    }
+
+    /// Makes the undoing after the fault of [`Transaction::fail_at`] stop,
+    /// as a crash would, after `k` files are put back. For tests.
+    #[doc(hidden)]
+    pub fn crash_in_rollback(&mut self, k: usize) {
+        self.crash = Some(Crash::InRollback(k));
+    }
+
     /// Skips flushing files and directories to disk: still all-or-nothing
     /// for other processes, but not across a power loss. For tests and
     /// scratch directories only.
@@ -246,15 +288,44 @@ impl Transaction {
         } else {
             Sync::PerFile
         };
+        let journal_dir = self.record_dir();
+        // The commit record once it is on disk (its entries are what an
+        // undoing record lists too: the renames take the temporary files
+        // out of `staged`).
+        let mut recorded: Option<Vec<super::journal::Entry>> = None;
         let result = apply(
             &self.changes,
             &mut ops,
             &mut created_dirs,
             &mut staged,
             sync,
+            &journal_dir,
+            &mut recorded,
         );
         if let Err(e) = result {
+            if self.crash == Some(Crash::AtFault) {
+                abandon(staged);
+                return Err(e);
+            }
+            if let Some(entries) = &recorded {
+                // A crash while undoing is undone by `recover`; if even
+                // this record cannot be written, the commit one left after
+                // a complete undoing changes nothing (see `journal`).
+                let _ = super::journal::write(
+                    &journal_dir,
+                    super::journal::State::Abort,
+                    entries,
+                    sync != Sync::Off,
+                );
+            }
+            if let Some(Crash::InRollback(k)) = self.crash {
+                rollback_partly(staged, k);
+                return Err(e);
+            }
             rollback(staged, &created_dirs);
+            if recorded.is_some() {
+                let _ = super::journal::remove(&journal_dir, sync != Sync::Off);
+            }
             return Err(e);
         }
         // Each directory whose entries changed is flushed once, after all
@@ -277,10 +348,94 @@ impl Transaction {
             Sync::PerFile => dirs.into_par_iter().try_for_each(sync_dir)?,
             Sync::Batch => sync_filesystems(&dirs)?,
         }
-        // The hard links to replaced files go with `staged`.
+        // The hard links to replaced files go with `staged`, then the
+        // record: the save is complete.
         drop(staged);
+        if recorded.is_some() {
+            super::journal::remove(&journal_dir, sync != Sync::Off)?;
+        }
         Ok(())
     }
+
+    /// The directory of the commit record.
+    fn record_dir(&self) -> PathBuf {
+        if let Some(d) = &self.journal_dir {
+            if self.changes.iter().all(|c| c.path().starts_with(d)) {
+                return d.clone();
+            }
+        }
+        let mut common: Option<PathBuf> = None;
+        for c in &self.changes {
+            let dir = parent_dir(c.path());
+            common = Some(match common {
+                None => dir.to_owned(),
+                Some(mut a) => {
+                    while !dir.starts_with(&a) {
+                        if !a.pop() {
+                            break;
+                        }
+                    }
+                    a
+                }
+            });
+        }
+        match common {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => PathBuf::from("."),
+        }
+    }
+}
+
+/// The record of `staged`, paths relative to `dir`.
+fn record_entries(staged: &[Staged<'_>], dir: &Path) -> Vec<super::journal::Entry> {
+    let rel = |p: &Path| p.strip_prefix(dir).unwrap_or(p).to_owned();
+    staged
+        .iter()
+        .map(|s| super::journal::Entry {
+            tmp: s.tmp.as_ref().map(|t| rel(t)),
+            target: rel(s.change.path()),
+            backup: s.backup.as_ref().map(|b| rel(b.path())),
+        })
+        .collect()
+}
+
+/// Tests: leaves every temporary file and link on disk, as a crash would.
+fn abandon(staged: Vec<Staged<'_>>) {
+    for s in staged {
+        if let Some(t) = s.tmp {
+            let _ = t.keep();
+        }
+        if let Some(b) = s.backup {
+            let _ = b.into_temp_path().keep();
+        }
+    }
+}
+
+/// Tests: undoes the first `k` applied changes (newest first), then stops
+/// as a crash would.
+fn rollback_partly(staged: Vec<Staged<'_>>, k: usize) {
+    let mut undone = 0;
+    let mut rest = Vec::new();
+    for s in staged.into_iter().rev() {
+        if s.applied && undone < k {
+            undone += 1;
+            let path = s.change.path().to_owned();
+            match s.backup {
+                Some(backup) => {
+                    let _ = backup.persist(&path);
+                }
+                None => {
+                    let _ = fs::remove_file(&path);
+                }
+            }
+            if let Some(t) = s.tmp {
+                let _ = t.keep();
+            }
+        } else {
+            rest.push(s);
+        }
+    }
+    abandon(rest);
 }
 
 fn apply<'a>(
@@ -289,6 +444,8 @@ fn apply<'a>(
     created_dirs: &mut Vec<PathBuf>,
     staged: &mut Vec<Staged<'a>>,
     sync: Sync,
+    journal_dir: &Path,
+    recorded: &mut Option<Vec<super::journal::Entry>>,
 ) -> Result<()> {
     // 1. Every new file goes to a temporary file beside its target. The
     // directories are made first, in order; the files are then written and
@@ -411,6 +568,32 @@ fn apply<'a>(
     if let Some(e) = first_err {
         return Err(e);
     }
+    // The commit point: the links on disk, then the record (one counted
+    // operation). From here a crash is finished by `recover`.
+    if !staged.iter().all(|s| s.backup.is_none()) {
+        let dirs: BTreeSet<&Path> = staged
+            .iter()
+            .filter(|s| s.backup.is_some())
+            .map(|s| parent_dir(s.change.path()))
+            .collect();
+        match sync {
+            Sync::Off => {}
+            Sync::PerFile => dirs.into_par_iter().try_for_each(sync_dir)?,
+            Sync::Batch => sync_filesystems(&dirs.into_iter().collect::<Vec<_>>())?,
+        }
+    }
+    if Some(ops.done) == fail_at {
+        return Err(injected(&journal_dir.join(super::journal::JOURNAL)));
+    }
+    ops.done += 1;
+    let entries = record_entries(staged, journal_dir);
+    super::journal::write(
+        journal_dir,
+        super::journal::State::Commit,
+        &entries,
+        sync != Sync::Off,
+    )?;
+    *recorded = Some(entries);
     // 3. Rename (or remove) every file, on all cores: one counted operation
     // each, numbered in order; `applied` marks what rollback must undo.
     let base = ops.done;
@@ -611,7 +794,7 @@ fn sync_filesystems(dirs: &[&Path]) -> Result<()> {
     Ok(())
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         let d = fs::File::open(dir).map_err(|e| Error::io(dir, e))?;
@@ -684,6 +867,88 @@ mod tests {
         out
     }
 
+    /// Every file under `dir` but meshca's temporary files, by relative path.
+    fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+        snapshot(dir)
+            .into_iter()
+            .filter(|(p, (_, mode))| {
+                mode & 0o170000 != 0o040000
+                    && !is_temp_name(&p.file_name().unwrap().to_string_lossy())
+            })
+            .map(|(p, (b, _))| (p.strip_prefix(dir).unwrap().to_owned(), b))
+            .collect()
+    }
+
+    fn crash_case() -> (tempfile::TempDir, impl Fn(&Path) -> Transaction) {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("a.pem"), "old a").unwrap();
+        fs::create_dir(dir.path().join("c1")).unwrap();
+        fs::write(dir.path().join("c1/k.pem"), "old key").unwrap();
+        fs::write(dir.path().join("gone.pem"), "to remove").unwrap();
+        let build = |d: &Path| {
+            let mut tx = Transaction::new();
+            tx.journal_in(d);
+            tx.write(d.join("a.pem"), b"new a", false);
+            tx.write(d.join("c1/k.pem"), b"new key", true);
+            tx.write(d.join("c2/deep/b.pem"), b"new b", false);
+            tx.remove(d.join("gone.pem"));
+            tx
+        };
+        (dir, build)
+    }
+
+    #[test]
+    fn a_crash_at_any_step_is_finished_or_undone_by_recover() {
+        let (done, build) = crash_case();
+        let before = files(done.path());
+        build(done.path()).commit().unwrap();
+        let after = files(done.path());
+        assert_ne!(before, after);
+        // Operations 0..=6 come before the commit record is on disk
+        // (3 writes, 3 links, the record itself).
+        for n in 0..11 {
+            let (dir, build) = crash_case();
+            let mut tx = build(dir.path());
+            tx.crash_at(n);
+            assert!(tx.commit().is_err());
+            let recovered = super::super::recover(dir.path()).unwrap();
+            let now = files(dir.path());
+            if n <= 6 {
+                assert_eq!(recovered, None, "crash at {n}");
+                assert_eq!(now, before, "crash at {n}: the old files");
+            } else {
+                assert_eq!(
+                    recovered,
+                    Some(super::super::Recovered::Finished { files: 4 }),
+                    "crash at {n}"
+                );
+                assert_eq!(now, after, "crash at {n}: the save finished");
+                assert!(leftovers(dir.path()).unwrap().is_empty(), "crash at {n}");
+            }
+            // A second recovery has nothing to do.
+            assert_eq!(super::super::recover(dir.path()).unwrap(), None);
+        }
+        // A failure in the renames whose undoing is cut short by a crash:
+        // recover finishes the undoing.
+        for n in 7..11 {
+            for k in 0..4 {
+                let (dir, build) = crash_case();
+                let mut tx = build(dir.path());
+                tx.fail_at(n);
+                tx.crash_in_rollback(k);
+                assert!(tx.commit().is_err());
+                let recovered = super::super::recover(dir.path()).unwrap();
+                assert_eq!(
+                    recovered,
+                    Some(super::super::Recovered::Undone { files: 4 }),
+                    "fault at {n}, crash after {k} undone"
+                );
+                assert_eq!(files(dir.path()), before, "fault at {n}, crash after {k}");
+                assert!(leftovers(dir.path()).unwrap().is_empty());
+            }
+        }
+    }
+
     #[test]
     fn a_failure_at_any_step_leaves_the_directory_byte_identical() {
         let dir = tempfile::tempdir().unwrap();
@@ -700,8 +965,9 @@ mod tests {
             tx
         };
         let before = snapshot(dir.path());
-        // 3 temp writes + 3 links + 4 renames/removals = 10 operations.
-        for n in 0..10 {
+        // 3 temp writes + 3 links + the commit record + 4 renames/removals
+        // = 11 operations.
+        for n in 0..11 {
             let mut tx = build();
             tx.fail_at(n);
             let err = tx.commit().unwrap_err().to_string();
