@@ -346,6 +346,22 @@ EXAMPLES:
     )]
     Crl(CrlArgs),
 
+    /// Finish a save of DIR that a crash (SIGKILL, power loss) cut short.
+    #[command(
+        after_long_help = "A save writes every new file to a temporary file, then a commit record
+(DIR/.meshca-journal.tmp), then renames the files over their names. A
+crash in the renames leaves some files new and some old: `meshca verify`
+fails and names the record. This command (and every command that changes
+DIR, before it starts) finishes those renames, or, when the save had
+failed and was putting the old files back, finishes putting them back.
+Nothing to do: exit 0, nothing written.
+
+EXAMPLES:
+    meshca recover --dir certs
+    meshca recover --dir certs && meshca verify certs"
+    )]
+    Recover(ReadDir),
+
     /// Print every root of the mesh as a trust bundle for other systems.
     #[command(
         after_long_help = "Every root certificate of DIR (DIR/root-cert.pem, then any other root in a
@@ -1050,6 +1066,7 @@ impl Command {
             Command::Rotate(a) => Some(&a.global.dir),
             Command::Revoke(a) => Some(&a.global.dir),
             Command::Crl(a) => Some(&a.global.dir),
+            Command::Recover(a) => Some(&a.dir),
             Command::Verify(_)
             | Command::Inspect(_)
             | Command::Completions(_)

@@ -59,6 +59,7 @@ fn main() -> ExitCode {
         Command::Secret(args) => cmd::secret::run(args, &sub),
         Command::Revoke(args) => cmd::revoke::run(&args.global, args),
         Command::Crl(args) => cmd::crl::run(&args.global, args),
+        Command::Recover(args) => cmd::recover::run(args),
         Command::Rotate(args) => cmd::rotate::run(&args.global, args, &sub),
         Command::Renew(args) => cmd::renew::run(&args.global, args),
         Command::Status(args) => cmd::status::run(args),

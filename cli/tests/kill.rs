@@ -352,20 +352,38 @@ fn a_save_killed_in_its_renames_is_finished_by_the_next_command() {
         if !certs.join(meshca::store::JOURNAL).exists() {
             continue; // a crash before the commit point: the old mesh
         }
-        // Some renames done, some not: verify says so and fails.
+        // Some renames done, some not: verify says so, and what to run.
         let out = dir.meshca(&["verify", "certs"]);
         assert_eq!(out.status.code(), Some(1), "{}", util::stdout(&out));
-        // The next command that changes the directory finishes the save.
-        let out = dir.meshca(&["renew", "--dir", "certs", "--within", "1"]);
+        assert!(
+            util::stderr(&out).contains("meshca recover --dir certs"),
+            "{}",
+            util::stderr(&out)
+        );
+        // Every command that changes the directory finishes the save
+        // first; `recover` does only that.
+        let copy = util::Dir::new();
+        util::copy_tree(&certs, &copy.join("certs"));
+        let out = dir.meshca(&["recover", "--dir", "certs"]);
+        util::assert_success("recover", &out);
+        assert!(
+            util::stdout(&out).contains("finished a save that was interrupted"),
+            "{}",
+            util::stdout(&out)
+        );
+        assert_eq!(state(&certs), new_state, "crash at {n}");
+        assert!(meshca::store::leftovers(&certs).unwrap().is_empty());
+        dir.ok(&["verify", "certs"]);
+        let again = dir.meshca(&["recover", "--dir", "certs"]);
+        assert!(util::stdout(&again).contains("no interrupted save"));
+        let out = copy.meshca(&["renew", "--dir", "certs", "--within", "1"]);
         util::assert_success("renew", &out);
         assert!(
             util::stderr(&out).contains("finished a save that was interrupted"),
             "{}",
             util::stderr(&out)
         );
-        assert_eq!(state(&certs), new_state, "crash at {n}");
-        assert!(meshca::store::leftovers(&certs).unwrap().is_empty());
-        dir.ok(&["verify", "certs"]);
+        assert_eq!(state(&copy.join("certs")), new_state);
         break;
     }
 }

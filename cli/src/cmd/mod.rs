@@ -12,6 +12,7 @@ pub(crate) mod inspect;
 pub(crate) mod intermediate;
 pub(crate) mod man;
 pub(crate) mod plan;
+pub(crate) mod recover;
 pub(crate) mod renew;
 pub(crate) mod revoke;
 pub(crate) mod root;
@@ -388,11 +389,29 @@ pub(crate) fn recover(dir: &Path) -> Result<()> {
 pub(crate) fn warn_leftovers(dir: &Path) {
     if let Ok(found) = meshca::store::leftovers(dir) {
         for path in found {
-            warn(format_args!(
-                "{}: a temporary file left by an interrupted meshca run (it may hold a private key): remove it",
-                path.display()
-            ));
+            warn(format_args!("{}", leftover_problem(&path)));
         }
+    }
+}
+
+/// What a `.meshca-*.tmp` file left in a certs directory is, and what to
+/// do about it.
+pub(crate) fn leftover_problem(path: &Path) -> String {
+    if path
+        .file_name()
+        .is_some_and(|n| n == meshca::store::JOURNAL)
+    {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        format!(
+            "{}: the commit record of a save a crash interrupted: some files are new and some old; run `meshca recover --dir {}` to finish the save (do not remove the record)",
+            path.display(),
+            dir.display()
+        )
+    } else {
+        format!(
+            "{}: a temporary file left by an interrupted meshca run (it may hold a private key): remove it",
+            path.display()
+        )
     }
 }
 

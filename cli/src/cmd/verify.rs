@@ -42,10 +42,7 @@ pub(crate) fn run(args: &VerifyArgs, quiet: bool) -> Result<u8> {
         crate::EXIT_FAILED
     };
     for path in &leftovers {
-        crate::output::error(format_args!(
-            "{}: a temporary file left by an interrupted meshca run (it may hold a private key): remove it",
-            path.display()
-        ));
+        crate::output::error(format_args!("{}", super::leftover_problem(path)));
     }
     let written = (|| -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();
