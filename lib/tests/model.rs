@@ -45,6 +45,10 @@ const NAMESPACES: [&str; 2] = ["istio-system", "mesh-ca"];
 /// Pinned time: certificates are made at NOW and checked a day later.
 /// Saves that failed at an injected fault and were rolled back.
 static ROLLED_BACK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Saves crashed at a random operation, then recovered.
+static CRASHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+/// Of those, the ones `recover` finished (the crash came after the record).
+static FINISHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 /// Renewals saved: intermediates (`renew`) and roots (`root --renew`).
 static RENEWED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 static ROOTS_RENEWED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -272,6 +276,65 @@ impl World {
             self.mesh = new;
             self.report = report;
             return Ok(());
+        }
+        if ops > 0 && self.rng.u8(..8) == 0 {
+            // A crash (SIGKILL) at a random operation, then what the next
+            // command does: recover. The directory is the old mesh (once
+            // the temporary files a crash before the commit record left
+            // are removed) or exactly what the save writes.
+            let mut tx = plan(true).unwrap();
+            let n = self.rng.usize(..ops + 2);
+            tx.crash_at(n);
+            if tx.commit().is_err() {
+                let recovered = store::recover(self.dir.path())
+                    .unwrap_or_else(|e| panic!("recover: {e}\n{}", self.log.join("\n")));
+                for f in store::leftovers(self.dir.path()).unwrap() {
+                    std::fs::remove_file(f).unwrap();
+                }
+                let now = snapshot(self.dir.path());
+                if now == before {
+                    assert!(recovered.is_none(), "{}", self.log.join("\n"));
+                    self.log
+                        .push(format!("  (crash at operation {n}: the old mesh)"));
+                    CRASHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                } else {
+                    // What the save writes, made in a copy of the old files.
+                    let copy = tempfile::tempdir().unwrap();
+                    for (path, bytes) in &before {
+                        let p = copy.path().join(path);
+                        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                        std::fs::write(&p, bytes).unwrap();
+                    }
+                    let mut tx = Transaction::new();
+                    tx.no_sync();
+                    store::plan(&mut tx, copy.path(), Some(&self.mesh), &new, true).unwrap();
+                    tx.commit().unwrap();
+                    assert_same(
+                        &snapshot(copy.path()),
+                        &now,
+                        &format!(
+                            "a save crashed at operation {n}, recovered\n{}",
+                            self.log.join("\n")
+                        ),
+                    );
+                    assert!(
+                        matches!(recovered, Some(store::Recovered::Finished { .. })),
+                        "{}",
+                        self.log.join("\n")
+                    );
+                    self.log
+                        .push(format!("  (crash at operation {n}: finished by recover)"));
+                    CRASHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    FINISHED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.mesh = new;
+                    self.report = report;
+                    return Ok(());
+                }
+            } else {
+                self.mesh = new;
+                self.report = report;
+                return Ok(());
+            }
         }
         if ops > 0 && self.rng.u8(..4) == 0 {
             let mut tx = plan(true).unwrap();
@@ -1051,7 +1114,14 @@ fn random_command_sequences_leave_a_mesh_that_verifies_or_change_nothing() {
             "--within never left a cluster alone"
         );
     }
+    println!(
+        "model test: {} saves crashed at a random operation and recovered ({} finished by recover)",
+        count(&CRASHED),
+        count(&FINISHED)
+    );
     if sequences >= 50 {
+        assert!(count(&CRASHED) > 0, "no crash was exercised");
+        assert!(count(&FINISHED) > 0, "no crash came after a commit record");
         assert!(count(&ROLLED_BACK) > 0, "no injected failure was exercised");
         assert!(count(&RENEWED) > 0, "no renewal was saved");
         assert!(count(&ROOTS_RENEWED) > 0, "no root renewal was saved");

@@ -237,7 +237,8 @@ fn relabel(e: Error, dir: &Path) -> Error {
 /// whose bytes differ is written, every file of `old` that `new` lacks is
 /// removed. A file `new` adds where a file exists that `old` does not
 /// know is left alone when it holds the same bytes, else refused unless
-/// `force`.
+/// `force`. The commit record goes in `dir` (where [`recover`] looks)
+/// unless the transaction was told another place.
 pub fn plan(
     tx: &mut Transaction,
     dir: &Path,
@@ -245,6 +246,7 @@ pub fn plan(
     new: &Mesh,
     force: bool,
 ) -> Result<()> {
+    tx.journal_in_default(dir);
     let before = old.map(Mesh::layout).unwrap_or_default();
     let after = new.layout();
     for (path, file) in &after {

@@ -250,6 +250,13 @@ impl Transaction {
         self.journal_dir = Some(dir.into());
     }
 
+    /// [`Transaction::journal_in`] unless a place was given already.
+    pub(crate) fn journal_in_default(&mut self, dir: &Path) {
+        if self.journal_dir.is_none() {
+            self.journal_dir = Some(dir.to_owned());
+        }
+    }
+
     /// Makes the fault of [`Transaction::fail_at`] a crash: the commit
     /// stops there and leaves the disk as a killed process would, for
     /// [`super::recover`] to put right. For tests.
