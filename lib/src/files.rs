@@ -26,16 +26,22 @@ pub fn read_limited(path: &Path) -> Result<Vec<u8>> {
 /// still be a regular file of at most 1 MiB, opened without blocking.
 /// Files found inside a certs directory are never read this way.
 pub fn read_named(path: &Path) -> Result<Vec<u8>> {
-    read_file(path, false).map(|(bytes, _)| bytes)
+    read_file(path, false, MAX_PEM_BYTES).map(|(bytes, _)| bytes)
+}
+
+/// Like [`read_limited`] with a cap of `cap` bytes (the commit record of a
+/// large save is larger than any input file).
+pub(crate) fn read_capped(path: &Path, cap: usize) -> Result<Vec<u8>> {
+    read_file(path, true, cap).map(|(bytes, _)| bytes)
 }
 
 /// [`read_limited`], also giving the file's metadata (from the open file,
 /// so it describes the bytes read, not a file put there since).
 pub(crate) fn read_limited_meta(path: &Path) -> Result<(Vec<u8>, fs::Metadata)> {
-    read_file(path, true)
+    read_file(path, true, MAX_PEM_BYTES)
 }
 
-fn read_file(path: &Path, no_follow: bool) -> Result<(Vec<u8>, fs::Metadata)> {
+fn read_file(path: &Path, no_follow: bool, cap: usize) -> Result<(Vec<u8>, fs::Metadata)> {
     let file = open_untrusted(path, no_follow)?;
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
@@ -50,23 +56,23 @@ fn read_file(path: &Path, no_follow: bool) -> Result<(Vec<u8>, fs::Metadata)> {
             kind: file_kind(&meta.file_type()),
         });
     }
-    if meta.len() > MAX_PEM_BYTES as u64 {
+    if meta.len() > cap as u64 {
         return Err(Error::TooLarge {
             what: path.display().to_string(),
             size: usize::try_from(meta.len()).unwrap_or(usize::MAX),
-            limit: MAX_PEM_BYTES,
+            limit: cap,
         });
     }
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     // One byte past the cap tells a file that grew since fstat.
-    file.take(MAX_PEM_BYTES as u64 + 1)
+    file.take(cap as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io(path, e))?;
-    if bytes.len() > MAX_PEM_BYTES {
+    if bytes.len() > cap {
         return Err(Error::TooLarge {
             what: path.display().to_string(),
             size: bytes.len(),
-            limit: MAX_PEM_BYTES,
+            limit: cap,
         });
     }
     Ok((bytes, meta))

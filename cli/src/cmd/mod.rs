@@ -388,15 +388,20 @@ pub(crate) fn recover(dir: &Path) -> Result<()> {
 
 pub(crate) fn warn_leftovers(dir: &Path) {
     if let Ok(found) = meshca::store::leftovers(dir) {
+        let pending = found
+            .iter()
+            .any(|p| p.file_name().is_some_and(|n| n == meshca::store::JOURNAL));
         for path in found {
-            warn(format_args!("{}", leftover_problem(&path)));
+            warn(format_args!("{}", leftover_problem(&path, pending)));
         }
     }
 }
 
 /// What a `.meshca-*.tmp` file left in a certs directory is, and what to
 /// do about it.
-pub(crate) fn leftover_problem(path: &Path) -> String {
+/// `pending`: a commit record is among them, so the other temporary
+/// files may be its (needed to finish the save).
+pub(crate) fn leftover_problem(path: &Path, pending: bool) -> String {
     if path
         .file_name()
         .is_some_and(|n| n == meshca::store::JOURNAL)
@@ -406,6 +411,11 @@ pub(crate) fn leftover_problem(path: &Path) -> String {
             "{}: the commit record of a save a crash interrupted: some files are new and some old; run `meshca recover --dir {}` to finish the save (do not remove the record)",
             path.display(),
             dir.display()
+        )
+    } else if pending {
+        format!(
+            "{}: a temporary file of an interrupted save (it may hold a private key): `meshca recover` needs it; do not remove it",
+            path.display()
         )
     } else {
         format!(

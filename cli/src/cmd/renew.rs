@@ -19,7 +19,10 @@ pub(crate) fn run(global: &Global, args: &RenewArgs) -> Result<u8> {
         }
         .into());
     }
-    refuse_not_a_mesh(&global.dir, &meshca::store::load(&global.dir)?)?;
+    // (A save a crash cut short is finished first, by the session below.)
+    if !meshca::store::pending(&global.dir) {
+        refuse_not_a_mesh(&global.dir, &meshca::store::load(&global.dir)?)?;
+    }
     if let Some(out) = &args.out {
         refuse_cluster_dir("--out", out)?;
         return renew_into(global, args, out);

@@ -41,8 +41,11 @@ pub(crate) fn run(args: &VerifyArgs, quiet: bool) -> Result<u8> {
     } else {
         crate::EXIT_FAILED
     };
+    let pending = leftovers
+        .iter()
+        .any(|p| p.file_name().is_some_and(|n| n == meshca::store::JOURNAL));
     for path in &leftovers {
-        crate::output::error(format_args!("{}", super::leftover_problem(path)));
+        crate::output::error(format_args!("{}", super::leftover_problem(path, pending)));
     }
     let written = (|| -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();

@@ -45,6 +45,13 @@ pub(crate) struct Entry {
     pub(crate) target: PathBuf,
     /// The hard link to the file replaced or removed (`None`: a new file).
     pub(crate) backup: Option<PathBuf>,
+    /// SHA-256 of the new bytes (hex): after the rename the target has
+    /// them, so a temporary file that is gone is told from one already
+    /// renamed (in the directory or in a copy of it).
+    pub(crate) sum: Option<String>,
+    /// In an `abort` record: the rename (or removal) was done, so it is
+    /// what is to be undone.
+    pub(crate) applied: bool,
 }
 
 /// What [`recover`] did.
@@ -114,6 +121,19 @@ fn opt_from_hex(s: &str) -> Option<Option<PathBuf>> {
     }
 }
 
+/// Whether `p` names something inside the record's directory (relative,
+/// no `..`, no `.`).
+pub(crate) fn inside(p: &Path) -> bool {
+    p.is_relative()
+        && p.components().next().is_some()
+        && p.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
+/// The largest record read (a save of 10,000 clusters writes one of about
+/// 7 MB).
+const MAX_RECORD_BYTES: usize = 256 << 20;
+
 fn encode(state: State, entries: &[Entry]) -> String {
     let mut out = String::new();
     out.push_str(MAGIC);
@@ -124,10 +144,12 @@ fn encode(state: State, entries: &[Entry]) -> String {
     });
     for e in entries {
         out.push_str(&format!(
-            "{} {} {}\n",
+            "{} {} {} {} {}\n",
             opt_hex(e.tmp.as_deref()),
             to_hex(&e.target),
-            opt_hex(e.backup.as_deref())
+            opt_hex(e.backup.as_deref()),
+            e.sum.as_deref().unwrap_or("-"),
+            u8::from(e.applied)
         ));
     }
     out.push_str("end\n");
@@ -158,20 +180,27 @@ fn decode(path: &Path, text: &str) -> Result<(State, Vec<Entry>)> {
             break;
         }
         let parts: Vec<&str> = line.split(' ').collect();
-        let [tmp, target, backup] = parts.as_slice() else {
+        let [tmp, target, backup, sum, applied] = parts.as_slice() else {
             return Err(bad());
         };
         let entry = Entry {
             tmp: opt_from_hex(tmp).ok_or_else(bad)?,
             target: from_hex(target).ok_or_else(bad)?,
             backup: opt_from_hex(backup).ok_or_else(bad)?,
+            sum: match *sum {
+                "-" => None,
+                h if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                    Some(h.to_owned())
+                }
+                _ => return Err(bad()),
+            },
+            applied: match *applied {
+                "0" => false,
+                "1" => true,
+                _ => return Err(bad()),
+            },
         };
         // Every path stays inside the record's directory.
-        let inside = |p: &Path| {
-            p.is_relative()
-                && p.components()
-                    .all(|c| matches!(c, std::path::Component::Normal(_)))
-        };
         if !inside(&entry.target)
             || !entry.tmp.as_deref().is_none_or(inside)
             || !entry.backup.as_deref().is_none_or(inside)
@@ -192,10 +221,16 @@ pub(crate) fn write(dir: &Path, state: State, entries: &[Entry], sync: bool) -> 
     let next = dir.join(NEXT);
     let path = dir.join(JOURNAL);
     {
+        // A stale one goes first; the new one is made, never opened (a
+        // link planted there is not followed).
+        match fs::remove_file(&next) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&next, e)),
+        }
         let mut f = fs::OpenOptions::new()
             .write(true)
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .open(&next)
             .map_err(|e| Error::io(&next, e))?;
         f.write_all(encode(state, entries).as_bytes())
@@ -229,13 +264,53 @@ fn exists(p: &Path) -> bool {
     fs::symlink_metadata(p).is_ok()
 }
 
+/// SHA-256 (hex) of the file at `p`, if it is a readable regular file.
+fn sum_of(p: &Path) -> Option<String> {
+    let bytes = crate::files::read_capped(p, MAX_RECORD_BYTES).ok()?;
+    Some(sum(&bytes))
+}
+
+/// SHA-256 (hex) of `bytes`.
+pub(crate) fn sum(bytes: &[u8]) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `dir` holds the record of an interrupted save.
+pub fn pending(dir: &Path) -> bool {
+    exists(&dir.join(JOURNAL))
+}
+
+/// Refuses to read `dir` (or a rotation stage, `dir` in a directory) while
+/// a save of it is half-way: the files are a mix of two meshes until
+/// [`recover`] runs.
+pub(crate) fn refuse_pending(dir: &Path) -> Result<()> {
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+    for d in std::iter::once(dir).chain(parent) {
+        if pending(d) {
+            return Err(Error::Refused {
+                what: d.join(JOURNAL).display().to_string(),
+                reason: format!(
+                    "a save of {} was interrupted half-way (some files new, some old): run `meshca recover --dir {}` first",
+                    d.display(),
+                    d.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Finishes or undoes the save a crash interrupted in `dir`, if its record
 /// is there (call it holding the directory's lock, before reading the
 /// mesh). Every step can be repeated: a crash while recovering is
 /// recovered by the next call.
 pub fn recover(dir: &Path) -> Result<Option<Recovered>> {
     let path = dir.join(JOURNAL);
-    let bytes = match crate::files::read_limited(&path) {
+    let bytes = match crate::files::read_capped(&path, MAX_RECORD_BYTES) {
         Ok(b) => b,
         Err(Error::MissingFile { .. }) => return Ok(None),
         Err(e) => return Err(e),
@@ -246,6 +321,26 @@ pub fn recover(dir: &Path) -> Result<Option<Recovered>> {
     })?;
     let (state, entries) = decode(&path, text)?;
     let io = |p: &Path, e: std::io::Error| Error::io(p, e);
+    if state == State::Commit {
+        // Every new file is there: in its temporary file, or already
+        // renamed (the target has the temporary file's inode). A temporary
+        // file someone removed cannot be put back: refuse, change nothing.
+        for e in &entries {
+            let Some(tmp) = &e.tmp else { continue };
+            let target = dir.join(&e.target);
+            let renamed = e.sum.is_some() && sum_of(&target) == e.sum;
+            if !exists(&dir.join(tmp)) && !renamed {
+                return Err(Error::Refused {
+                    what: path.display().to_string(),
+                    reason: format!(
+                        "the new {} of this interrupted save is gone (its temporary file was removed): the save cannot be finished; restore {} from a copy",
+                        target.display(),
+                        dir.display()
+                    ),
+                });
+            }
+        }
+    }
     match state {
         State::Commit => {
             for e in &entries {
@@ -272,25 +367,24 @@ pub fn recover(dir: &Path) -> Result<Option<Recovered>> {
             }
         }
         State::Abort => {
-            for e in &entries {
+            // Only what the save did is undone (it had stopped renaming
+            // when the record was written).
+            for e in entries.iter().filter(|e| e.applied) {
                 let target = dir.join(&e.target);
-                match (&e.tmp, &e.backup) {
-                    (_, Some(b)) => {
+                match &e.backup {
+                    Some(b) => {
                         let b = dir.join(b);
                         if exists(&b) {
                             fs::rename(&b, &target).map_err(|err| io(&target, err))?;
                         }
                     }
-                    (Some(tmp), None) => {
-                        // A new file: gone again, whether renamed or not.
-                        let tmp = dir.join(tmp);
-                        if exists(&tmp) {
-                            fs::remove_file(&tmp).map_err(|err| io(&tmp, err))?;
-                        } else if exists(&target) {
+                    None => {
+                        // A new file, removed again: only the save's own
+                        // (the bytes it wrote).
+                        if e.sum.is_some() && sum_of(&target) == e.sum {
                             fs::remove_file(&target).map_err(|err| io(&target, err))?;
                         }
                     }
-                    (None, None) => {}
                 }
             }
         }
@@ -332,11 +426,15 @@ mod tests {
                 tmp: Some("c1/.meshca-a.tmp".into()),
                 target: "c1/ca-key.pem".into(),
                 backup: None,
+                sum: Some("ab".repeat(32)),
+                applied: true,
             },
             Entry {
                 tmp: None,
                 target: "c1/ca-crl.pem".into(),
                 backup: Some("c1/.meshca-b.tmp".into()),
+                sum: None,
+                applied: false,
             },
         ];
         let text = encode(State::Commit, &entries);
@@ -349,6 +447,8 @@ mod tests {
                 tmp: None,
                 target: "../outside".into(),
                 backup: None,
+                sum: None,
+                applied: false,
             }],
         );
         assert!(decode(p, &evil).is_err());

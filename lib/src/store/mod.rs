@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
 
-pub use journal::{recover, Recovered, JOURNAL};
+pub use journal::{pending, recover, Recovered, JOURNAL};
 pub use tx::{is_temp_name, leftovers, DirLock, Transaction, LOCK_FILE};
 
 use crate::bundle::{
@@ -114,6 +114,8 @@ pub fn load(dir: &Path) -> Result<Mesh> {
 /// directories: [`save_replacing`] removes the ones the new mesh does not
 /// write, so no stale file (an old `ca-crl.pem`) outlives the repair.
 pub fn load_replacing(dir: &Path, replaced: &[String]) -> Result<(Mesh, Vec<PathBuf>)> {
+    // Half-way between two meshes until `recover` runs: never read as one.
+    journal::refuse_pending(dir)?;
     let mut mesh = Mesh::new();
     let root_cert = read_text(&dir.join(ROOT_CERT))?;
     let root_key = read_opt(&dir.join(ROOT_KEY))?;

@@ -202,6 +202,9 @@ struct Staged<'a> {
     /// The written temporary file, closed (a save of 10,000 clusters
     /// would otherwise hold 50,000 descriptors open), removed on drop.
     tmp: Option<TempPath>,
+    /// SHA-256 (hex) of the bytes written (what the target holds once
+    /// renamed).
+    sum: Option<String>,
     backup: Option<NamedTempFile<()>>,
     applied: bool,
 }
@@ -296,9 +299,12 @@ impl Transaction {
             Sync::PerFile
         };
         let journal_dir = self.record_dir();
-        // The commit record once it is on disk (its entries are what an
-        // undoing record lists too: the renames take the temporary files
-        // out of `staged`).
+        // The record of a save a crash interrupted is finished first
+        // (`recover`): writing over it would orphan its files.
+        super::journal::refuse_pending(&journal_dir)?;
+        // The commit record once it is on disk (an undoing record lists
+        // the same entries: the renames take the temporary files out of
+        // `staged`).
         let mut recorded: Option<Vec<super::journal::Entry>> = None;
         let result = apply(
             &self.changes,
@@ -309,65 +315,98 @@ impl Transaction {
             &journal_dir,
             &mut recorded,
         );
+        let sync_on = sync != Sync::Off;
         if let Err(e) = result {
             if self.crash == Some(Crash::AtFault) {
                 abandon(staged);
                 return Err(e);
             }
             if let Some(entries) = &recorded {
-                // A crash while undoing is undone by `recover`; if even
-                // this record cannot be written, the commit one left after
-                // a complete undoing changes nothing (see `journal`).
-                let _ = super::journal::write(
+                // The renames have stopped: the undoing record says which
+                // were done, so a crash while undoing is undone by
+                // `recover`. If it cannot be written, nothing is undone:
+                // the commit record stays and `recover` finishes the save.
+                let undo: Vec<super::journal::Entry> = entries
+                    .iter()
+                    .zip(&staged)
+                    .map(|(e, s)| super::journal::Entry {
+                        applied: s.applied,
+                        ..e.clone()
+                    })
+                    .collect();
+                if let Err(w) = super::journal::write(
                     &journal_dir,
                     super::journal::State::Abort,
-                    entries,
-                    sync != Sync::Off,
-                );
+                    &undo,
+                    sync_on,
+                ) {
+                    abandon(staged);
+                    return Err(Error::Refused {
+                        what: journal_dir.display().to_string(),
+                        reason: format!(
+                            "a save failed half-way ({e}) and its undoing could not be recorded ({w}): run `meshca recover --dir {}` to finish it",
+                            journal_dir.display()
+                        ),
+                    });
+                }
             }
             if let Some(Crash::InRollback(k)) = self.crash {
                 rollback_partly(staged, k);
                 return Err(e);
             }
-            rollback(staged, &created_dirs);
+            let dirs: Vec<PathBuf> = changed_dirs(&staged, &created_dirs)
+                .into_iter()
+                .map(Path::to_owned)
+                .collect();
+            let undone = rollback(staged, &created_dirs);
             if recorded.is_some() {
-                let _ = super::journal::remove(&journal_dir, sync != Sync::Off);
+                // Put back for good, then the record goes; an undoing that
+                // did not complete keeps it, for `recover`.
+                let flushed = !sync_on
+                    || dirs
+                        .iter()
+                        .filter(|d| d.exists())
+                        .all(|d| sync_dir(d).is_ok());
+                if undone && flushed {
+                    let _ = super::journal::remove(&journal_dir, sync_on);
+                }
             }
             return Err(e);
         }
-        // Each directory whose entries changed is flushed once, after all
-        // its files (a new directory also needs its own entry in its parent
-        // flushed): one fsync per directory, not per file, or one flush of
-        // each file system for a large batch.
-        let mut dirs: BTreeSet<&Path> = BTreeSet::new();
-        if sync != Sync::Off {
-            for s in &staged {
-                dirs.insert(parent_dir(s.change.path()));
-            }
-            for d in &created_dirs {
-                dirs.insert(parent_dir(d));
-                dirs.insert(d.as_path());
-            }
-        }
-        let dirs: Vec<&Path> = dirs.into_iter().collect();
+        // The links to the replaced files go first, then each directory
+        // whose entries changed is flushed once (a new directory also
+        // needs its own entry in its parent flushed): one fsync per
+        // directory, or one flush of each file system for a large batch.
+        let dirs: Vec<PathBuf> = changed_dirs(&staged, &created_dirs)
+            .into_iter()
+            .map(Path::to_owned)
+            .collect();
+        drop(staged);
+        let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
         match sync {
             Sync::Off => {}
             Sync::PerFile => dirs.into_par_iter().try_for_each(sync_dir)?,
             Sync::Batch => sync_filesystems(&dirs)?,
         }
-        // The hard links to replaced files go with `staged`, then the
-        // record: the save is complete.
-        drop(staged);
+        // The save is complete. A record that cannot be removed changes
+        // nothing (every temporary file and link is gone) and the next
+        // command's `recover` removes it.
         if recorded.is_some() {
-            super::journal::remove(&journal_dir, sync != Sync::Off)?;
+            let _ = super::journal::remove(&journal_dir, sync_on);
         }
         Ok(())
     }
 
     /// The directory of the commit record.
     fn record_dir(&self) -> PathBuf {
-        if let Some(d) = &self.journal_dir {
-            if self.changes.iter().all(|c| c.path().starts_with(d)) {
+        if let Some(d) = self
+            .journal_dir
+            .as_ref()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            let under =
+                |p: &Path| p.starts_with(d) || (d.as_path() == Path::new(".") && p.is_relative());
+            if self.changes.iter().all(|c| under(c.path())) {
                 return d.clone();
             }
         }
@@ -395,13 +434,32 @@ impl Transaction {
 
 /// The record of `staged`, paths relative to `dir`.
 fn record_entries(staged: &[Staged<'_>], dir: &Path) -> Vec<super::journal::Entry> {
-    let rel = |p: &Path| p.strip_prefix(dir).unwrap_or(p).to_owned();
+    let rel = |p: &Path| {
+        p.strip_prefix(dir)
+            .or_else(|_| p.strip_prefix(Path::new(".").join(dir)))
+            .unwrap_or(p)
+            .to_owned()
+    };
+    // A temporary file and a link sit beside their target (tempfile may
+    // have made their paths absolute): named from the target's directory.
+    let beside = |target: &Path, other: &Path| -> PathBuf {
+        let name = other.file_name().map(PathBuf::from).unwrap_or_default();
+        match target.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => parent.join(name),
+            None => name,
+        }
+    };
     staged
         .iter()
-        .map(|s| super::journal::Entry {
-            tmp: s.tmp.as_ref().map(|t| rel(t)),
-            target: rel(s.change.path()),
-            backup: s.backup.as_ref().map(|b| rel(b.path())),
+        .map(|s| {
+            let target = rel(s.change.path());
+            super::journal::Entry {
+                tmp: s.tmp.as_ref().map(|t| beside(&target, t)),
+                backup: s.backup.as_ref().map(|b| beside(&target, b.path())),
+                target,
+                sum: s.sum.clone(),
+                applied: false,
+            }
         })
         .collect()
 }
@@ -477,7 +535,7 @@ fn apply<'a>(
     }
     make_dirs(&dirs, created_dirs)?;
     let fail_at = ops.fail_at;
-    let written: Vec<Result<Option<TempPath>>> = jobs
+    let written: Vec<Result<Option<Written>>> = jobs
         .into_par_iter()
         .map(|(change, op)| match change {
             Change::Write {
@@ -498,27 +556,24 @@ fn apply<'a>(
     // all), then the first error in order is returned.
     let mut first_err = None;
     for (change, tmp) in changes.iter().zip(written) {
-        let tmp = match tmp {
-            Ok(t) => t,
+        let (tmp, sum) = match tmp {
+            Ok(Some((t, sum))) => (Some(t), sum),
+            Ok(None) => (None, None),
             Err(e) => {
                 first_err.get_or_insert(e);
-                None
+                (None, None)
             }
         };
         staged.push(Staged {
             change,
             tmp,
+            sum,
             backup: None,
             applied: false,
         });
     }
     if let Some(e) = first_err {
         return Err(e);
-    }
-    if sync == Sync::Batch {
-        // Every temporary file is on disk before any rename.
-        let dirs: BTreeSet<&Path> = changes.iter().map(|c| parent_dir(c.path())).collect();
-        sync_filesystems(&dirs.into_iter().collect::<Vec<_>>())?;
     }
     // 2. A hard link keeps every file about to be replaced or removed.
     // On all cores: each existing file's link is one counted operation,
@@ -575,25 +630,36 @@ fn apply<'a>(
     if let Some(e) = first_err {
         return Err(e);
     }
-    // The commit point: the links on disk, then the record (one counted
-    // operation). From here a crash is finished by `recover`.
-    if !staged.iter().all(|s| s.backup.is_none()) {
-        let dirs: BTreeSet<&Path> = staged
-            .iter()
-            .filter(|s| s.backup.is_some())
-            .map(|s| parent_dir(s.change.path()))
-            .collect();
-        match sync {
-            Sync::Off => {}
-            Sync::PerFile => dirs.into_par_iter().try_for_each(sync_dir)?,
-            Sync::Batch => sync_filesystems(&dirs.into_iter().collect::<Vec<_>>())?,
-        }
+    // The commit point. First every temporary file (its bytes were
+    // flushed when written, per file, or are now with the file system),
+    // every link and every new directory is on disk: each directory whose
+    // entries changed is flushed, or each file system once. Then the
+    // record (one counted operation). From here a crash is finished by
+    // `recover`.
+    let dirs: Vec<&Path> = changed_dirs(staged, created_dirs).into_iter().collect();
+    match sync {
+        Sync::Off => {}
+        Sync::PerFile => dirs.into_par_iter().try_for_each(sync_dir)?,
+        Sync::Batch => sync_filesystems(&dirs)?,
+    }
+    let entries = record_entries(staged, journal_dir);
+    if let Some(bad) = entries.iter().find(|e| {
+        !super::journal::inside(&e.target)
+            || !e.tmp.as_deref().is_none_or(super::journal::inside)
+            || !e.backup.as_deref().is_none_or(super::journal::inside)
+    }) {
+        return Err(Error::Refused {
+            what: bad.target.display().to_string(),
+            reason: format!(
+                "is not inside {}, where the save's record goes",
+                journal_dir.display()
+            ),
+        });
     }
     if Some(ops.done) == fail_at {
         return Err(injected(&journal_dir.join(super::journal::JOURNAL)));
     }
     ops.done += 1;
-    let entries = record_entries(staged, journal_dir);
     super::journal::write(
         journal_dir,
         super::journal::State::Commit,
@@ -648,28 +714,44 @@ fn apply<'a>(
     Ok(())
 }
 
-/// Undoes what `apply` did, newest first. Best effort: every step is tried.
-fn rollback(staged: Vec<Staged<'_>>, created_dirs: &[PathBuf]) {
+/// Every directory whose entries a save changes: those of its files and
+/// the ones it made, with their parents.
+fn changed_dirs<'p>(staged: &'p [Staged<'_>], created: &'p [PathBuf]) -> BTreeSet<&'p Path> {
+    let mut dirs: BTreeSet<&Path> = BTreeSet::new();
+    for s in staged {
+        dirs.insert(parent_dir(s.change.path()));
+    }
+    for d in created {
+        dirs.insert(parent_dir(d));
+        dirs.insert(d.as_path());
+    }
+    dirs
+}
+
+/// Undoes what `apply` did, newest first. Best effort: every step is
+/// tried; `false` when a file could not be put back.
+fn rollback(staged: Vec<Staged<'_>>, created_dirs: &[PathBuf]) -> bool {
+    let mut ok = true;
     for s in staged.into_iter().rev() {
         let path = s.change.path();
         if s.applied {
-            match s.backup {
-                Some(backup) => {
-                    let _ = backup.persist(path);
-                }
-                None => {
-                    let _ = fs::remove_file(path);
-                }
-            }
+            ok &= match s.backup {
+                Some(backup) => backup.persist(path).is_ok(),
+                None => fs::remove_file(path).is_ok(),
+            };
         }
         // Unrenamed temporary files and unused links are removed on drop.
     }
     for dir in created_dirs.iter().rev() {
         let _ = fs::remove_dir(dir);
     }
+    ok
 }
 
-fn write_temp(dir: &Path, contents: &[u8], secret: bool, sync: bool) -> Result<TempPath> {
+/// A temporary file written, with the SHA-256 (hex) of its bytes.
+type Written = (TempPath, Option<String>);
+
+fn write_temp(dir: &Path, contents: &[u8], secret: bool, sync: bool) -> Result<Written> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".meshca-")
         .suffix(".tmp")
@@ -690,7 +772,7 @@ fn write_temp(dir: &Path, contents: &[u8], secret: bool, sync: bool) -> Result<T
             .sync_all()
             .map_err(|e| Error::io(tmp.path(), e))?;
     }
-    Ok(tmp.into_temp_path())
+    Ok((tmp.into_temp_path(), Some(super::journal::sum(contents))))
 }
 
 /// Creates every directory of `dirs` that is missing, with its missing
@@ -954,6 +1036,69 @@ mod tests {
                 assert!(leftovers(dir.path()).unwrap().is_empty());
             }
         }
+    }
+
+    #[test]
+    fn recover_refuses_when_a_new_file_of_the_save_was_removed() {
+        // Crash at the first rename (operation 7, a.pem's): the other renames of
+        // the parallel phase went through, that one's temporary file is
+        // still there. Remove it, as an operator told "remove temporary
+        // files" would: the save cannot be finished, nothing is touched.
+        let (dir, build) = crash_case();
+        let mut tx = build(dir.path());
+        tx.crash_at(7);
+        assert!(tx.commit().is_err());
+        let pending: Vec<PathBuf> = leftovers(dir.path())
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.file_name().unwrap() != super::super::journal::JOURNAL)
+            .collect();
+        let a_tmp = pending
+            .iter()
+            .find(|p| p.parent() == Some(dir.path()) && fs::read(p).unwrap() == b"new a");
+        // Operation 7 is a.pem's own rename: its temporary file is there.
+        let a_tmp = a_tmp.expect("a.pem's temporary file");
+        fs::remove_file(a_tmp).unwrap();
+        let before = snapshot(dir.path());
+        let err = super::super::recover(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("cannot be finished"), "{err}");
+        assert_eq!(snapshot(dir.path()), before);
+    }
+
+    #[test]
+    fn a_record_of_relative_paths_names_files_beside_their_targets() {
+        // tempfile makes a relative directory absolute: the record still
+        // holds paths relative to its own directory.
+        let (dir, _) = crash_case();
+        let rel = Path::new("c1/k.pem");
+        let abs = dir.path().join(rel);
+        let change = Change::Write {
+            path: abs.clone(),
+            contents: Zeroizing::new(b"x".to_vec()),
+            secret: true,
+        };
+        let tmp = tempfile::Builder::new()
+            .prefix(".meshca-")
+            .suffix(".tmp")
+            .tempfile_in(dir.path().join("c1"))
+            .unwrap()
+            .into_temp_path();
+        let staged = vec![Staged {
+            change: &change,
+            tmp: Some(tmp),
+            sum: None,
+            backup: None,
+            applied: false,
+        }];
+        let entries = record_entries(&staged, dir.path());
+        assert_eq!(entries[0].target, rel);
+        let t = entries[0].tmp.as_ref().unwrap();
+        assert!(super::super::journal::inside(t), "{}", t.display());
+        assert!(t.starts_with("c1"));
+        let mut tx = Transaction::new();
+        tx.journal_in(".");
+        tx.write("c3/a.pem", b"a", false);
+        assert_eq!(tx.record_dir(), Path::new("."));
     }
 
     #[test]
