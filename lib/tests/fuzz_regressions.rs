@@ -434,3 +434,33 @@ fn secret_yaml_errors_do_not_echo_its_values() {
         }
     }
 }
+
+/// The differential test (seed 8802976120286671589, case 34) flipped the
+/// CRL Number extension's OID into issuingDistributionPoint's and
+/// re-signed: an IDP whose value does not decode. BoringSSL fails to load
+/// such a CRL (the oracle: "malformed issuingDistributionPoint"); verify
+/// passed it. The case is kept in testdata/regressions/crl-idp-undecodable.
+#[test]
+fn a_crl_whose_issuing_distribution_point_does_not_decode_is_an_envoy_error() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/regressions/crl-idp-undecodable");
+    let read = |n: &str| std::fs::read(dir.join(n)).unwrap();
+    let mut files = BundleFiles::default();
+    files.ca_cert = Some(read("ca-cert.pem"));
+    files.ca_key = Some(zeroize::Zeroizing::new(read("ca-key.pem")));
+    files.cert_chain = Some(read("cert-chain.pem"));
+    files.root_cert = Some(read("root-cert.pem"));
+    files.ca_crl = Some(read("ca-crl.pem"));
+    let findings = verify_bundle(
+        "cluster1",
+        Some("cluster1"),
+        &files,
+        &VerifyOptions::at(datetime!(2026-06-11 00:00 UTC)),
+    );
+    assert!(
+        findings.iter().any(|f| f.code == meshca::Code::EnvoyParse
+            && f.file == "cluster1/ca-crl.pem"
+            && f.message.contains("issuingDistributionPoint")),
+        "{findings:#?}"
+    );
+}

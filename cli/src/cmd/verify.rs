@@ -35,6 +35,14 @@ pub(crate) fn run(args: &VerifyArgs, quiet: bool) -> Result<u8> {
     let mut leftovers = Vec::new();
     for path in &args.paths {
         leftovers.extend(meshca::store::leftovers(path)?);
+        // A rotation stage (or a cluster directory) whose parent holds the
+        // record of a save cut short is half-way too.
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            let record = parent.join(meshca::store::JOURNAL);
+            if meshca::store::pending(parent) && !leftovers.contains(&record) {
+                leftovers.push(record);
+            }
+        }
     }
     let code = if report.ok && leftovers.is_empty() {
         crate::EXIT_OK

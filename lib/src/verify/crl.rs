@@ -404,6 +404,20 @@ fn crl_extensions(
         OID_X509_EXT_AUTHORITY_KEY_IDENTIFIER, OID_X509_EXT_ISSUER_DISTRIBUTION_POINT,
     };
     for ext in crl.extensions() {
+        if ext.oid == OID_X509_EXT_ISSUER_DISTRIBUTION_POINT
+            && !matches!(
+                ext.parsed_extension(),
+                ParsedExtension::IssuingDistributionPoint(_)
+            )
+        {
+            // BoringSSL decodes the extension when it loads the CRL
+            // (x509_crl.c crl_cb): one that does not decode fails the load.
+            out.push(err(
+                Code::EnvoyParse,
+                file,
+                format!("{name} has an issuingDistributionPoint that does not decode; Envoy (BoringSSL) refuses to load the CRL"),
+            ));
+        }
         if let ParsedExtension::IssuingDistributionPoint(idp) = ext.parsed_extension() {
             let mut limits = Vec::new();
             if idp.only_some_reasons.is_some() {
