@@ -399,6 +399,14 @@ if [[ $BENCH_FLEET != 0 ]]; then
 		d=$FLEET/mesh-$n-1
 		for ((r = 1; r <= BENCH_FLEET_RUNS; r++)); do timed "fv.$n" fleet_verify "$d"; done
 	done
+	# The file-system part of init alone (no keys, no certificates): what
+	# no implementation of init on this file system can go under.
+	if command -v python3 >/dev/null; then
+		log "fleet: file-system floor of init (10000 clusters, $BENCH_FLEET_RUNS runs)"
+		for ((r = 1; r <= BENCH_FLEET_RUNS; r++)); do
+			timed "ff.10000" python3 "$ROOT/bench/fsfloor.py" "$FLEET/floor-$r" 10000
+		done
+	fi
 	for n in "${FLEET_ROTATE_SIZES[@]}"; do
 		log "fleet: rotate and verify --previous of $n clusters ($BENCH_FLEET_RUNS runs each)"
 		for ((r = 1; r <= BENCH_FLEET_RUNS; r++)); do
@@ -521,6 +529,9 @@ if [[ $BENCH_FLEET != 0 ]]; then
 		goal=; ((n != 10000)) || goal=3
 		fleet_row "\`meshca init --key-type ecdsa-p256\`" "fi.$n" "$n" "$goal"
 	done
+	if stats "ff.10000"; then
+		fleet_row "file-system floor of init: 10,000 dirs, 50,000 files written, synced, renamed (\`bench/fsfloor.py\`, no meshca)" "ff.10000" 10000 ""
+	fi
 	for n in "${FLEET_SIZES[@]}"; do
 		goal=; ((n != 10000)) || goal=1
 		fleet_row "\`meshca verify\`" "fv.$n" "$n" "$goal"
