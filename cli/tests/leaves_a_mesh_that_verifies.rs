@@ -429,9 +429,9 @@ fn secret_of_one_cluster_does_not_depend_on_the_others() {
     assert!(stderr(&out).contains("c2/ca-key.pem"), "{}", stderr(&out));
 }
 
-#[test]
-fn a_command_on_a_mesh_with_a_broken_cluster_writes_nothing_until_it_is_fixed() {
-    // cluster2's key swapped for another cluster's: verify fails on it.
+/// cluster1 and cluster2, cluster2's key swapped for another mesh's: verify
+/// fails on it.
+fn mesh_with_a_broken_cluster2() -> Dir {
     let dir = util::ecdsa_mesh();
     dir.ok(&["init", "--dir", "other", "--key-type", "ecdsa-p256", "x"]);
     fs::copy(
@@ -439,6 +439,12 @@ fn a_command_on_a_mesh_with_a_broken_cluster_writes_nothing_until_it_is_fixed() 
         dir.join("certs/cluster2/ca-key.pem"),
     )
     .unwrap();
+    dir
+}
+
+#[test]
+fn a_command_on_a_mesh_with_a_broken_cluster_writes_nothing_until_it_is_fixed() {
+    let dir = mesh_with_a_broken_cluster2();
     let broken = dir.meshca(&["verify", "certs"]);
     assert_eq!(broken.status.code(), Some(1), "{}", stdout(&broken));
     let before = snapshot(&dir.join("certs"));
@@ -483,13 +489,7 @@ fn a_command_on_a_mesh_with_a_broken_cluster_writes_nothing_until_it_is_fixed() 
 
 #[test]
 fn allow_existing_errors_saves_a_repair_step_and_says_what_is_left() {
-    let dir = util::ecdsa_mesh();
-    dir.ok(&["init", "--dir", "other", "--key-type", "ecdsa-p256", "x"]);
-    fs::copy(
-        dir.join("other/x/ca-key.pem"),
-        dir.join("certs/cluster2/ca-key.pem"),
-    )
-    .unwrap();
+    let dir = mesh_with_a_broken_cluster2();
     let refused = dir.meshca(&["renew", "--dir", "certs", "cluster1"]);
     assert_eq!(refused.status.code(), Some(1));
     assert!(

@@ -19,6 +19,18 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A save renamed every file (the directory holds the new mesh) but
+    /// flushing the directories to disk then failed: a power loss now
+    /// could bring back some old entries.
+    #[error("{path}: the files were saved, but flushing them to disk failed ({source}); run `sync` and `meshca verify` before relying on them")]
+    NotFlushed {
+        /// The directory that could not be flushed.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// A file that must exist is missing.
     #[error("{path}: file not found{hint}")]
     MissingFile {

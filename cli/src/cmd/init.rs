@@ -138,13 +138,14 @@ pub(crate) fn run(global: &Global, args: &InitArgs, m: &ArgMatches) -> Result<u8
         Some(&args.constraints),
         args.force,
     )?;
-    session.commit_for(
+    let saved = session.commit_for(
         &mesh,
         args.force,
         &args.intermediate.namespace,
         super::checked_trust_domain(&args.constraints),
-    )?;
-    super::keep_token_root(&root);
+    );
+    super::keep_token_root_if_saved(&saved, &root);
+    saved?;
     if new_root {
         say(
             global.quiet,

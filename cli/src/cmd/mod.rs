@@ -241,10 +241,12 @@ impl Session {
 
     fn save(&self, new: &Mesh, force: bool) -> Result<Vec<PathBuf>> {
         meshca::store::save_replacing(&self.dir, Some(&self.mesh), new, force, &self.stale).map_err(
-            |e| {
-                anyhow::Error::new(e).context(SaveFailed {
+            |e| match e {
+                // Saved, not flushed: not "nothing was changed".
+                e @ meshca::Error::NotFlushed { .. } => anyhow::Error::new(e),
+                e => anyhow::Error::new(e).context(SaveFailed {
                     dir: self.dir.clone(),
-                })
+                }),
             },
         )
     }
@@ -472,6 +474,21 @@ pub(crate) fn new_token_key(uri: &Pkcs11Uri, key_type: KeyType, force: bool) -> 
     Ok(PrivateKey::in_token(meshca::pkcs11::TokenKey::generate(
         uri, &pin, key_type, force,
     )?))
+}
+
+/// [`keep_token_root`] when the save wrote the files, also when only
+/// flushing them failed (`root-cert.pem` then names the new key); a save
+/// that changed nothing lets the token's new key go.
+pub(crate) fn keep_token_root_if_saved<T>(saved: &Result<T>, root: &RootCa) {
+    let written = match saved {
+        Ok(_) => true,
+        Err(e) => e
+            .downcast_ref::<meshca::Error>()
+            .is_some_and(|e| matches!(e, meshca::Error::NotFlushed { .. })),
+    };
+    if written {
+        keep_token_root(root);
+    }
 }
 
 /// After a new root was saved: keeps its key pair if it was generated in

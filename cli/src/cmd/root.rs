@@ -33,8 +33,9 @@ pub(crate) fn run(global: &Global, args: &RootArgs) -> Result<u8> {
     let root = RootCa::self_signed(&params, key, time::OffsetDateTime::now_utc())?;
     let key_pem = super::root_key_pem(&root, pass.as_ref())?;
     let mesh = session.mesh.with_root(&root, key_pem, args.force)?;
-    session.commit(&mesh, args.force, super::ISTIOD_NAMESPACE)?;
-    super::keep_token_root(&root);
+    let saved = session.commit(&mesh, args.force, super::ISTIOD_NAMESPACE);
+    super::keep_token_root_if_saved(&saved, &root);
+    saved?;
     let key_written = match root.key().token_uri() {
         Some(uri) => format!(
             "{} (the key stays in the token: {})",

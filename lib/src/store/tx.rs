@@ -383,10 +383,17 @@ impl Transaction {
             .collect();
         drop(staged);
         let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
-        match sync {
-            Sync::Off => {}
-            Sync::PerFile => dirs.into_par_iter().try_for_each(sync_dir)?,
-            Sync::Batch => sync_filesystems(&dirs)?,
+        let flushed = match sync {
+            Sync::Off => Ok(()),
+            Sync::PerFile => dirs.into_par_iter().try_for_each(sync_dir),
+            Sync::Batch => sync_filesystems(&dirs),
+        };
+        // Every file is renamed: a failure now is not a failed save.
+        if let Err(e) = flushed {
+            return Err(match e {
+                Error::Io { path, source } => Error::NotFlushed { path, source },
+                other => other,
+            });
         }
         // The save is complete. A record that cannot be removed changes
         // nothing (every temporary file and link is gone) and the next
