@@ -383,13 +383,8 @@ impl Transaction {
             .collect();
         drop(staged);
         let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
-        let flushed = match sync {
-            Sync::Off => Ok(()),
-            Sync::PerFile => dirs.into_par_iter().try_for_each(sync_dir),
-            Sync::Batch => sync_filesystems(&dirs),
-        };
         // Every file is renamed: a failure now is not a failed save.
-        if let Err(e) = flushed {
+        if let Err(e) = flush(sync, &dirs) {
             return Err(match e {
                 Error::Io { path, source } => Error::NotFlushed { path, source },
                 other => other,
@@ -644,11 +639,7 @@ fn apply<'a>(
     // record (one counted operation). From here a crash is finished by
     // `recover`.
     let dirs: Vec<&Path> = changed_dirs(staged, created_dirs).into_iter().collect();
-    match sync {
-        Sync::Off => {}
-        Sync::PerFile => dirs.into_par_iter().try_for_each(sync_dir)?,
-        Sync::Batch => sync_filesystems(&dirs)?,
-    }
+    flush(sync, &dirs)?;
     let entries = record_entries(staged, journal_dir);
     if let Some(bad) = entries.iter().find(|e| {
         !super::journal::inside(&e.target)
@@ -868,6 +859,16 @@ enum Sync {
 /// (a rotation of 1,000 clusters writes 15,000 files) each wait for the
 /// disk, two `syncfs` calls wait twice.
 const BATCH_SYNC: usize = 64;
+
+/// Puts the entries of `dirs` on disk as `sync` says: each directory, or
+/// each file system once.
+fn flush(sync: Sync, dirs: &[&Path]) -> Result<()> {
+    match sync {
+        Sync::Off => Ok(()),
+        Sync::PerFile => dirs.par_iter().try_for_each(|d| sync_dir(d)),
+        Sync::Batch => sync_filesystems(dirs),
+    }
+}
 
 /// `syncfs(2)` once per file system holding one of `dirs`.
 fn sync_filesystems(dirs: &[&Path]) -> Result<()> {
