@@ -372,20 +372,27 @@ pub(crate) fn read_locks(dirs: &[&Path], except: Option<&Path>) -> Result<Vec<Di
 /// Finishes (or undoes) a save of `dir` a crash interrupted, saying so
 /// (call it holding `dir`'s lock, before loading the mesh).
 pub(crate) fn recover(dir: &Path) -> Result<()> {
-    match meshca::store::recover(dir)? {
-        Some(meshca::store::Recovered::Finished { files }) => warn(format_args!(
-            "{}: finished a save that was interrupted ({files} file{})",
-            dir.display(),
-            if files == 1 { "" } else { "s" }
-        )),
-        Some(meshca::store::Recovered::Undone { files }) => warn(format_args!(
-            "{}: undid a failed save that was interrupted ({files} file{}); the directory is as before it",
-            dir.display(),
-            if files == 1 { "" } else { "s" }
-        )),
-        Some(_) | None => {}
+    if let Some(said) = meshca::store::recover(dir)?.and_then(|r| recovered(dir, r)) {
+        warn(format_args!("{said}"));
     }
     Ok(())
+}
+
+/// What finishing (or undoing) an interrupted save of `dir` did, in words.
+pub(crate) fn recovered(dir: &Path, r: meshca::store::Recovered) -> Option<String> {
+    match r {
+        meshca::store::Recovered::Finished { files } => Some(format!(
+            "{}: finished a save that was interrupted ({})",
+            dir.display(),
+            crate::output::count(files, "file")
+        )),
+        meshca::store::Recovered::Undone { files } => Some(format!(
+            "{}: undid a failed save that was interrupted ({}); the directory is as before it",
+            dir.display(),
+            crate::output::count(files, "file")
+        )),
+        _ => None,
+    }
 }
 
 pub(crate) fn warn_leftovers(dir: &Path) {

@@ -21,34 +21,10 @@ pub(crate) fn run(args: &ReadDir) -> Result<u8> {
             dir.display()
         ))
     })?;
-    match meshca::store::recover(dir)? {
-        Some(meshca::store::Recovered::Finished { files }) => {
-            say(
-                args.quiet,
-                format_args!(
-                    "{}: finished a save that was interrupted ({files} file{})",
-                    dir.display(),
-                    if files == 1 { "" } else { "s" }
-                ),
-            );
-        }
-        Some(meshca::store::Recovered::Undone { files }) => {
-            say(
-                args.quiet,
-                format_args!(
-                    "{}: undid a failed save that was interrupted ({files} file{}); the directory is as before it",
-                    dir.display(),
-                    if files == 1 { "" } else { "s" }
-                ),
-            );
-        }
-        Some(_) | None => {
-            say(
-                args.quiet,
-                format_args!("{}: no interrupted save to finish", dir.display()),
-            );
-        }
-    }
+    let said = meshca::store::recover(dir)?
+        .and_then(|r| super::recovered(dir, r))
+        .unwrap_or_else(|| format!("{}: no interrupted save to finish", dir.display()));
+    say(args.quiet, format_args!("{said}"));
     super::warn_leftovers(dir);
     Ok(crate::EXIT_OK)
 }
