@@ -36,29 +36,55 @@ pub(crate) fn flow_depth(text: &[u8]) -> usize {
     deepest
 }
 
-/// What is wrong with a document serde_yaml_ng refused, and where, without
-/// its message: serde's messages quote the values they met (`invalid type:
-/// string "..."`), and a Secret's values are keys.
-fn yaml_problem(e: &serde_yaml_ng::Error) -> String {
-    // The one message of meshca's own making, which holds no input.
-    if e.to_string().contains(DUPLICATE_KEY) {
-        return match e.location() {
-            Some(at) => format!(
-                "{DUPLICATE_KEY} in data or stringData (line {}, column {}): each key once",
-                at.line(),
-                at.column()
-            ),
-            None => format!("{DUPLICATE_KEY} in data or stringData: each key once"),
-        };
+/// What is wrong with a document the YAML reader refused, and where,
+/// without its message: serde's messages quote the values they met
+/// (`invalid type: string "..."`), and a Secret's values are keys.
+fn yaml_problem(e: &serde_saphyr::Error) -> String {
+    let duplicate = matches!(e, serde_saphyr::Error::DuplicateMappingKey { .. })
+        || e.to_string().contains(DUPLICATE_KEY);
+    let at = e
+        .location()
+        .map(|at| format!(" (line {}, column {})", at.line(), at.column()))
+        .unwrap_or_default();
+    if duplicate {
+        return format!("{DUPLICATE_KEY}{at}: each key once");
     }
-    match e.location() {
-        Some(at) => format!(
-            "invalid YAML, or not a Secret (line {}, column {})",
-            at.line(),
-            at.column()
-        ),
-        None => "invalid YAML, or not a Secret".to_owned(),
+    if matches!(e, serde_saphyr::Error::MultipleDocuments { .. }) {
+        return format!("more than one YAML document{at}: one Secret per file");
     }
+    format!("invalid YAML, or not a Secret{at}")
+}
+
+/// Whether Kubernetes' YAML reader (YAML 1.1, Go's number syntax) takes
+/// `v`, written without quotes, for a number, a boolean or null rather
+/// than a string: a Secret holding one is refused by the API server. The
+/// quotes are gone once parsed, so a quoted one is refused too (as base64
+/// it decodes to a few bytes of nothing a bundle holds).
+/// A data key as errors name it: one of the bundle's own names, else
+/// "(a key)" (a key is read from the document, and errors never quote it).
+fn key_label(k: &str) -> &str {
+    const KNOWN: &[&str] = &[
+        CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT, CA_CRL, "tls.crt", "tls.key", "ca.crt",
+    ];
+    KNOWN
+        .iter()
+        .find(|n| **n == k)
+        .copied()
+        .unwrap_or("(a key)")
+}
+
+fn not_a_string_unquoted(v: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "true", "false", "yes", "no", "on", "off", "y", "n", "null", "~",
+    ];
+    if WORDS.iter().any(|w| v.eq_ignore_ascii_case(w)) {
+        return true;
+    }
+    let digits = v.strip_prefix(['+', '-']).unwrap_or(v);
+    digits.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        && digits
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || "xXoObB_+-.pP".contains(c))
 }
 
 /// The shape of the Secret istiod accepts.
@@ -308,13 +334,35 @@ impl SecretData {
                 "YAML nested deeper than {MAX_FLOW_DEPTH} levels of [ and {{"
             )));
         }
-        let doc: SecretDoc = serde_yaml_ng::from_slice(text).map_err(|e| bad(yaml_problem(&e)))?;
+        // `\/` in double quotes is `/` in YAML 1.2 and an error in
+        // Kubernetes' reader (YAML 1.1): a Secret kubectl cannot apply.
+        // Looked for anywhere (elsewhere it is no base64 either).
+        if text.windows(2).any(|w| w == b"\\/") {
+            return Err(bad(
+                "the escape \\/ (YAML 1.2), which Kubernetes' YAML reader refuses: write /"
+                    .to_owned(),
+            ));
+        }
+        // A byte-order mark is read as the start of the stream (as
+        // Kubernetes does), not as content.
+        let text = text.strip_prefix("\u{feff}".as_bytes()).unwrap_or(text);
+        let mut options = serde_saphyr::Options::default();
+        // The reader's messages would quote the document: not wanted.
+        options.with_snippet = false;
+        let doc: SecretDoc = serde_saphyr::from_slice_with_options(text, options)
+            .map_err(|e| bad(yaml_problem(&e)))?;
         if doc.kind != "Secret" || doc.api_version != "v1" {
             return Err(bad("expected apiVersion v1, kind Secret".to_owned()));
         }
         let mut data = BTreeMap::new();
         let mut folded = Vec::new();
         for (k, v) in &doc.data {
+            if not_a_string_unquoted(v.trim()) {
+                return Err(bad(format!(
+                    "data.{} is a number, a boolean or null to Kubernetes unless quoted: not base64 of a file",
+                    key_label(k)
+                )));
+            }
             if v.trim().contains([' ', '\t']) {
                 folded.push(k.clone());
             }
@@ -330,7 +378,8 @@ impl SecretData {
             } else {
                 B64.decode(v.as_bytes())
             };
-            let bytes = decoded.map_err(|_| bad(format!("data.{k} is not valid base64")))?;
+            let bytes =
+                decoded.map_err(|_| bad(format!("data.{} is not valid base64", key_label(k))))?;
             data.insert(k.clone(), Zeroizing::new(bytes));
         }
         if let Some(sd) = &doc.string_data {
@@ -404,11 +453,33 @@ mod tests {
         );
         let err = SecretData::from_yaml(
             "s.yaml",
-            b"apiVersion: v1\nkind: Secret\nmetadata: {name: x}\ndata: {a: '!!!'}\n",
+            b"apiVersion: v1\nkind: Secret\nmetadata: {name: x}\ndata: {ca-cert.pem: '!!!', s3cret: '!!!'}\n",
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("data.a"), "{err}");
+        assert!(
+            err.contains("data.ca-cert.pem is not valid base64"),
+            "{err}"
+        );
+        // A key of the document's own is not quoted either.
+        let err = SecretData::from_yaml(
+            "s.yaml",
+            b"apiVersion: v1\nkind: Secret\nmetadata: {name: x}\ndata: {s3cret: '!!!'}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("data.(a key)") && !err.contains("s3cret"),
+            "{err}"
+        );
+        // An unquoted number is not a string to Kubernetes.
+        let err = SecretData::from_yaml(
+            "s.yaml",
+            b"apiVersion: v1\nkind: Secret\nmetadata: {name: x}\ndata: {ca-crl.pem: 1234}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("data.ca-crl.pem is a number"), "{err}");
     }
 
     /// "The root key is printed in full when a key file is passed where a

@@ -214,10 +214,12 @@ impl fmt::Debug for ExtraFile {
     }
 }
 
-/// One file of a mesh's layout.
+/// One file of a mesh's layout: its bytes, borrowed from the mesh (a
+/// fleet's layout is tens of megabytes; copying it, then wiping the copy,
+/// was a tenth of a save).
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct FileOut {
-    pub(crate) contents: Zeroizing<Vec<u8>>,
+pub(crate) struct FileOut<'a> {
+    pub(crate) contents: std::borrow::Cow<'a, [u8]>,
     pub(crate) secret: bool,
 }
 
@@ -784,40 +786,44 @@ impl Mesh {
 
     /// Every file of the mesh's layout, by path relative to the certs
     /// directory.
-    pub(crate) fn layout(&self) -> BTreeMap<PathBuf, FileOut> {
-        let mut out = BTreeMap::new();
-        let mut put = |path: PathBuf, bytes: &[u8], secret: bool| {
+    pub(crate) fn layout(&self) -> BTreeMap<PathBuf, FileOut<'_>> {
+        let mut out: BTreeMap<PathBuf, FileOut<'_>> = BTreeMap::new();
+        let mut put = |path: PathBuf, bytes, secret: bool| {
             out.insert(
                 path,
                 FileOut {
-                    contents: Zeroizing::new(bytes.to_vec()),
+                    contents: bytes,
                     secret,
                 },
             );
         };
         if let Some(root) = &self.root {
-            put(ROOT_CERT.into(), root.cert.as_bytes(), false);
+            put(ROOT_CERT.into(), root.cert.as_bytes().into(), false);
             if let Some(key) = &root.key {
-                put(ROOT_KEY.into(), key.as_bytes(), true);
+                put(ROOT_KEY.into(), key.as_bytes().into(), true);
             }
             if let Some(uri) = &root.key_uri {
                 let line = format!("{}\n", uri.without_pin());
-                put(crate::keyref::ROOT_KEY_URI.into(), line.as_bytes(), false);
+                put(
+                    crate::keyref::ROOT_KEY_URI.into(),
+                    line.into_bytes().into(),
+                    false,
+                );
             }
         }
         if let Some(crl) = &self.root_crl {
-            put(ROOT_CRL.into(), crl.as_bytes(), false);
+            put(ROOT_CRL.into(), crl.as_bytes().into(), false);
         }
         for (path, f) in &self.extra {
-            put(path.clone(), &f.contents, f.secret);
+            put(path.clone(), f.contents.as_slice().into(), f.secret);
         }
         for (name, c) in &self.clusters {
             let dir = PathBuf::from(name);
             for (file, bytes, secret) in c.bundle.documents() {
-                put(dir.join(file), bytes, secret);
+                put(dir.join(file), bytes.into(), secret);
             }
             if let Some(yaml) = &c.secret_yaml {
-                put(dir.join(SECRET_YAML), yaml.as_bytes(), true);
+                put(dir.join(SECRET_YAML), yaml.as_bytes().into(), true);
             }
         }
         out

@@ -73,31 +73,21 @@ pub enum Recovered {
 #[cfg(unix)]
 fn to_hex(p: &Path) -> String {
     use std::os::unix::ffi::OsStrExt;
-    p.as_os_str()
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    data_encoding::HEXLOWER.encode(p.as_os_str().as_bytes())
 }
 
 #[cfg(not(unix))]
 fn to_hex(p: &Path) -> String {
-    p.to_string_lossy()
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    data_encoding::HEXLOWER.encode(p.to_string_lossy().as_bytes())
 }
 
 fn from_hex(s: &str) -> Option<PathBuf> {
     if !s.len().is_multiple_of(2) || s.is_empty() {
         return None;
     }
-    let bytes: Option<Vec<u8>> = (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect();
-    let bytes = bytes?;
+    let bytes = data_encoding::HEXLOWER_PERMISSIVE
+        .decode(s.as_bytes())
+        .ok()?;
     #[cfg(unix)]
     {
         use std::os::unix::ffi::OsStrExt;
@@ -143,14 +133,16 @@ fn encode(state: State, entries: &[Entry]) -> String {
         State::Abort => "abort\n",
     });
     for e in entries {
-        out.push_str(&format!(
-            "{} {} {} {} {}\n",
+        use std::fmt::Write as _;
+        let _ = writeln!(
+            out,
+            "{} {} {} {} {}",
             opt_hex(e.tmp.as_deref()),
             to_hex(&e.target),
             opt_hex(e.backup.as_deref()),
             e.sum.as_deref().unwrap_or("-"),
             u8::from(e.applied)
-        ));
+        );
     }
     out.push_str("end\n");
     out
@@ -272,11 +264,8 @@ fn sum_of(p: &Path) -> Option<String> {
 
 /// SHA-256 (hex) of `bytes`.
 pub(crate) fn sum(bytes: &[u8]) -> String {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    data_encoding::HEXLOWER
+        .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref())
 }
 
 /// Whether `dir` holds the record of an interrupted save.

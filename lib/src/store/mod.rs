@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 pub use journal::{pending, recover, Recovered, JOURNAL};
@@ -251,16 +252,38 @@ pub fn plan(
     tx.journal_in_default(dir);
     let before = old.map(Mesh::layout).unwrap_or_default();
     let after = new.layout();
+    // Which of the files `old` does not know are on disk: none of a
+    // directory that is missing (one look per directory, not per file: a
+    // fleet's new clusters are 10,000 missing directories).
+    let unknown: Vec<&Path> = after
+        .keys()
+        .filter(|p| !before.contains_key(*p))
+        .map(PathBuf::as_path)
+        .collect();
+    let mut parents: Vec<&Path> = unknown.iter().map(|p| tx::parent_dir(p)).collect();
+    parents.sort_unstable_by(|a, b| a.as_os_str().cmp(b.as_os_str()));
+    parents.dedup();
+    let present: std::collections::HashSet<&Path> = parents
+        .par_iter()
+        .filter(|p| fs::metadata(dir.join(p)).is_ok())
+        .copied()
+        .collect();
+    let on_disk: std::collections::HashSet<&Path> = unknown
+        .par_iter()
+        .filter(|p| present.contains(tx::parent_dir(p)))
+        .filter(|p| fs::symlink_metadata(dir.join(p)).is_ok())
+        .copied()
+        .collect();
     for (path, file) in &after {
         match before.get(path) {
             Some(prev) if prev == file => continue,
             Some(_) => {}
             None => {
-                let full = dir.join(path);
-                if fs::symlink_metadata(&full).is_ok() {
+                if on_disk.contains(path.as_path()) {
+                    let full = dir.join(path);
                     // A file the mesh did not load: the same bytes need no
                     // write; other bytes are replaced only with `force`.
-                    if read_limited(&full).is_ok_and(|b| b.as_slice() == file.contents.as_slice()) {
+                    if read_limited(&full).is_ok_and(|b| b.as_slice() == &file.contents[..]) {
                         continue;
                     }
                     if !force {
@@ -302,7 +325,11 @@ pub fn save_replacing(
     let mut tx = Transaction::new();
     tx.journal_in(dir);
     plan(&mut tx, dir, old, new, force)?;
-    let kept = new.layout();
+    let kept = if stale.is_empty() {
+        BTreeMap::new()
+    } else {
+        new.layout()
+    };
     for path in stale {
         let in_new = path
             .strip_prefix(dir)
