@@ -263,6 +263,37 @@ fn workload_like_the_recipe_makes_the_namespace_intermediate() {
     assert!(out.contains(": OK"));
 }
 
+/// A namespace YAML 1.1 reads as a boolean or null (`on`, `yes`, `n`,
+/// `null`: valid namespace names) is quoted in the Secret, so kubectl reads
+/// it as the name it is (written plain, kubectl refuses the document:
+/// "cannot unmarshal bool into ... namespace of type string").
+#[test]
+fn a_namespace_yaml_reads_as_a_boolean_is_quoted_for_kubectl() {
+    let dir = Dir::new();
+    for ns in ["on", "yes", "n", "off", "true", "null"] {
+        let certs = format!("certs-{ns}");
+        dir.ok(&[
+            "init",
+            "--dir",
+            &certs,
+            "--key-type",
+            "ecdsa-p256",
+            "--namespace",
+            ns,
+            "c1",
+        ]);
+        let file = format!("{certs}/c1/cacerts.yaml");
+        let out = dir.tool(
+            "kubectl",
+            &["label", "--local", "-o", "json", "x=1", "-f", &file],
+        );
+        util::assert_success(&format!("kubectl reads the Secret of namespace {ns}"), &out);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["metadata"]["namespace"], ns, "namespace {ns}");
+        dir.ok(&["verify", "-q", &certs, "--namespace", ns]);
+    }
+}
+
 #[test]
 fn secret_yaml_matches_kubectl_and_validates() {
     let dir = Dir::new();

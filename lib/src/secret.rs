@@ -260,7 +260,13 @@ pub fn cacerts_yaml(bundle: &ClusterBundle, options: &SecretOptions) -> Result<Z
         data,
         string_data: None,
     };
-    serde_yaml_ng::to_string(&doc)
+    // Plain scalars where YAML 1.1 reads them as strings, quoted where it
+    // would not (a namespace `on` or `yes`: Kubernetes' reader takes them
+    // for booleans and refuses the Secret); never folded (a base64 value
+    // stays on one line, as kubectl writes it).
+    let mut style = serde_saphyr::SerializerOptions::default();
+    style.prefer_block_scalars = false;
+    serde_saphyr::to_string_with_options(&doc, style)
         .map(Zeroizing::new)
         .map_err(|e| Error::BadSecret {
             what: options.name.clone(),
