@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::bundle::{ClusterBundle, CA_CERT, CA_CRL, CA_KEY, CERT_CHAIN, ROOT_CERT};
@@ -55,11 +56,6 @@ fn yaml_problem(e: &serde_saphyr::Error) -> String {
     format!("invalid YAML, or not a Secret{at}")
 }
 
-/// Whether Kubernetes' YAML reader (YAML 1.1, Go's number syntax) takes
-/// `v`, written without quotes, for a number, a boolean or null rather
-/// than a string: a Secret holding one is refused by the API server. The
-/// quotes are gone once parsed, so a quoted one is refused too (as base64
-/// it decodes to a few bytes of nothing a bundle holds).
 /// A data key as errors name it: one of the bundle's own names, else
 /// "(a key)" (a key is read from the document, and errors never quote it).
 fn key_label(k: &str) -> &str {
@@ -71,20 +67,6 @@ fn key_label(k: &str) -> &str {
         .find(|n| **n == k)
         .copied()
         .unwrap_or("(a key)")
-}
-
-fn not_a_string_unquoted(v: &str) -> bool {
-    const WORDS: &[&str] = &[
-        "true", "false", "yes", "no", "on", "off", "y", "n", "null", "~",
-    ];
-    if WORDS.iter().any(|w| v.eq_ignore_ascii_case(w)) {
-        return true;
-    }
-    let digits = v.strip_prefix(['+', '-']).unwrap_or(v);
-    digits.starts_with(|c: char| c.is_ascii_digit() || c == '.')
-        && digits
-            .chars()
-            .all(|c| c.is_ascii_hexdigit() || "xXoObB_+-.pP".contains(c))
 }
 
 /// The shape of the Secret istiod accepts.
@@ -123,7 +105,7 @@ impl Default for SecretOptions {
     }
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct SecretDoc {
     api_version: String,
@@ -131,13 +113,8 @@ struct SecretDoc {
     metadata: Metadata,
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     type_: Option<String>,
-    #[serde(default, deserialize_with = "unique_keys")]
     data: BTreeMap<String, String>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "unique_keys_opt"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     string_data: Option<BTreeMap<String, String>>,
 }
 
@@ -148,12 +125,12 @@ pub(crate) const DUPLICATE_KEY: &str = "a key is given twice";
 /// on a key given twice (serde keeps the last value, others the first or
 /// refuse the document), so a Secret holding two `ca-cert.pem` could be
 /// checked with one certificate and installed with the other: refused.
-pub(crate) fn unique_keys<'de, D: serde::Deserializer<'de>>(
+pub(crate) fn unique_keys<'de, D: serde::Deserializer<'de>, V: Deserialize<'de> + Wipe>(
     d: D,
-) -> std::result::Result<BTreeMap<String, String>, D::Error> {
-    struct Unique;
-    impl<'de> serde::de::Visitor<'de> for Unique {
-        type Value = BTreeMap<String, String>;
+) -> std::result::Result<BTreeMap<String, V>, D::Error> {
+    struct Unique<V>(std::marker::PhantomData<V>);
+    impl<'de, V: Deserialize<'de> + Wipe> serde::de::Visitor<'de> for Unique<V> {
+        type Value = BTreeMap<String, V>;
         fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             f.write_str("a map of strings")
         }
@@ -161,17 +138,17 @@ pub(crate) fn unique_keys<'de, D: serde::Deserializer<'de>>(
             self,
             mut access: A,
         ) -> std::result::Result<Self::Value, A::Error> {
-            let mut out: BTreeMap<String, String> = BTreeMap::new();
-            let wipe = |out: &mut BTreeMap<String, String>| {
+            let mut out: BTreeMap<String, V> = BTreeMap::new();
+            let wipe = |out: &mut BTreeMap<String, V>| {
                 for v in out.values_mut() {
-                    v.zeroize();
+                    v.wipe();
                 }
             };
             loop {
-                match access.next_entry::<String, String>() {
+                match access.next_entry::<String, V>() {
                     Ok(Some((k, mut v))) => {
                         if out.contains_key(&k) {
-                            v.zeroize();
+                            v.wipe();
                             wipe(&mut out);
                             return Err(serde::de::Error::custom(DUPLICATE_KEY));
                         }
@@ -186,20 +163,130 @@ pub(crate) fn unique_keys<'de, D: serde::Deserializer<'de>>(
             }
         }
     }
-    d.deserialize_map(Unique)
+    d.deserialize_map(Unique(std::marker::PhantomData))
 }
 
-fn unique_keys_opt<'de, D: serde::Deserializer<'de>>(
+fn unique_keys_opt<'de, D: serde::Deserializer<'de>, V: Deserialize<'de> + Wipe>(
     d: D,
-) -> std::result::Result<Option<BTreeMap<String, String>>, D::Error> {
+) -> std::result::Result<Option<BTreeMap<String, V>>, D::Error> {
     unique_keys(d).map(Some)
 }
 
-#[derive(Serialize, Deserialize)]
-struct Metadata {
+/// A value wiped when a map holding it is dropped half-read.
+pub(crate) trait Wipe {
+    fn wipe(&mut self);
+}
+
+impl Wipe for String {
+    fn wipe(&mut self) {
+        self.zeroize();
+    }
+}
+
+impl Wipe for Spanned<String> {
+    fn wipe(&mut self) {
+        self.value.zeroize();
+    }
+}
+
+/// The Secret as read: the strings that matter keep where they stand in
+/// the document, so a plain scalar YAML 1.1 reads as something else than
+/// a string can be told from a quoted one (see [`plain_non_strings`]).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SecretIn {
+    api_version: String,
+    kind: String,
     #[serde(default)]
+    metadata: MetadataIn,
+    #[serde(rename = "type", default)]
+    type_: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "unique_keys")]
+    data: BTreeMap<String, Spanned<String>>,
+    #[serde(default, deserialize_with = "unique_keys_opt")]
+    string_data: Option<BTreeMap<String, Spanned<String>>>,
+}
+
+#[derive(Deserialize, Default)]
+struct MetadataIn {
+    #[serde(default)]
+    name: Option<Spanned<String>>,
+    #[serde(default)]
+    namespace: Option<Spanned<String>>,
+}
+
+impl Drop for SecretIn {
+    fn drop(&mut self) {
+        for v in self.data.values_mut() {
+            v.wipe();
+        }
+        if let Some(sd) = self.string_data.as_mut() {
+            for v in sd.values_mut() {
+                v.wipe();
+            }
+        }
+    }
+}
+
+/// Whether Kubernetes' YAML reader (go-yaml v2: YAML 1.1 with Go's number
+/// syntax) takes `v`, written as a plain scalar, for a boolean, null or a
+/// number rather than a string.
+fn yaml11_not_a_string(v: &str) -> bool {
+    const WORDS: &[&str] = &[
+        "y", "yes", "n", "no", "true", "false", "on", "off", "null", "~", "",
+    ];
+    let capitalized = |w: &str| {
+        let mut c = w.chars();
+        c.next()
+            .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+            .unwrap_or_default()
+    };
+    if WORDS
+        .iter()
+        .any(|w| v == *w || v == capitalized(w) || v == w.to_ascii_uppercase())
+    {
+        return true;
+    }
+    if !v.starts_with(|c: char| "-+.0123456789".contains(c)) {
+        return false;
+    }
+    let plain = v.replace('_', "");
+    let digits = plain.strip_prefix(['+', '-']).unwrap_or(&plain);
+    let int = |s: &str, radix: u32| !s.is_empty() && u64::from_str_radix(s, radix).is_ok();
+    let is_int = if let Some(h) = digits.strip_prefix("0x").or(digits.strip_prefix("0X")) {
+        int(h, 16)
+    } else if let Some(o) = digits.strip_prefix("0o").or(digits.strip_prefix("0O")) {
+        int(o, 8)
+    } else if let Some(b) = digits.strip_prefix("0b").or(digits.strip_prefix("0B")) {
+        int(b, 2)
+    } else {
+        int(digits, 10) || (digits.starts_with('0') && int(digits, 8))
+    };
+    let special = [".inf", ".Inf", ".INF", ".nan", ".NaN", ".NAN"].contains(&digits);
+    // (A date stays a string: Kubernetes' reader does not resolve
+    // timestamps.)
+    is_int || special || plain.parse::<f64>().is_ok()
+}
+
+/// The character offsets of the plain, untagged scalars of `text` (what
+/// YAML 1.1 resolves by their look), or `None` when the events cannot be
+/// read (the document was parsed already, so this does not happen).
+fn plain_scalars(text: &str) -> Option<std::collections::HashSet<usize>> {
+    use granit_parser::{Event, Parser, ScalarStyle};
+    let mut out = std::collections::HashSet::new();
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.ok()?;
+        if let Event::Scalar(_, ScalarStyle::Plain, _, None) = event {
+            out.insert(span.start.index());
+        }
+    }
+    Some(out)
+}
+
+#[derive(Serialize)]
+struct Metadata {
     name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     namespace: Option<String>,
 }
 
@@ -352,23 +439,56 @@ impl SecretData {
         // A byte-order mark is read as the start of the stream (as
         // Kubernetes does), not as content.
         let text = text.strip_prefix("\u{feff}".as_bytes()).unwrap_or(text);
+        let text = std::str::from_utf8(text).map_err(|_| bad("not UTF-8 text".to_owned()))?;
         let mut options = serde_saphyr::Options::default();
         // The reader's messages would quote the document: not wanted.
         options.with_snippet = false;
-        let doc: SecretDoc = serde_saphyr::from_slice_with_options(text, options)
+        let doc: SecretIn = serde_saphyr::from_str_with_options(text, options)
             .map_err(|e| bad(yaml_problem(&e)))?;
         if doc.kind != "Secret" || doc.api_version != "v1" {
             return Err(bad("expected apiVersion v1, kind Secret".to_owned()));
         }
+        // A string Kubernetes' reader would take for something else when
+        // written plain (`namespace: on` is a boolean to it, and the API
+        // server refuses the Secret): refused when it is written plain.
+        // Rare, so the document's events are read only when one looks so.
+        let mut doubtful: Vec<(String, u64)> = Vec::new();
+        let mut consider = |label: String, v: &Spanned<String>| {
+            if yaml11_not_a_string(v.value.trim()) {
+                doubtful.push((label, v.defined.span().offset()));
+            }
+        };
+        if let Some(v) = &doc.metadata.name {
+            consider("metadata.name".into(), v);
+        }
+        if let Some(v) = &doc.metadata.namespace {
+            consider("metadata.namespace".into(), v);
+        }
+        if let Some(v) = &doc.type_ {
+            consider("type".into(), v);
+        }
+        for (k, v) in &doc.data {
+            consider(format!("data.{}", key_label(k)), v);
+        }
+        for (k, v) in doc.string_data.iter().flatten() {
+            consider(format!("stringData.{}", key_label(k)), v);
+        }
+        if !doubtful.is_empty() {
+            let plain = plain_scalars(text)
+                .ok_or_else(|| bad("invalid YAML, or not a Secret".to_owned()))?;
+            if let Some((label, _)) = doubtful
+                .iter()
+                .find(|(_, at)| usize::try_from(*at).is_ok_and(|at| plain.contains(&at)))
+            {
+                return Err(bad(format!(
+                    "{label} is written plain and Kubernetes' YAML reader (YAML 1.1) takes it for a boolean, null or a number: quote it"
+                )));
+            }
+        }
         let mut data = BTreeMap::new();
         let mut folded = Vec::new();
         for (k, v) in &doc.data {
-            if not_a_string_unquoted(v.trim()) {
-                return Err(bad(format!(
-                    "data.{} is a number, a boolean or null to Kubernetes unless quoted: not base64 of a file",
-                    key_label(k)
-                )));
-            }
+            let v = &v.value;
             if v.trim().contains([' ', '\t']) {
                 folded.push(k.clone());
             }
@@ -390,13 +510,18 @@ impl SecretData {
         }
         if let Some(sd) = &doc.string_data {
             for (k, v) in sd {
-                data.insert(k.clone(), Zeroizing::new(v.as_bytes().to_vec()));
+                data.insert(k.clone(), Zeroizing::new(v.value.as_bytes().to_vec()));
             }
         }
         Ok(SecretData {
-            name: doc.metadata.name.clone(),
-            namespace: doc.metadata.namespace.clone(),
-            type_: doc.type_.clone(),
+            name: doc
+                .metadata
+                .name
+                .as_ref()
+                .map(|n| n.value.clone())
+                .unwrap_or_default(),
+            namespace: doc.metadata.namespace.as_ref().map(|n| n.value.clone()),
+            type_: doc.type_.as_ref().map(|t| t.value.clone()),
             data,
             folded,
         })
@@ -485,7 +610,45 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("data.ca-crl.pem is a number"), "{err}");
+        assert!(err.contains("data.ca-crl.pem is written plain"), "{err}");
+        // A namespace YAML 1.1 reads as a boolean: refused plain, read quoted.
+        let doc = |ns: &str| {
+            format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: cacerts\n  namespace: {ns}\ndata: {{}}\n")
+        };
+        for plain in [
+            "on", "yes", "N", "TRUE", "0x1f", "1e3", "+.Inf", "1_0", ".NaN",
+        ] {
+            let err = SecretData::from_yaml("s.yaml", doc(plain).as_bytes()).unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("metadata.namespace is written plain"),
+                "{plain}: {err}"
+            );
+        }
+        for fine in [
+            "'on'",
+            "\"yes\"",
+            "!!str on",
+            "istio-system",
+            "nan",
+            "yEs",
+            "a1e3",
+            "2001-12-14",
+        ] {
+            let s = SecretData::from_yaml("s.yaml", doc(fine).as_bytes()).unwrap();
+            assert!(s.namespace.is_some(), "{fine}");
+        }
+        // An alias of a quoted scalar is the quoted scalar.
+        let s = SecretData::from_yaml(
+            "s.yaml",
+            b"apiVersion: v1\nkind: Secret\nmetadata:\n  name: &n 'on'\n  namespace: *n\n",
+        )
+        .unwrap();
+        assert_eq!(s.namespace.as_deref(), Some("on"));
+        // A byte-order mark starts the stream.
+        let s =
+            SecretData::from_yaml("s.yaml", format!("\u{feff}{}", doc("x")).as_bytes()).unwrap();
+        assert_eq!(s.namespace.as_deref(), Some("x"));
     }
 
     /// "The root key is printed in full when a key file is passed where a

@@ -370,6 +370,9 @@ impl Gen {
             tags.push("number");
             data.push_str(&format!("{pad}extra.pem: 1234{nl}"));
         } else if self.chance(4) && !flow {
+            tags.push("number-quoted");
+            data.push_str(&format!("{pad}extra.pem: '1234'{nl}"));
+        } else if self.chance(4) && !flow {
             tags.push("string-data");
         }
         let kind = if self.chance(4) {
@@ -384,11 +387,40 @@ impl Gen {
         } else {
             "v1"
         };
+        // A namespace YAML 1.1 may read as something else than a string,
+        // written plain or quoted.
+        let namespace = if self.chance(20) {
+            let word = *self.pick(&[
+                "on",
+                "yes",
+                "n",
+                "true",
+                "null",
+                "123",
+                "1e3",
+                "0x1f",
+                "2001-12-14",
+                "nan",
+                "yEs",
+                "off",
+                "Y",
+                "1_0",
+                "+.5",
+            ]);
+            if self.chance(50) {
+                tags.push("yaml11-plain");
+                word.to_owned()
+            } else {
+                format!("'{word}'")
+            }
+        } else {
+            "istio-system".to_owned()
+        };
         let metadata = if self.chance(12) {
             tags.push("flow");
-            format!(" {{name: cacerts, namespace: istio-system}}{nl}")
+            format!(" {{name: cacerts, namespace: {namespace}}}{nl}")
         } else {
-            format!("{nl}{pad}name: cacerts{nl}{pad}namespace: istio-system{nl}")
+            format!("{nl}{pad}name: cacerts{nl}{pad}namespace: {namespace}{nl}")
         };
         let mut top: Vec<String> = vec![
             format!("apiVersion: {api}{nl}"),
