@@ -266,7 +266,8 @@ fn workload_like_the_recipe_makes_the_namespace_intermediate() {
 /// A namespace YAML 1.1 reads as a boolean or null (`on`, `yes`, `n`,
 /// `null`: valid namespace names) is quoted in the Secret, so kubectl reads
 /// it as the name it is (written plain, kubectl refuses the document:
-/// "cannot unmarshal bool into ... namespace of type string").
+/// "cannot unmarshal bool into ... namespace of type string"); so is the
+/// label value of a trust-manager Bundle's namespace selector.
 #[test]
 fn a_namespace_yaml_reads_as_a_boolean_is_quoted_for_kubectl() {
     let dir = Dir::new();
@@ -291,6 +292,29 @@ fn a_namespace_yaml_reads_as_a_boolean_is_quoted_for_kubectl() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["metadata"]["namespace"], ns, "namespace {ns}");
         dir.ok(&["verify", "-q", &certs, "--namespace", ns]);
+        // The trust-manager Bundle selects the namespace by a label value.
+        let bundle = dir.ok(&[
+            "bundle",
+            "--dir",
+            &certs,
+            "--format",
+            "trust-manager",
+            "--namespace",
+            ns,
+        ]);
+        let path = format!("{certs}/bundle.yaml");
+        std::fs::write(dir.path().join(&path), &bundle.stdout).unwrap();
+        let out = dir.tool(
+            "kubectl",
+            &["label", "--local", "-o", "json", "x=1", "-f", &path],
+        );
+        util::assert_success(&format!("kubectl reads the Bundle of namespace {ns}"), &out);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let selector = &v["spec"]["target"]["namespaceSelector"]["matchLabels"];
+        assert_eq!(
+            selector["kubernetes.io/metadata.name"], ns,
+            "Bundle of namespace {ns}"
+        );
     }
 }
 

@@ -365,8 +365,11 @@ struct Resource<S> {
     spec: S,
 }
 
+/// YAML that Kubernetes' reader (YAML 1.1) reads back as written: a
+/// string such as `on` or `yes` (a namespace name, in a label value) is
+/// quoted, where serde_yaml_ng wrote it plain and Kubernetes read `true`.
 fn yaml<T: Serialize>(what: &str, v: &T) -> Result<String> {
-    serde_yaml_ng::to_string(v).map_err(|e| encode_error(what, &e))
+    serde_saphyr::to_string(v).map_err(|e| encode_error(what, &e))
 }
 
 fn cluster_trust_bundle(pem: &str, opts: &TrustBundleOptions) -> Result<String> {
