@@ -965,16 +965,29 @@ fn scan(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io(dir, e)),
     };
+    let mut subdirs = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Ok(ft) = entry.file_type() else { continue };
         if ft.is_dir() {
             if depth > 0 {
-                scan(&entry.path(), depth - 1, out)?;
+                subdirs.push(entry.path());
             }
         } else if is_temp_name(&name.to_string_lossy()) {
             out.push(entry.path());
         }
+    }
+    // The cluster directories on all cores: a fleet has 10,000 of them,
+    // and this runs before every command.
+    let found: Vec<Result<Vec<PathBuf>>> = subdirs
+        .par_iter()
+        .map(|d| {
+            let mut found = Vec::new();
+            scan(d, depth - 1, &mut found).map(|()| found)
+        })
+        .collect();
+    for f in found {
+        out.extend(f?);
     }
     Ok(())
 }
