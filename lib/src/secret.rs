@@ -23,6 +23,12 @@ pub(crate) const MAX_FLOW_DEPTH: usize = 64;
 /// How deep `[` and `{` nest, counted over every byte (quotes and comments
 /// included: an overestimate, which only matters past [`MAX_FLOW_DEPTH`]).
 pub(crate) fn flow_depth(text: &[u8]) -> usize {
+    // Fewer openings than the limit cannot nest past it: counted first (a
+    // loop the compiler vectorizes; a Secret has none or a few).
+    let openings = text.iter().filter(|&&b| b == b'[' || b == b'{').count();
+    if openings <= MAX_FLOW_DEPTH {
+        return openings;
+    }
     let (mut depth, mut deepest) = (0usize, 0usize);
     for b in text {
         match b {
@@ -54,6 +60,15 @@ fn yaml_problem(e: &serde_saphyr::Error) -> String {
         return format!("more than one YAML document{at}: one Secret per file");
     }
     format!("invalid YAML, or not a Secret{at}")
+}
+
+/// Base64 decoded into a buffer wiped when dropped, also when the input
+/// turns out not to be base64 half-way (a value may be a key).
+fn decode_wiped(input: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    let mut buf = Zeroizing::new(vec![0u8; base64::decoded_len_estimate(input.len())]);
+    let n = B64.decode_slice(input, &mut buf[..]).ok()?;
+    buf.truncate(n);
+    Some(buf)
 }
 
 /// A data key as errors name it: one of the bundle's own names, else
@@ -430,7 +445,7 @@ impl SecretData {
         // `\/` in double quotes is `/` in YAML 1.2 and an error in
         // Kubernetes' reader (YAML 1.1): a Secret kubectl cannot apply.
         // Looked for anywhere (elsewhere it is no base64 either).
-        if text.windows(2).any(|w| w == b"\\/") {
+        if memchr::memmem::find(text, b"\\/").is_some() {
             return Err(bad(
                 "the escape \\/ (YAML 1.2), which Kubernetes' YAML reader refuses: write /"
                     .to_owned(),
@@ -489,24 +504,20 @@ impl SecretData {
         let mut folded = Vec::new();
         for (k, v) in &doc.data {
             let v = &v.value;
-            if v.trim().contains([' ', '\t']) {
+            if v.trim().bytes().any(|b| b == b' ' || b == b'\t') {
                 folded.push(k.clone());
             }
             // A value on one line (as meshca and kubectl write it) decodes
-            // as it is; only a folded one is copied without its whitespace.
-            let decoded = if v
-                .bytes()
-                .any(|b| b.is_ascii_whitespace() || b == 0x0b || !b.is_ascii())
-            {
+            // as it is; only one that does not (line breaks, a folded one)
+            // is decoded again without its whitespace.
+            let decoded = decode_wiped(v.as_bytes()).or_else(|| {
                 let compact: Zeroizing<String> =
                     Zeroizing::new(v.chars().filter(|c| !c.is_whitespace()).collect());
-                B64.decode(compact.as_bytes())
-            } else {
-                B64.decode(v.as_bytes())
-            };
+                decode_wiped(compact.as_bytes())
+            });
             let bytes =
-                decoded.map_err(|_| bad(format!("data.{} is not valid base64", key_label(k))))?;
-            data.insert(k.clone(), Zeroizing::new(bytes));
+                decoded.ok_or_else(|| bad(format!("data.{} is not valid base64", key_label(k))))?;
+            data.insert(k.clone(), bytes);
         }
         if let Some(sd) = &doc.string_data {
             for (k, v) in sd {
