@@ -206,7 +206,7 @@ impl Wipe for Spanned<String> {
 
 /// The Secret as read: the strings that matter keep where they stand in
 /// the document, so a plain scalar YAML 1.1 reads as something else than
-/// a string can be told from a quoted one (see [`plain_non_strings`]).
+/// a string can be told from a quoted one (see [`typed_scalars`]).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct SecretIn {
@@ -283,16 +283,24 @@ fn yaml11_not_a_string(v: &str) -> bool {
     is_int || special || plain.parse::<f64>().is_ok()
 }
 
-/// The character offsets of the plain, untagged scalars of `text` (what
-/// YAML 1.1 resolves by their look), or `None` when the events cannot be
-/// read (the document was parsed already, so this does not happen).
-fn plain_scalars(text: &str) -> Option<std::collections::HashSet<usize>> {
+/// The character offsets of the scalars of `text` whose look decides their
+/// type to YAML 1.1 (plain and untagged) or whose tag makes them something
+/// else than a string (`!!bool on`, `!!int "12"`), or `None` when the
+/// events cannot be read (the document was parsed already, so this does
+/// not happen).
+fn typed_scalars(text: &str) -> Option<std::collections::HashSet<usize>> {
     use granit_parser::{Event, Parser, ScalarStyle};
     let mut out = std::collections::HashSet::new();
     for event in Parser::new_from_str(text) {
         let (event, span) = event.ok()?;
-        if let Event::Scalar(_, ScalarStyle::Plain, _, None) = event {
-            out.insert(span.start.index());
+        if let Event::Scalar(_, style, _, tag) = event {
+            let typed = match tag {
+                None => style == ScalarStyle::Plain,
+                Some(t) => !(t.handle() == "tag:yaml.org,2002:" && t.suffix() == "str"),
+            };
+            if typed {
+                out.insert(span.start.index());
+            }
         }
     }
     Some(out)
@@ -489,14 +497,14 @@ impl SecretData {
             consider(format!("stringData.{}", key_label(k)), v);
         }
         if !doubtful.is_empty() {
-            let plain = plain_scalars(text)
+            let plain = typed_scalars(text)
                 .ok_or_else(|| bad("invalid YAML, or not a Secret".to_owned()))?;
             if let Some((label, _)) = doubtful
                 .iter()
                 .find(|(_, at)| usize::try_from(*at).is_ok_and(|at| plain.contains(&at)))
             {
                 return Err(bad(format!(
-                    "{label} is written plain and Kubernetes' YAML reader (YAML 1.1) takes it for a boolean, null or a number: quote it"
+                    "{label} is written plain (or tagged) so that Kubernetes' YAML reader (YAML 1.1) takes it for a boolean, null or a number: quote it"
                 )));
             }
         }
@@ -632,8 +640,16 @@ mod tests {
             let err = SecretData::from_yaml("s.yaml", doc(plain).as_bytes()).unwrap_err();
             assert!(
                 err.to_string()
-                    .contains("metadata.namespace is written plain"),
+                    .contains("metadata.namespace is written plain (or tagged)"),
                 "{plain}: {err}"
+            );
+        }
+        // Tagged as something else than a string: refused (by the reader
+        // or by the look-up of tags).
+        for tagged in ["!!bool on", "!!int \"12\"", "!!float '1.5'"] {
+            assert!(
+                SecretData::from_yaml("s.yaml", doc(tagged).as_bytes()).is_err(),
+                "{tagged}"
             );
         }
         for fine in [

@@ -407,11 +407,20 @@ impl Gen {
                 "1_0",
                 "+.5",
             ]);
-            if self.chance(50) {
-                tags.push("yaml11-plain");
-                word.to_owned()
-            } else {
-                format!("'{word}'")
+            match self.rng.u8(..5) {
+                0 | 1 => {
+                    tags.push("yaml11-plain");
+                    word.to_owned()
+                }
+                2 => {
+                    tags.push("tag");
+                    format!("!!str {word}")
+                }
+                3 => {
+                    tags.push("tag");
+                    format!("{} '{word}'", self.pick(&["!!int", "!!bool", "!!float"]))
+                }
+                _ => format!("'{word}'"),
             }
         } else {
             "istio-system".to_owned()
