@@ -756,22 +756,27 @@ impl Mesh {
 
     /// The mesh as the files of a certs directory, for [`crate::verify_mesh`].
     pub fn files(&self) -> MeshFiles {
-        let mut clusters = BTreeMap::new();
-        for (name, c) in &self.clusters {
-            let b = &c.bundle;
-            let f = BundleFiles {
-                ca_cert: Some(b.ca_cert.as_bytes().to_vec()),
-                ca_key: Some(Zeroizing::new(b.ca_key.as_bytes().to_vec())),
-                cert_chain: Some(b.cert_chain.as_bytes().to_vec()),
-                root_cert: Some(b.root_cert.as_bytes().to_vec()),
-                ca_crl: b.ca_crl.as_ref().map(|s| s.as_bytes().to_vec()),
-                cacerts_yaml: c
-                    .secret_yaml
-                    .as_ref()
-                    .map(|y| Zeroizing::new(y.as_bytes().to_vec())),
-            };
-            clusters.insert(name.clone(), f);
-        }
+        // Copied on all cores: a fleet's files are tens of megabytes, and
+        // most of the copying is the kernel handing out fresh pages.
+        let clusters: BTreeMap<String, BundleFiles> = self
+            .clusters
+            .par_iter()
+            .map(|(name, c)| {
+                let b = &c.bundle;
+                let f = BundleFiles {
+                    ca_cert: Some(b.ca_cert.as_bytes().to_vec()),
+                    ca_key: Some(Zeroizing::new(b.ca_key.as_bytes().to_vec())),
+                    cert_chain: Some(b.cert_chain.as_bytes().to_vec()),
+                    root_cert: Some(b.root_cert.as_bytes().to_vec()),
+                    ca_crl: b.ca_crl.as_ref().map(|s| s.as_bytes().to_vec()),
+                    cacerts_yaml: c
+                        .secret_yaml
+                        .as_ref()
+                        .map(|y| Zeroizing::new(y.as_bytes().to_vec())),
+                };
+                (name.clone(), f)
+            })
+            .collect();
         MeshFiles {
             root_cert: self.root.as_ref().map(|r| r.cert.as_bytes().to_vec()),
             root_key: self
