@@ -73,7 +73,7 @@ fn decode_wiped(input: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
 
 /// A data key as errors name it: one of the bundle's own names, else
 /// "(a key)" (a key is read from the document, and errors never quote it).
-fn key_label(k: &str) -> &str {
+pub(crate) fn key_label(k: &str) -> &str {
     const KNOWN: &[&str] = &[
         CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT, CA_CRL, "tls.crt", "tls.key", "ca.crt",
     ];

@@ -137,15 +137,8 @@ pub(super) fn check_secret(
 /// decodes with spaces in it, which Kubernetes' base64 decoder refuses
 /// (newlines, as in a literal block, it accepts).
 fn folded_base64(file: &str, secret: &SecretData, out: &mut Vec<Finding>) {
-    let known = [
-        CA_CERT, CA_KEY, CERT_CHAIN, ROOT_CERT, CA_CRL, "tls.crt", "tls.key", "ca.crt",
-    ];
     for key in &secret.folded {
-        let key = known
-            .iter()
-            .find(|k| *k == key)
-            .copied()
-            .unwrap_or("(a key)");
+        let key = crate::secret::key_label(key);
         out.push(err(
             Code::SecretBase64,
             file,
