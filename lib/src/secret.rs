@@ -232,14 +232,20 @@ struct MetadataIn {
 
 impl Drop for SecretIn {
     fn drop(&mut self) {
-        for v in self.data.values_mut() {
-            v.wipe();
-        }
-        if let Some(sd) = self.string_data.as_mut() {
-            for v in sd.values_mut() {
-                v.wipe();
-            }
-        }
+        wipe_values(&mut self.data, self.string_data.as_mut());
+    }
+}
+
+/// Wipes every value of a Secret's `data` and `stringData` (they hold the key).
+fn wipe_values<V: Wipe>(
+    data: &mut BTreeMap<String, V>,
+    string_data: Option<&mut BTreeMap<String, V>>,
+) {
+    for v in data
+        .values_mut()
+        .chain(string_data.into_iter().flat_map(|m| m.values_mut()))
+    {
+        v.wipe();
     }
 }
 
@@ -256,9 +262,11 @@ fn yaml11_not_a_string(v: &str) -> bool {
             .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
             .unwrap_or_default()
     };
-    if WORDS
-        .iter()
-        .any(|w| v == *w || v == capitalized(w) || v == w.to_ascii_uppercase())
+    // No word is longer than "false": a base64 value skips the spellings.
+    if v.len() <= 5
+        && WORDS
+            .iter()
+            .any(|w| v == *w || v == capitalized(w) || v == w.to_ascii_uppercase())
     {
         return true;
     }
@@ -315,14 +323,7 @@ struct Metadata {
 
 impl Drop for SecretDoc {
     fn drop(&mut self) {
-        for v in self.data.values_mut() {
-            v.zeroize();
-        }
-        if let Some(sd) = self.string_data.as_mut() {
-            for v in sd.values_mut() {
-                v.zeroize();
-            }
-        }
+        wipe_values(&mut self.data, self.string_data.as_mut());
     }
 }
 
