@@ -342,3 +342,35 @@ fn a_root_key_without_its_certificate_hinted_at_a_root_command_that_fails() {
     let out = dir.meshca(&["verify", "certs"]);
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
 }
+
+/// A symbolic link planted where a new cluster's directory goes: the
+/// cluster's key was written through it, outside the certs directory, and
+/// the command exited 0 (loading skips linked cluster directories). Now
+/// the save is refused and nothing is written anywhere.
+#[test]
+fn a_planted_link_for_a_new_cluster_directory_is_not_written_through() {
+    let dir = ecdsa_mesh();
+    let before = meshca::store::snapshot(&dir.path().join("certs")).unwrap();
+    fs::create_dir(dir.path().join("victim")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("victim"), dir.path().join("certs/evil")).unwrap();
+    let out = dir.meshca(&["init", "--dir", "certs", "--key-type", "ecdsa-p256", "evil"]);
+    assert!(!out.status.success(), "init through a link succeeded");
+    assert!(stderr(&out).contains("symbolic link"), "{}", stderr(&out));
+    assert_eq!(fs::read_dir(dir.path().join("victim")).unwrap().count(), 0);
+    fs::remove_file(dir.path().join("certs/evil")).unwrap();
+    assert_eq!(
+        meshca::store::snapshot(&dir.path().join("certs")).unwrap(),
+        before
+    );
+    // The certs directory itself may be a link the operator names.
+    std::os::unix::fs::symlink(dir.path().join("certs"), dir.path().join("certs-link")).unwrap();
+    dir.ok(&[
+        "init",
+        "--dir",
+        "certs-link",
+        "--key-type",
+        "ecdsa-p256",
+        "c3",
+    ]);
+    dir.ok(&["verify", "-q", "certs"]);
+}

@@ -556,7 +556,7 @@ fn apply<'a>(
     let done: Vec<GroupDone> = groups
         .par_iter()
         .map(|(dir, members)| {
-            let made = make_dir(dir);
+            let made = make_dir(dir, *dir == journal_dir);
             if made.is_err() {
                 return (made, Vec::new());
             }
@@ -843,9 +843,21 @@ fn write_temp(dir: &Path, contents: &[u8], secret: bool, sync: bool) -> Result<W
     Ok((tmp.into_temp_path(), Some(super::journal::sum(contents))))
 }
 
-/// Makes `dir` if it is missing: `true` when this made it.
-fn make_dir(dir: &Path) -> Result<bool> {
-    if dir.as_os_str().is_empty() || dir.exists() {
+/// Makes `dir` if it is missing: `true` when this made it. A directory
+/// inside the save's own (a cluster's) that is a symbolic link is refused
+/// unless `follow` (the directory the operator named): files written
+/// through it would land outside the certs directory, and loading skips it.
+fn make_dir(dir: &Path, follow: bool) -> Result<bool> {
+    if dir.as_os_str().is_empty() {
+        return Ok(false);
+    }
+    if !follow && fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(Error::NotRegularFile {
+            path: dir.to_owned(),
+            kind: "a symbolic link (not followed)",
+        });
+    }
+    if dir.exists() {
         return Ok(false);
     }
     match fs::create_dir(dir) {
