@@ -67,6 +67,78 @@ pub(crate) fn parse_blocks(what: &str, bytes: &[u8]) -> Result<Blocks> {
     Ok(Blocks(blocks))
 }
 
+/// [`parse_blocks`] for a certificate file (`root-cert.pem`,
+/// `cert-chain.pem`, `ca-cert.pem`), remembering the last few documents
+/// this thread parsed. A mesh's files repeat each other: every cluster's
+/// `root-cert.pem` is the mesh's root, its `cert-chain.pem` is its
+/// `ca-cert.pem` followed by that root, and verify reads the chain twice.
+/// Those are not parsed again: a document equal to one remembered, or made
+/// of two remembered ones end to end, gets their blocks. Only documents of
+/// `CERTIFICATE` blocks alone are remembered (never key material).
+pub(crate) fn parse_cert_blocks(what: &str, bytes: &[u8]) -> Result<Blocks> {
+    if let Some(blocks) = RECENT.with(|r| r.borrow().find(bytes)) {
+        return Ok(Blocks(blocks));
+    }
+    let blocks = parse_blocks(what, bytes)?;
+    if blocks.iter().all(|b| b.tag() == "CERTIFICATE") {
+        RECENT.with(|r| r.borrow_mut().remember(bytes, &blocks));
+    }
+    Ok(blocks)
+}
+
+/// How many documents a thread remembers (a cluster's three certificate
+/// files and the mesh's root).
+const RECENT_DOCS: usize = 4;
+
+thread_local! {
+    static RECENT: std::cell::RefCell<Recent> = const { std::cell::RefCell::new(Recent(Vec::new())) };
+}
+
+/// Documents recently parsed, newest last: their bytes, their blocks, and
+/// whether a document appended to them parses as theirs then its own.
+struct Recent(Vec<(Vec<u8>, Vec<pem::Pem>, bool)>);
+
+impl Recent {
+    fn find(&self, bytes: &[u8]) -> Option<Vec<pem::Pem>> {
+        if let Some((_, blocks, _)) = self.0.iter().find(|(b, ..)| b.as_slice() == bytes) {
+            return Some(blocks.clone());
+        }
+        for (head, head_blocks, joinable) in &self.0 {
+            if !*joinable || head.len() >= bytes.len() || !bytes.starts_with(head) {
+                continue;
+            }
+            let tail = bytes.get(head.len()..)?;
+            if let Some((_, tail_blocks, _)) = self.0.iter().find(|(b, ..)| b.as_slice() == tail) {
+                let mut blocks = head_blocks.clone();
+                blocks.extend(tail_blocks.iter().cloned());
+                return Some(blocks);
+            }
+        }
+        None
+    }
+
+    fn remember(&mut self, bytes: &[u8], blocks: &[pem::Pem]) {
+        if self.0.len() >= RECENT_DOCS {
+            self.0.remove(0);
+        }
+        self.0.push((
+            bytes.to_vec(),
+            blocks.to_vec(),
+            joinable(bytes, blocks.len()),
+        ));
+    }
+}
+
+/// Whether the pem crate reads `head` followed by any document as the
+/// blocks of `head` then those of the document, when it read `blocks`
+/// blocks from `head`: `head` ends with a newline (no marker spans the
+/// join) and holds no `-----BEGIN ` beyond its blocks' own (nothing
+/// after its last block starts a block the next document would end).
+fn joinable(head: &[u8], blocks: usize) -> bool {
+    const BEGIN: &[u8] = b"-----BEGIN ";
+    head.ends_with(b"\n") && memchr::memmem::find_iter(head, BEGIN).count() == blocks
+}
+
 /// What is wrong, without the pem crate's own text: it quotes the labels
 /// and header lines it read (`mismatching BEGIN ("...")`), which for a
 /// garbled key file can be key bytes.
@@ -156,6 +228,73 @@ mod tests {
             parse_blocks("a.pem", &big),
             Err(Error::TooLarge { .. })
         ));
+    }
+
+    /// The remembered documents give exactly what the pem crate reads:
+    /// documents built from pieces that trip its parser (text around
+    /// blocks, a BEGIN without its END, headers, blank lines, CRLF, no
+    /// final newline), joined two by two.
+    #[test]
+    fn remembered_documents_read_as_the_pem_crate_reads_them() {
+        let cert = |n: u8| {
+            format!(
+                "-----BEGIN CERTIFICATE-----\nMII{}Aw==\n-----END CERTIFICATE-----",
+                n % 10
+            )
+        };
+        let pieces: Vec<String> = vec![
+            cert(1),
+            cert(2),
+            "\n".into(),
+            "\r\n".into(),
+            "junk ".into(),
+            "-----BEGIN CERTIFICATE-----\n".into(),
+            "-----END CERTIFICATE-----\n".into(),
+            "-----BEGIN CERTIFICATE-----\nProc-Type: 4,ENCRYPTED\n\nMIIB\n-----END CERTIFICATE-----\n".into(),
+            "-----".into(),
+            "----------BEGIN CERTIFICATE-----\nMIIC\n-----END CERTIFICATE-----\n".into(),
+            "-----BEGIN X509 CRL-----\nMIID\n-----END X509 CRL-----\n".into(),
+        ];
+        let mut rng = 7u64;
+        let mut next = |n: usize| {
+            rng = rng
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (rng >> 33) as usize % n
+        };
+        let doc = |next: &mut dyn FnMut(usize) -> usize| -> String {
+            (0..1 + next(4))
+                .map(|_| pieces[next(pieces.len())].clone())
+                .collect()
+        };
+        let mut answered = 0;
+        for _ in 0..3000 {
+            let (a, b) = (doc(&mut next), doc(&mut next));
+            RECENT.with(|r| r.borrow_mut().0.clear());
+            let (Ok(_), Ok(_)) = (
+                parse_cert_blocks("a", a.as_bytes()),
+                parse_cert_blocks("b", b.as_bytes()),
+            ) else {
+                continue;
+            };
+            let joined = format!("{a}{b}");
+            let Some(memo) = RECENT.with(|r| r.borrow().find(joined.as_bytes())) else {
+                continue;
+            };
+            answered += 1;
+            let direct =
+                pem::parse_many(joined.as_bytes()).expect("the join of two documents read");
+            assert_eq!(memo, direct, "{joined:?}");
+        }
+        assert!(answered > 100, "only {answered} joins answered from memory");
+    }
+
+    #[test]
+    fn a_private_key_is_never_remembered() {
+        let key = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n-----BEGIN PRIVATE KEY-----\nMIIC\n-----END PRIVATE KEY-----\n";
+        RECENT.with(|r| r.borrow_mut().0.clear());
+        assert_eq!(parse_cert_blocks("k", key).unwrap().len(), 2);
+        assert!(RECENT.with(|r| r.borrow().0.is_empty()));
     }
 
     #[test]

@@ -23,7 +23,23 @@ pub(crate) fn run(args: &VerifyArgs, quiet: bool) -> Result<u8> {
         options.namespace = ns.clone();
         options.infer_namespace = false;
     }
-    let mut report = verify_paths(&args.paths, &options)?;
+    // Temporary files an interrupted run left may hold keys: a failure.
+    // They are looked for while the paths are verified (a fleet's certs
+    // directory has 10,000 cluster directories to list).
+    let (report, found) = std::thread::scope(|s| {
+        let scan = s.spawn(|| {
+            args.paths
+                .iter()
+                .map(|path| meshca::store::leftovers(path))
+                .collect::<meshca::Result<Vec<_>>>()
+        });
+        let report = verify_paths(&args.paths, &options);
+        let found = scan
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (report, found)
+    });
+    let mut report = report?;
     if let Some(previous) = &args.previous {
         let mut groups = report.groups.clone();
         for path in &args.paths {
@@ -31,10 +47,9 @@ pub(crate) fn run(args: &VerifyArgs, quiet: bool) -> Result<u8> {
         }
         report = Report::new(groups, &options);
     }
-    // Temporary files an interrupted run left may hold keys: a failure.
     let mut leftovers = Vec::new();
-    for path in &args.paths {
-        leftovers.extend(meshca::store::leftovers(path)?);
+    for (path, found) in args.paths.iter().zip(found?) {
+        leftovers.extend(found);
         // A rotation stage (or a cluster directory) whose parent holds the
         // record of a save cut short is half-way too.
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {

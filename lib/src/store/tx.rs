@@ -930,10 +930,15 @@ fn sync_filesystems(dirs: &[&Path]) -> Result<()> {
     #[cfg(target_os = "linux")]
     {
         use std::os::unix::fs::MetadataExt;
+        // The device of each directory, on all cores (a fleet's save
+        // changes 10,000 directories), then one flush per device in order.
+        let devs: Vec<Result<u64>> = dirs
+            .par_iter()
+            .map(|dir| Ok(fs::metadata(dir).map_err(|e| Error::io(dir, e))?.dev()))
+            .collect();
         let mut devices = BTreeSet::new();
-        for dir in dirs {
-            let dev = fs::metadata(dir).map_err(|e| Error::io(dir, e))?.dev();
-            if devices.insert(dev) {
+        for (dir, dev) in dirs.iter().zip(devs) {
+            if devices.insert(dev?) {
                 let d = fs::File::open(dir).map_err(|e| Error::io(dir, e))?;
                 rustix::fs::syncfs(&d).map_err(|e| Error::io(dir, e.into()))?;
             }

@@ -163,6 +163,20 @@ pub(super) fn pem_blocks(
     bytes: Option<&[u8]>,
     out: &mut Vec<Finding>,
 ) -> Option<Blocks> {
+    pem_blocks_by(file, bytes, out, pemutil::parse_blocks)
+}
+
+/// [`pem_blocks`] for a certificate file: see [`pemutil::parse_cert_blocks`].
+fn pem_cert_blocks(file: &str, bytes: Option<&[u8]>, out: &mut Vec<Finding>) -> Option<Blocks> {
+    pem_blocks_by(file, bytes, out, pemutil::parse_cert_blocks)
+}
+
+fn pem_blocks_by(
+    file: &str,
+    bytes: Option<&[u8]>,
+    out: &mut Vec<Finding>,
+    parse: fn(&str, &[u8]) -> crate::error::Result<Blocks>,
+) -> Option<Blocks> {
     let Some(bytes) = bytes else {
         out.push(err(Code::MissingFile, file, format!("{file} is missing")));
         return None;
@@ -171,7 +185,7 @@ pub(super) fn pem_blocks(
         out.push(err(Code::EmptyFile, file, format!("{file} is empty")));
         return None;
     }
-    match pemutil::parse_blocks(file, bytes) {
+    match parse(file, bytes) {
         Ok(b) => {
             check_pem_format(file, bytes, out);
             Some(b)
@@ -213,7 +227,7 @@ pub(super) fn load_certs(
     how: CertFile,
     out: &mut Vec<Finding>,
 ) -> Option<Vec<Loaded>> {
-    let blocks = pem_blocks(file, bytes, out)?;
+    let blocks = pem_cert_blocks(file, bytes, out)?;
     let total = blocks.iter().filter(|b| b.tag() == "CERTIFICATE").count();
     if how == CertFile::First {
         if let Some(first) = blocks.first() {
@@ -328,7 +342,7 @@ pub(super) fn check_chain_blocks(
     out: &mut Vec<Finding>,
 ) {
     let Some(bytes) = bytes else { return };
-    let Ok(blocks) = pemutil::parse_blocks(file, bytes) else {
+    let Ok(blocks) = pemutil::parse_cert_blocks(file, bytes) else {
         return;
     };
     for (i, block) in blocks.iter().enumerate() {
