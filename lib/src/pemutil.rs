@@ -74,13 +74,14 @@ pub(crate) fn parse_blocks(what: &str, bytes: &[u8]) -> Result<Blocks> {
 /// `ca-cert.pem` followed by that root, and verify reads the chain twice.
 /// Those are not parsed again: a document equal to one remembered, or made
 /// of two remembered ones end to end, gets their blocks. Only documents of
-/// `CERTIFICATE` blocks alone are remembered (never key material).
+/// `CERTIFICATE` blocks alone are remembered (never key material), of at
+/// most 64 KiB.
 pub(crate) fn parse_cert_blocks(what: &str, bytes: &[u8]) -> Result<Blocks> {
     if let Some(blocks) = RECENT.with(|r| r.borrow().find(bytes)) {
         return Ok(Blocks(blocks));
     }
     let blocks = parse_blocks(what, bytes)?;
-    if blocks.iter().all(|b| b.tag() == "CERTIFICATE") {
+    if bytes.len() <= RECENT_BYTES && blocks.iter().all(|b| b.tag() == "CERTIFICATE") {
         RECENT.with(|r| r.borrow_mut().remember(bytes, &blocks));
     }
     Ok(blocks)
@@ -89,6 +90,9 @@ pub(crate) fn parse_cert_blocks(what: &str, bytes: &[u8]) -> Result<Blocks> {
 /// How many documents a thread remembers (a cluster's three certificate
 /// files and the mesh's root).
 const RECENT_DOCS: usize = 4;
+
+/// The largest document remembered (a chain of a dozen certificates).
+const RECENT_BYTES: usize = 64 << 10;
 
 thread_local! {
     static RECENT: std::cell::RefCell<Recent> = const { std::cell::RefCell::new(Recent(Vec::new())) };
