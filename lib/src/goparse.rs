@@ -29,13 +29,16 @@
 //!   `Header::from_der`), lengths of up to eight octets and high-tag-number
 //!   identifiers, all of which cryptobyte refuses: too lenient for this job.
 //!
-//! Where Go 1.25 and 1.26 differ, this follows 1.25 (the release istiod is
-//! built with today): 1.25 takes only string types as name attribute values (1.26 also INTEGER,
-//! BOOLEAN, OIDs, times, raw values), refuses a name constraints extension only
-//! when both subtrees are empty (1.26: either), has no IPv4-mapped IPv6 check
-//! on SAN or constraint addresses and parses no X25519, ML-DSA or ML-KEM keys
-//! (1.26 does); for an encoded version above 3 1.26 says "malformed", 1.25
-//! "invalid".
+//! istiod releases are built with different Go releases, and a mesh being
+//! upgraded runs two istiod versions at once, so this module refuses what any
+//! Go release from 1.25 on refuses, and says which releases refuse
+//! ([`Releases`]). Measured against Go 1.25.5, 1.26.0 and 1.27.3's sources:
+//! 1.25 and 1.26 parse certificates alike; 1.27 takes any well-formed element
+//! as a name attribute value (1.25 and 1.26: six string types only), refuses
+//! an IPv4-mapped IPv6 address (::ffff:a.b.c.d) in a SAN or an IP name
+//! constraint, and an '@' in the domain of an rfc822Name constraint, and
+//! parses ML-DSA keys (1.25 keeps them unparsed; verify refuses them as
+//! `unsupported-key` anyway).
 //!
 //! URI SANs go through a restatement of Go's `url.Parse` rather than the `url`
 //! crate, which follows the WHATWG URL standard and so accepts and refuses
@@ -60,6 +63,20 @@ use der::{Decode, Length, Reader, SliceReader};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct GoParseError {
     reason: &'static str,
+    releases: Releases,
+}
+
+/// Which Go releases refuse: istiod is built with whichever Go its release
+/// branch pins, so a mesh running several istiod versions meets several.
+/// This module refuses what any release from 1.25 on refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Releases {
+    /// Every release from Go 1.25 on.
+    All,
+    /// Go 1.25 and 1.26; Go 1.27 accepts it.
+    UpTo126,
+    /// Go 1.27 and later; Go 1.25 and 1.26 accept it.
+    From127,
 }
 
 /// Go's refusal of a negative serial number (since Go 1.23, unless
@@ -68,7 +85,19 @@ pub(crate) const NEGATIVE_SERIAL: GoParseError = GoParseError::new("x509: negati
 
 impl GoParseError {
     const fn new(reason: &'static str) -> Self {
-        Self { reason }
+        Self {
+            reason,
+            releases: Releases::All,
+        }
+    }
+
+    const fn only(reason: &'static str, releases: Releases) -> Self {
+        Self { reason, releases }
+    }
+
+    /// The Go releases that refuse.
+    pub(crate) fn releases(&self) -> Releases {
+        self.releases
     }
 
     /// Go's error text for the rule that was broken (values elided).
@@ -571,10 +600,18 @@ fn parse_san(value: &[u8]) -> GoResult<()> {
                 )?;
             }
             // iPAddress [7]
-            0x87 => ensure(
-                matches!(name.contents.len(), 4 | 16),
-                "x509: cannot parse IP address of this length",
-            )?,
+            0x87 => {
+                ensure(
+                    matches!(name.contents.len(), 4 | 16),
+                    "x509: cannot parse IP address of this length",
+                )?;
+                if is_v4_mapped(name.contents) {
+                    return Err(GoParseError::only(
+                        "x509: SAN iPAddress contains IPv4-mapped IPv6 address",
+                        Releases::From127,
+                    ));
+                }
+            }
             _ => {}
         }
     }
@@ -608,33 +645,30 @@ fn domain_to_reverse_labels_ok(s: &[u8]) -> bool {
 }
 
 /// parseRFC2821Mailbox (verify.go): a local part (quoted, or dot-atom with
-/// backslash escapes) followed by '@' and a domain.
-fn rfc2821_mailbox_valid(input: &[u8]) -> bool {
+/// backslash escapes) followed by '@' and a domain; `Some(domain)` when
+/// Go 1.25 takes it.
+fn mailbox_domain(input: &[u8]) -> Option<&[u8]> {
     let mut rest = input;
     if rest.is_empty() {
-        return false;
+        return None;
     }
     if rest.first() == Some(&b'"') {
         rest = rest.get(1..).unwrap_or_default();
         loop {
-            let Some((&c, tail)) = rest.split_first() else {
-                return false;
-            };
+            let (&c, tail) = rest.split_first()?;
             rest = tail;
             match c {
                 b'"' => break,
                 b'\\' => {
-                    let Some((&escaped, tail)) = rest.split_first() else {
-                        return false;
-                    };
+                    let (&escaped, tail) = rest.split_first()?;
                     if matches!(escaped, 11 | 12 | 1..=9 | 14..=127) {
                         rest = tail;
                     } else {
-                        return false;
+                        return None;
                     }
                 }
                 11 | 12 | 32 | 33 | 127 | 1..=8 | 14..=31 | 35..=91 | 93..=126 => {}
-                _ => return false,
+                _ => return None,
             }
         }
     } else {
@@ -644,7 +678,7 @@ fn rfc2821_mailbox_valid(input: &[u8]) -> bool {
             if c == b'\\' {
                 rest = rest.get(1..).unwrap_or_default();
                 match rest.first() {
-                    None => return false,
+                    None => return None,
                     Some(&escaped) => current = escaped,
                 }
             } else if !(c.is_ascii_alphanumeric() || b"!#$%&'*+-/=?^_`{|}~.".contains(&c)) {
@@ -658,13 +692,23 @@ fn rfc2821_mailbox_valid(input: &[u8]) -> bool {
             || local.last() == Some(&b'.')
             || local.windows(2).any(|w| w == b"..")
         {
-            return false;
+            return None;
         }
     }
     match rest.split_first() {
-        Some((b'@', domain)) => domain_to_reverse_labels_ok(domain),
-        _ => false,
+        Some((b'@', domain)) if domain_to_reverse_labels_ok(domain) => Some(domain),
+        _ => None,
     }
+}
+
+/// A 16-byte address of the form ::ffff:a.b.c.d (`net.IP.To4` succeeds on
+/// it), which Go 1.27 refuses in a SAN and in an IP constraint.
+fn is_v4_mapped(ip: &[u8]) -> bool {
+    ip.len() == 16
+        && ip
+            .get(..10)
+            .is_some_and(|zeros| zeros.iter().all(|b| *b == 0))
+        && ip.get(10..12) == Some(&[0xff, 0xff][..])
 }
 
 /// isValidIPMask: zero or more one bits followed by zero bits.
@@ -731,16 +775,29 @@ fn parse_name_constraints(value: &[u8]) -> GoResult<()> {
                         is_valid_ip_mask(mask),
                         "x509: IP constraint contained invalid mask",
                     )?;
+                    if value.len() == 32 && value.get(..16).is_some_and(is_v4_mapped) {
+                        return Err(GoParseError::only(
+                            "x509: IP constraint contained IPv4-mapped IPv6 address",
+                            Releases::From127,
+                        ));
+                    }
                 }
                 // rfc822Name [1]
                 0x81 => {
                     ensure(is_ia5(value), "x509: invalid constraint value")?;
-                    let ok = if value.contains(&b'@') {
-                        rfc2821_mailbox_valid(value)
-                    } else {
-                        domain_name_valid(value, true)
-                    };
-                    ensure(ok, "x509: failed to parse rfc822Name constraint")?;
+                    const BAD_MAILBOX: &str = "x509: failed to parse rfc822Name constraint";
+                    match value.iter().position(|b| *b == b'@') {
+                        Some(_) => {
+                            let domain = mailbox_domain(value);
+                            ensure(domain.is_some(), BAD_MAILBOX)?;
+                            // Go 1.27's parseRFC2821Mailbox also refuses an
+                            // '@' in the domain; 1.25 and 1.26 take it.
+                            if domain.is_some_and(|d| d.contains(&b'@')) {
+                                return Err(GoParseError::only(BAD_MAILBOX, Releases::From127));
+                            }
+                        }
+                        None => ensure(domain_name_valid(value, true), BAD_MAILBOX)?,
+                    }
                 }
                 // uniformResourceIdentifier [6]
                 0x86 => {
@@ -1057,26 +1114,47 @@ fn parse_name(raw: &[u8]) -> GoResult<()> {
     Ok(())
 }
 
-/// The attribute value (Go 1.25 parseName + parseASN1String): one of six
-/// string types, valid for its type. Any other type is refused ("unsupported
-/// string type"); Go 1.26's readASN1Any also takes INTEGER, BOOLEAN, OID,
-/// times and raw values, so this is the stricter of the two releases.
+/// The attribute value. Go 1.25 and 1.26 (parseName + parseASN1String) take
+/// one of six string types, valid for its type, and refuse any other type.
+/// Go 1.27 (readASN1Any) also takes a well-formed INTEGER (fitting 64 bits),
+/// BIT STRING, OID, time or BOOLEAN, and any other element as it is (OCTET
+/// STRING, NULL, VisibleString, a constructed string...). A non-string value
+/// is refused here; its `releases` say whether Go 1.27 takes it.
 fn parse_attribute_value(der: &mut Der<'_>) -> GoResult<()> {
     const INVALID_VALUE: &str = "x509: invalid RDNSequence: invalid attribute value";
     let value = or(der.read_any(), INVALID_VALUE)?;
-    let ok = match value.tag {
-        T61_STRING => true,
-        PRINTABLE_STRING => value.contents.iter().all(|b| is_printable(*b)),
-        UTF8_STRING => std::str::from_utf8(value.contents).is_ok(),
-        BMP_STRING => bmp_string_valid(value.contents),
-        IA5_STRING => is_ia5(value.contents),
-        NUMERIC_STRING => value
-            .contents
-            .iter()
-            .all(|b| b.is_ascii_digit() || *b == b' '),
-        _ => false,
+    let string_valid = match value.tag {
+        T61_STRING => Some(true),
+        PRINTABLE_STRING => Some(value.contents.iter().all(|b| is_printable(*b))),
+        UTF8_STRING => Some(std::str::from_utf8(value.contents).is_ok()),
+        BMP_STRING => Some(bmp_string_valid(value.contents)),
+        IA5_STRING => Some(is_ia5(value.contents)),
+        NUMERIC_STRING => Some(
+            value
+                .contents
+                .iter()
+                .all(|b| b.is_ascii_digit() || *b == b' '),
+        ),
+        _ => None,
     };
-    ensure(ok, INVALID_VALUE)
+    if let Some(valid) = string_valid {
+        return ensure(valid, INVALID_VALUE);
+    }
+    let mut element = Der::new(value.full);
+    let taken_by_go_127 = match value.tag {
+        INTEGER => element.read_i64().is_some(),
+        BIT_STRING => element.read_bit_string().is_some(),
+        OBJECT_IDENTIFIER => element.read_oid().is_some(),
+        UTC_TIME | GENERALIZED_TIME => read_time(&mut element).is_ok(),
+        BOOLEAN => element.read_bool().is_some(),
+        _ => true,
+    };
+    let releases = if taken_by_go_127 {
+        Releases::UpTo126
+    } else {
+        Releases::All
+    };
+    Err(GoParseError::only(INVALID_VALUE, releases))
 }
 
 /// isPrintable (parser.go): the PrintableString set plus '*' and '&',
@@ -2204,13 +2282,39 @@ mod tests {
         refused(subject(BMP_STRING, &[0x00, 0x41, 0x00]), BAD);
         refused(subject(BMP_STRING, &[0xd8, 0x00]), BAD);
         refused(subject(BMP_STRING, &[0xff, 0xfe]), BAD);
-        // Go 1.25 takes only the six string types: not UniversalString, a
-        // constructed UTF8String, NULL or INTEGER (Go 1.26 takes some).
-        refused(subject(0x1c, b"\x00\x00\x00\x41"), BAD);
-        refused(subject(0x2c, b"\xff"), BAD);
-        refused(subject(NULL, b""), BAD);
-        refused(subject(INTEGER, &[0x01]), BAD);
-        refused(subject(UTC_TIME, b"260101000000Z"), BAD);
+        // Go 1.25 and 1.26 take only the six string types: not
+        // UniversalString, VisibleString, a constructed UTF8String, NULL or
+        // INTEGER. Go 1.27 takes those when well formed.
+        let up_to_126 = |result: GoResult<()>| {
+            assert_eq!(
+                result.map_err(|e| (e.reason, e.releases)),
+                Err((BAD, Releases::UpTo126))
+            );
+        };
+        let all = |result: GoResult<()>| {
+            assert_eq!(
+                result.map_err(|e| (e.reason, e.releases)),
+                Err((BAD, Releases::All))
+            );
+        };
+        up_to_126(subject(0x1c, b"\x00\x00\x00\x41"));
+        up_to_126(subject(0x1a, b"Istio CA"));
+        up_to_126(subject(0x2c, b"\xff"));
+        up_to_126(subject(NULL, b"junk"));
+        up_to_126(subject(OCTET_STRING, b"\xff"));
+        up_to_126(subject(INTEGER, &[0x01]));
+        up_to_126(subject(UTC_TIME, b"260101000000Z"));
+        up_to_126(subject(BOOLEAN, &[0xff]));
+        up_to_126(subject(OBJECT_IDENTIFIER, &[0x2a, 0x03]));
+        up_to_126(subject(BIT_STRING, &[0x00, 0xff]));
+        // What Go 1.27's readASN1Any refuses as well.
+        all(subject(INTEGER, &[0x00, 0x01]));
+        all(subject(INTEGER, &[0x01; 9]));
+        all(subject(UTC_TIME, b"26010100000Z"));
+        all(subject(BOOLEAN, &[0x01]));
+        all(subject(OBJECT_IDENTIFIER, &[0x2a, 0x80, 0x01]));
+        all(subject(BIT_STRING, &[0x01, 0xff]));
+        all(subject(PRINTABLE_STRING, b"a_b"));
         // A high-tag-number identifier is not DER Go reads.
         refused(subject(0x1f, b"\x21\x00"), BAD);
         refused(
@@ -2517,6 +2621,18 @@ mod tests {
         );
         ok(with(san(&[tlv(0x87, &[10, 0, 0, 1])])));
         ok(with(san(&[tlv(0x87, &[0; 16])])));
+        // ::ffff:10.0.0.1: Go 1.27 refuses it, 1.25 and 1.26 take it.
+        let mapped = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1];
+        assert_eq!(
+            with(san(&[tlv(0x87, &mapped)])).map_err(|e| (e.reason, e.releases)),
+            Err((
+                "x509: SAN iPAddress contains IPv4-mapped IPv6 address",
+                Releases::From127
+            ))
+        );
+        let mut not_mapped = mapped;
+        not_mapped[9] = 1;
+        ok(with(san(&[tlv(0x87, &not_mapped)])));
         refused(
             with(san(&[tlv(0x87, &[10, 0, 0, 1, 0])])),
             "x509: cannot parse IP address of this length",
@@ -2622,6 +2738,27 @@ mod tests {
             "x509: failed to parse URI constraint",
         );
         refused(with(&[]), "x509: empty name constraints extension");
+        // Refused by Go 1.27 only.
+        let from_127 = |result: GoResult<()>, reason: &str| {
+            assert_eq!(
+                result.map_err(|e| (e.reason, e.releases)),
+                Err((reason, Releases::From127))
+            );
+        };
+        let mut mapped = [0u8; 32];
+        mapped[10..12].copy_from_slice(&[0xff, 0xff]);
+        mapped[12] = 10;
+        mapped[16..].fill(0xff);
+        from_127(
+            with(&[tlv(0x87, &mapped)]),
+            "x509: IP constraint contained IPv4-mapped IPv6 address",
+        );
+        mapped[0] = 0xfd;
+        ok(with(&[tlv(0x87, &mapped)]));
+        from_127(
+            with(&[tlv(0x81, b"user@a@example.com")]),
+            "x509: failed to parse rfc822Name constraint",
+        );
         let nc = |value: Vec<u8>| {
             Cert::intermediate()
                 .with_extension(ext(&id(30), true, &value))

@@ -246,8 +246,10 @@ pub(super) fn go_parse_findings(cert: &Loaded, file: &str) -> Vec<Finding> {
             Code::GoParse,
             file,
             format!(
-                "{} is refused by Go's certificate parser ({why}); istiod cannot load it",
-                cert.name
+                "{} is refused by Go's certificate parser{} ({why}); {}",
+                cert.name,
+                go_releases(&why).0,
+                go_releases(&why).1
             ),
         )],
     }
@@ -267,7 +269,28 @@ pub(super) fn go_parse_crl_findings(der: &[u8], name: &str, file: &str) -> Vec<F
         Err(why) => vec![err(
             Code::GoParse,
             file,
-            format!("{name} is refused by Go's CRL parser ({why}); istiod cannot load it"),
+            format!(
+                "{name} is refused by Go's CRL parser{} ({why}); {}",
+                go_releases(&why).0,
+                go_releases(&why).1
+            ),
         )],
+    }
+}
+
+/// Which Go releases refuse, and who then cannot load the file: words for
+/// a `go-parse` message.
+fn go_releases(why: &crate::goparse::GoParseError) -> (&'static str, &'static str) {
+    use crate::goparse::Releases;
+    match why.releases() {
+        Releases::All => ("", "istiod cannot load it"),
+        Releases::UpTo126 => (
+            " up to Go 1.26",
+            "an istiod built with Go 1.26 or earlier cannot load it (Go 1.27 can)",
+        ),
+        Releases::From127 => (
+            " from Go 1.27 on",
+            "an istiod built with Go 1.27 or later cannot load it (Go 1.26 can)",
+        ),
     }
 }

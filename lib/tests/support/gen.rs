@@ -313,6 +313,13 @@ fn subtrees(names: Vec<Node>) -> Vec<Node> {
 }
 
 /// nameConstraints with permitted and excluded GeneralNames.
+/// ::ffff:10.0.0.0 and a /120 mask: an IPv4-mapped IPv6 address (the first
+/// 16 bytes) and an IP name constraint, which Go 1.27 refuses and 1.25 takes.
+const V4_MAPPED: [u8; 32] = [
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0,
+];
+
 fn name_constraints(permitted: Vec<Node>, excluded: Vec<Node>) -> Vec<u8> {
     let mut kids = Vec::new();
     if !permitted.is_empty() {
@@ -403,6 +410,9 @@ const TBS_MUTATIONS: &[&str] = &[
     "subject-cn=empty",
     "subject-cn=nul",
     "subject-cn=visible-string",
+    "subject-cn=integer",
+    "subject-cn=integer-non-minimal",
+    "subject-cn=octet-string",
     "subject=empty",
     "subject=duplicate-rdn",
     "validity=expired",
@@ -454,6 +464,7 @@ const TBS_MUTATIONS: &[&str] = &[
     "san=uri-empty",
     "san=email",
     "san=ip-bad-length",
+    "san=ip-v4-mapped",
     "san=empty-sequence",
     "san=critical",
     "san=dirname",
@@ -468,6 +479,8 @@ const TBS_MUTATIONS: &[&str] = &[
     "nc=empty",
     "nc=excluded-dns-empty",
     "nc=permitted-ip",
+    "nc=permitted-ip-v4-mapped",
+    "nc=permitted-email-at-domain",
     "ext=issuer-alt-name-critical",
     "ext=issuer-alt-name",
     "ext=aia-critical",
@@ -590,6 +603,9 @@ fn apply_tbs(m: &str, tbs: &mut Node, rng: &mut fastrand::Rng) -> bool {
         "subject-cn=visible-string" => {
             return set_cn(tbs, 1, Some(0x1a), Some(b"Intermediate\tCA"))
         }
+        "subject-cn=integer" => return set_cn(tbs, 1, Some(0x02), Some(&[0x01])),
+        "subject-cn=integer-non-minimal" => return set_cn(tbs, 1, Some(0x02), Some(&[0x00, 0x01])),
+        "subject-cn=octet-string" => return set_cn(tbs, 1, Some(0x04), Some(b"Intermediate CA")),
         "subject=empty" => {
             let i = Tbs::subject(tbs);
             tbs.kids_mut()[i] = Node::seq(vec![]);
@@ -771,6 +787,12 @@ fn apply_tbs(m: &str, tbs: &mut Node, rng: &mut fastrand::Rng) -> bool {
             false,
             Node::seq(vec![general_name(7, &[10, 0, 0])]).encode(),
         ),
+        "san=ip-v4-mapped" => set_ext(
+            tbs,
+            SAN,
+            false,
+            Node::seq(vec![general_name(7, &V4_MAPPED[..16])]).encode(),
+        ),
         "san=empty-sequence" => set_ext(tbs, SAN, false, Node::seq(vec![]).encode()),
         "san=critical" => set_ext(tbs, SAN, true, san_dns(&[b"istiod.istio-system.svc"])),
         "san=dirname" => set_ext(tbs, SAN, false, Node::seq(vec![dir_name("Istio")]).encode()),
@@ -834,6 +856,18 @@ fn apply_tbs(m: &str, tbs: &mut Node, rng: &mut fastrand::Rng) -> bool {
             NC,
             true,
             name_constraints(vec![general_name(7, &[10, 0, 0, 0, 255, 0, 0, 0])], vec![]),
+        ),
+        "nc=permitted-ip-v4-mapped" => set_ext(
+            tbs,
+            NC,
+            true,
+            name_constraints(vec![general_name(7, &V4_MAPPED)], vec![]),
+        ),
+        "nc=permitted-email-at-domain" => set_ext(
+            tbs,
+            NC,
+            true,
+            name_constraints(vec![general_name(1, b"ca@mesh@example.com")], vec![]),
         ),
         "ext=issuer-alt-name-critical" => set_ext(tbs, IAN, true, san_dns(&[b"ca.example"])),
         "ext=issuer-alt-name" => set_ext(tbs, IAN, false, san_dns(&[b"ca.example"])),

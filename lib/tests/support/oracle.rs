@@ -36,6 +36,23 @@ pub fn go_binary() -> PathBuf {
     }
 }
 
+/// The minor release of the Go toolchain the oracle is built with (25 for
+/// go1.25.5): Go's parser differs between releases (see `lib/src/goparse.rs`).
+pub fn go_minor() -> u32 {
+    let go = go_binary();
+    let out = Command::new(&go)
+        .args(["env", "GOVERSION"])
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .expect("running go env GOVERSION");
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    version
+        .strip_prefix("go1.")
+        .and_then(|rest| rest.split(['.', 'r', 'b', '-']).next())
+        .and_then(|minor| minor.parse().ok())
+        .unwrap_or_else(|| panic!("{} reports an unknown Go version {version:?}", go.display()))
+}
+
 /// Builds the oracle into `out_dir/<name>` and returns its path.
 pub fn build(out_dir: &Path, name: &str) -> PathBuf {
     let src = Path::new(env!("CARGO_MANIFEST_DIR"))
