@@ -239,6 +239,29 @@ fn init_that_fails_half_way_leaves_nothing_and_verify_reports_leftovers() {
         "{}",
         stderr(&out)
     );
+    // So does the directory a killed save was writing a new cluster into
+    // (it holds a key), and it is not verified as a cluster.
+    fs::remove_file(dir.join("c1/.meshca-AbC123.tmp")).unwrap();
+    let staged = dir.join(".meshca-Dir456.tmp");
+    fs::create_dir(&staged).unwrap();
+    for f in [
+        "ca-cert.pem",
+        "ca-key.pem",
+        "cert-chain.pem",
+        "root-cert.pem",
+    ] {
+        fs::copy(dir.join("c1").join(f), staged.join(f)).unwrap();
+    }
+    let out = dir.meshca(&["verify", "."]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(".meshca-Dir456.tmp: a temporary directory left by an interrupted meshca run"),
+        "{err}"
+    );
+    assert!(!stdout(&out).contains("Dir456"), "{}", stdout(&out));
+    fs::remove_dir_all(&staged).unwrap();
+    dir.ok(&["verify", "."]);
 }
 
 #[test]

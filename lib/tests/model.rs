@@ -289,7 +289,12 @@ impl World {
                 let recovered = store::recover(self.dir.path())
                     .unwrap_or_else(|e| panic!("recover: {e}\n{}", self.log.join("\n")));
                 for f in store::leftovers(self.dir.path()).unwrap() {
-                    std::fs::remove_file(f).unwrap();
+                    // A file, or a new directory the save was writing whole.
+                    if f.is_dir() {
+                        std::fs::remove_dir_all(f).unwrap();
+                    } else {
+                        std::fs::remove_file(f).unwrap();
+                    }
                 }
                 let now = snapshot(self.dir.path());
                 if now == before {

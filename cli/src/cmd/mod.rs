@@ -421,16 +421,23 @@ pub(crate) fn leftover_problem(path: &Path, pending: bool) -> String {
             path.display(),
             dir.display()
         )
-    } else if pending {
-        format!(
-            "{}: a temporary file of an interrupted save (it may hold a private key): `meshca recover` needs it; do not remove it",
-            path.display()
-        )
     } else {
-        format!(
-            "{}: a temporary file left by an interrupted meshca run (it may hold a private key): remove it",
-            path.display()
-        )
+        let what = if path.is_dir() {
+            "a temporary directory"
+        } else {
+            "a temporary file"
+        };
+        if pending {
+            format!(
+                "{}: {what} of an interrupted save (it may hold a private key): `meshca recover` needs it; do not remove it",
+                path.display()
+            )
+        } else {
+            format!(
+                "{}: {what} left by an interrupted meshca run (it may hold a private key): remove it",
+                path.display()
+            )
+        }
     }
 }
 

@@ -52,6 +52,9 @@ pub(crate) struct Entry {
     /// In an `abort` record: the rename (or removal) was done, so it is
     /// what is to be undone.
     pub(crate) applied: bool,
+    /// A directory the save made, written whole under the temporary name
+    /// `tmp` and renamed to `target` (written `dir` in the sum's place).
+    pub(crate) dir: bool,
 }
 
 /// What [`recover`] did.
@@ -140,7 +143,11 @@ fn encode(state: State, entries: &[Entry]) -> String {
             opt_hex(e.tmp.as_deref()),
             to_hex(&e.target),
             opt_hex(e.backup.as_deref()),
-            e.sum.as_deref().unwrap_or("-"),
+            if e.dir {
+                "dir"
+            } else {
+                e.sum.as_deref().unwrap_or("-")
+            },
             u8::from(e.applied)
         );
     }
@@ -179,8 +186,9 @@ fn decode(path: &Path, text: &str) -> Result<(State, Vec<Entry>)> {
             tmp: opt_from_hex(tmp).ok_or_else(bad)?,
             target: from_hex(target).ok_or_else(bad)?,
             backup: opt_from_hex(backup).ok_or_else(bad)?,
+            dir: *sum == "dir",
             sum: match *sum {
-                "-" => None,
+                "-" | "dir" => None,
                 h if h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()) => {
                     Some(h.to_owned())
                 }
@@ -192,7 +200,11 @@ fn decode(path: &Path, text: &str) -> Result<(State, Vec<Entry>)> {
                 _ => return Err(bad()),
             },
         };
-        // Every path stays inside the record's directory.
+        // Every path stays inside the record's directory; a directory is
+        // renamed from a temporary name and replaces nothing.
+        if entry.dir && (entry.tmp.is_none() || entry.backup.is_some()) {
+            return Err(bad());
+        }
         if !inside(&entry.target)
             || !entry.tmp.as_deref().is_none_or(inside)
             || !entry.backup.as_deref().is_none_or(inside)
@@ -256,6 +268,11 @@ fn exists(p: &Path) -> bool {
     fs::symlink_metadata(p).is_ok()
 }
 
+/// A directory, not a link to one.
+fn is_real_dir(p: &Path) -> bool {
+    fs::symlink_metadata(p).is_ok_and(|m| m.is_dir())
+}
+
 /// SHA-256 (hex) of the file at `p`, if it is a readable regular file.
 fn sum_of(p: &Path) -> Option<String> {
     let bytes = crate::files::read_capped(p, MAX_RECORD_BYTES).ok()?;
@@ -317,7 +334,11 @@ pub fn recover(dir: &Path) -> Result<Option<Recovered>> {
         for e in &entries {
             let Some(tmp) = &e.tmp else { continue };
             let target = dir.join(&e.target);
-            let renamed = e.sum.is_some() && sum_of(&target) == e.sum;
+            let renamed = if e.dir {
+                is_real_dir(&target)
+            } else {
+                e.sum.is_some() && sum_of(&target) == e.sum
+            };
             if !exists(&dir.join(tmp)) && !renamed {
                 return Err(Error::Refused {
                     what: path.display().to_string(),
@@ -337,7 +358,11 @@ pub fn recover(dir: &Path) -> Result<Option<Recovered>> {
                 match &e.tmp {
                     Some(tmp) => {
                         let tmp = dir.join(tmp);
-                        if exists(&tmp) {
+                        if e.dir {
+                            if is_real_dir(&tmp) {
+                                super::tx::rename_noreplace(&tmp, &target)?;
+                            }
+                        } else if exists(&tmp) {
                             fs::rename(&tmp, &target).map_err(|err| io(&target, err))?;
                         }
                     }
@@ -360,6 +385,15 @@ pub fn recover(dir: &Path) -> Result<Option<Recovered>> {
             // when the record was written).
             for e in entries.iter().filter(|e| e.applied) {
                 let target = dir.join(&e.target);
+                if let (true, Some(tmp)) = (e.dir, &e.tmp) {
+                    // A directory renamed into place goes back under its
+                    // temporary name (removed below).
+                    let tmp = dir.join(tmp);
+                    if is_real_dir(&target) && !exists(&tmp) {
+                        super::tx::rename_noreplace(&target, &tmp)?;
+                    }
+                    continue;
+                }
                 match &e.backup {
                     Some(b) => {
                         let b = dir.join(b);
@@ -378,11 +412,15 @@ pub fn recover(dir: &Path) -> Result<Option<Recovered>> {
             }
         }
     }
-    // What is left of the save: its temporary files and links.
+    // What is left of the save: its temporary files, directories and links.
     for e in &entries {
         for p in [&e.tmp, &e.backup].into_iter().flatten() {
             let p = dir.join(p);
-            if exists(&p) {
+            if e.dir && e.tmp.as_deref().is_some_and(|t| dir.join(t) == p) {
+                if is_real_dir(&p) {
+                    fs::remove_dir_all(&p).map_err(|err| io(&p, err))?;
+                }
+            } else if exists(&p) {
                 fs::remove_file(&p).map_err(|err| io(&p, err))?;
             }
         }
@@ -417,6 +455,7 @@ mod tests {
                 backup: None,
                 sum: Some("ab".repeat(32)),
                 applied: true,
+                dir: false,
             },
             Entry {
                 tmp: None,
@@ -424,6 +463,15 @@ mod tests {
                 backup: Some("c1/.meshca-b.tmp".into()),
                 sum: None,
                 applied: false,
+                dir: false,
+            },
+            Entry {
+                tmp: Some(".meshca-c.tmp".into()),
+                target: "c2".into(),
+                backup: None,
+                sum: None,
+                applied: true,
+                dir: true,
             },
         ];
         let text = encode(State::Commit, &entries);
@@ -438,8 +486,22 @@ mod tests {
                 backup: None,
                 sum: None,
                 applied: false,
+                dir: false,
             }],
         );
         assert!(decode(p, &evil).is_err());
+        // A directory entry names the temporary directory it renames.
+        let no_tmp = encode(
+            State::Commit,
+            &[Entry {
+                tmp: None,
+                target: "c3".into(),
+                backup: None,
+                sum: None,
+                applied: false,
+                dir: true,
+            }],
+        );
+        assert!(decode(p, &no_tmp).is_err());
     }
 }

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use tempfile::{NamedTempFile, TempPath};
+use tempfile::{NamedTempFile, TempDir, TempPath};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
@@ -151,7 +151,9 @@ impl std::fmt::Debug for Change {
 /// [`Transaction::commit`] writes every new file to a temporary file
 /// (`.meshca-*.tmp`, created 0600) in its target directory and flushes it
 /// to disk; only when every one is written does it rename them over their
-/// names, keeping a hard link to each file it replaces or removes. When
+/// names, keeping a hard link to each file it replaces or removes (a
+/// directory it makes is written whole under a temporary name and renamed
+/// into place, see [`StagedDir`]). When
 /// anything fails, the files already renamed are put back from those links,
 /// the temporary files and the directories it created are removed, and the
 /// directory is as it was, byte for byte. Between the writes and the
@@ -206,6 +208,19 @@ struct Staged<'a> {
     /// renamed).
     sum: Option<String>,
     backup: Option<NamedTempFile<()>>,
+    applied: bool,
+    /// Written, under its own name, into a [`StagedDir`]: renamed with it.
+    in_stage: bool,
+}
+
+/// A directory the save makes, written whole under a temporary name
+/// (`.meshca-*.tmp`) beside its target, its files under their own names,
+/// then renamed into place: one rename for the directory instead of one
+/// per file, and no temporary name per file.
+struct StagedDir<'a> {
+    target: &'a Path,
+    /// Removed with its files on drop, unless renamed.
+    tmp: Option<TempDir>,
     applied: bool,
 }
 
@@ -291,6 +306,7 @@ impl Transaction {
         };
         let mut created_dirs: Vec<PathBuf> = Vec::new();
         let mut staged: Vec<Staged<'_>> = Vec::with_capacity(self.changes.len());
+        let mut stages: Vec<StagedDir<'_>> = Vec::new();
         let sync = if self.no_sync {
             Sync::Off
         } else if self.changes.len() >= BATCH_SYNC && cfg!(target_os = "linux") {
@@ -311,6 +327,7 @@ impl Transaction {
             &mut ops,
             &mut created_dirs,
             &mut staged,
+            &mut stages,
             sync,
             &journal_dir,
             &mut recorded,
@@ -318,7 +335,7 @@ impl Transaction {
         let sync_on = sync != Sync::Off;
         if let Err(e) = result {
             if self.crash == Some(Crash::AtFault) {
-                abandon(staged);
+                abandon(staged, stages);
                 return Err(e);
             }
             if let Some(entries) = &recorded {
@@ -328,9 +345,9 @@ impl Transaction {
                 // the commit record stays and `recover` finishes the save.
                 let undo: Vec<super::journal::Entry> = entries
                     .iter()
-                    .zip(&staged)
-                    .map(|(e, s)| super::journal::Entry {
-                        applied: s.applied,
+                    .zip(applied_flags(&staged, &stages))
+                    .map(|(e, applied)| super::journal::Entry {
+                        applied,
                         ..e.clone()
                     })
                     .collect();
@@ -340,7 +357,7 @@ impl Transaction {
                     &undo,
                     sync_on,
                 ) {
-                    abandon(staged);
+                    abandon(staged, stages);
                     return Err(Error::Refused {
                         what: journal_dir.display().to_string(),
                         reason: format!(
@@ -351,14 +368,14 @@ impl Transaction {
                 }
             }
             if let Some(Crash::InRollback(k)) = self.crash {
-                rollback_partly(staged, k);
+                rollback_partly(staged, stages, k);
                 return Err(e);
             }
-            let dirs: Vec<PathBuf> = changed_dirs(&staged, &created_dirs)
+            let dirs: Vec<PathBuf> = changed_dirs(&staged, &stages, &created_dirs)
                 .into_iter()
                 .map(Path::to_owned)
                 .collect();
-            let undone = rollback(staged, &created_dirs);
+            let undone = rollback(staged, stages, &created_dirs);
             if recorded.is_some() {
                 // Put back for good, then the record goes; an undoing that
                 // did not complete keeps it, for `recover`.
@@ -377,11 +394,12 @@ impl Transaction {
         // whose entries changed is flushed once (a new directory also
         // needs its own entry in its parent flushed): one fsync per
         // directory, or one flush of each file system for a large batch.
-        let dirs: Vec<PathBuf> = changed_dirs(&staged, &created_dirs)
+        let dirs: Vec<PathBuf> = changed_dirs(&staged, &stages, &created_dirs)
             .into_iter()
             .map(Path::to_owned)
             .collect();
         drop(staged);
+        drop(stages);
         let dirs: Vec<&Path> = dirs.iter().map(PathBuf::as_path).collect();
         // Every file is renamed: a failure now is not a failed save.
         if let Err(e) = flush(sync, &dirs) {
@@ -434,8 +452,24 @@ impl Transaction {
     }
 }
 
-/// The record of `staged`, paths relative to `dir`.
-fn record_entries(staged: &[Staged<'_>], dir: &Path) -> Vec<super::journal::Entry> {
+/// Whether each change of the record was done, in the record's order
+/// (see [`record_entries`]).
+fn applied_flags(staged: &[Staged<'_>], stages: &[StagedDir<'_>]) -> Vec<bool> {
+    staged
+        .iter()
+        .filter(|s| !s.in_stage)
+        .map(|s| s.applied)
+        .chain(stages.iter().map(|d| d.applied))
+        .collect()
+}
+
+/// The record of `staged` (but the files of staged directories), then of
+/// each staged directory; paths relative to `dir`.
+fn record_entries(
+    staged: &[Staged<'_>],
+    stages: &[StagedDir<'_>],
+    dir: &Path,
+) -> Vec<super::journal::Entry> {
     let rel = |p: &Path| {
         p.strip_prefix(dir)
             .or_else(|_| p.strip_prefix(Path::new(".").join(dir)))
@@ -451,23 +485,34 @@ fn record_entries(staged: &[Staged<'_>], dir: &Path) -> Vec<super::journal::Entr
             None => name,
         }
     };
-    staged
-        .iter()
-        .map(|s| {
-            let target = rel(s.change.path());
-            super::journal::Entry {
-                tmp: s.tmp.as_ref().map(|t| beside(&target, t)),
-                backup: s.backup.as_ref().map(|b| beside(&target, b.path())),
-                target,
-                sum: s.sum.clone(),
-                applied: false,
-            }
-        })
-        .collect()
+    let files = staged.iter().filter(|s| !s.in_stage).map(|s| {
+        let target = rel(s.change.path());
+        super::journal::Entry {
+            tmp: s.tmp.as_ref().map(|t| beside(&target, t)),
+            backup: s.backup.as_ref().map(|b| beside(&target, b.path())),
+            target,
+            sum: s.sum.clone(),
+            applied: false,
+            dir: false,
+        }
+    });
+    let dirs = stages.iter().map(|d| {
+        let target = rel(d.target);
+        super::journal::Entry {
+            tmp: d.tmp.as_ref().map(|t| beside(&target, t.path())),
+            backup: None,
+            target,
+            sum: None,
+            applied: false,
+            dir: true,
+        }
+    });
+    files.chain(dirs).collect()
 }
 
-/// Tests: leaves every temporary file and link on disk, as a crash would.
-fn abandon(staged: Vec<Staged<'_>>) {
+/// Tests: leaves every temporary file, directory and link on disk, as a
+/// crash would.
+fn abandon(staged: Vec<Staged<'_>>, stages: Vec<StagedDir<'_>>) {
     for s in staged {
         if let Some(t) = s.tmp {
             let _ = t.keep();
@@ -476,12 +521,29 @@ fn abandon(staged: Vec<Staged<'_>>) {
             let _ = b.into_temp_path().keep();
         }
     }
+    for d in stages {
+        if let Some(t) = d.tmp {
+            let _ = t.keep();
+        }
+    }
 }
 
 /// Tests: undoes the first `k` applied changes (newest first), then stops
 /// as a crash would.
-fn rollback_partly(staged: Vec<Staged<'_>>, k: usize) {
+fn rollback_partly(staged: Vec<Staged<'_>>, mut stages: Vec<StagedDir<'_>>, k: usize) {
     let mut undone = 0;
+    // The directories first (rollback undoes them first too).
+    for d in stages.iter_mut().rev() {
+        if d.applied && undone < k {
+            undone += 1;
+            if let Some(t) = &mut d.tmp {
+                if fs::rename(d.target, t.path()).is_ok() {
+                    t.disable_cleanup(false);
+                }
+            }
+            d.applied = false;
+        }
+    }
     let mut rest = Vec::new();
     for s in staged.into_iter().rev() {
         if s.applied && undone < k {
@@ -502,14 +564,17 @@ fn rollback_partly(staged: Vec<Staged<'_>>, k: usize) {
             rest.push(s);
         }
     }
-    abandon(rest);
+    abandon(rest, stages);
 }
 
+// Every `&mut` is state the caller needs after a failure, to undo it.
+#[allow(clippy::too_many_arguments)]
 fn apply<'a>(
     changes: &'a [Change],
     ops: &mut Ops,
     created_dirs: &mut Vec<PathBuf>,
     staged: &mut Vec<Staged<'a>>,
+    stages: &mut Vec<StagedDir<'a>>,
     sync: Sync,
     journal_dir: &Path,
     recorded: &mut Option<Vec<super::journal::Entry>>,
@@ -552,11 +617,22 @@ fn apply<'a>(
         }
     }
     let fail_at = ops.fail_at;
-    type GroupDone = (Result<bool>, Vec<(usize, Result<Written>)>);
+    type GroupDone = (Result<Made>, Vec<(usize, Result<Written>)>);
     let done: Vec<GroupDone> = groups
         .par_iter()
         .map(|(dir, members)| {
-            let made = make_dir(dir, *dir == journal_dir);
+            // A directory the save makes (not the record's own) is written
+            // under a temporary name and renamed whole.
+            if *dir != journal_dir && is_missing(dir) {
+                return write_staged_dir(dir, members, changes, &ops_of, fail_at, sync);
+            }
+            let made = make_dir(dir, *dir == journal_dir).map(|made| {
+                if made {
+                    Made::Created
+                } else {
+                    Made::Existing
+                }
+            });
             if made.is_err() {
                 return (made, Vec::new());
             }
@@ -576,6 +652,7 @@ fn apply<'a>(
                         Err(injected(path))
                     } else {
                         write_temp(dir, contents, *secret, sync == Sync::PerFile)
+                            .map(|(t, sum)| (Some(t), sum))
                     };
                     Some((i, w))
                 })
@@ -589,19 +666,35 @@ fn apply<'a>(
     // first error in the order of `changes`.
     let mut written: Vec<Option<Result<Written>>> = (0..changes.len()).map(|_| None).collect();
     let mut fresh = vec![false; changes.len()];
+    let mut in_stage = vec![false; changes.len()];
     let mut dir_err: Option<(usize, Error)> = None;
     for ((dir, members), (made, files)) in groups.iter().zip(done) {
         match made {
             Ok(made) => {
-                if made {
-                    created_dirs.push(dir.to_path_buf());
-                }
+                let (is_new, staged_dir) = match made {
+                    Made::Existing => (false, false),
+                    Made::Created => {
+                        created_dirs.push(dir.to_path_buf());
+                        (true, false)
+                    }
+                    Made::Staged(tmp) => {
+                        stages.push(StagedDir {
+                            target: dir,
+                            tmp: Some(tmp),
+                            applied: false,
+                        });
+                        (true, true)
+                    }
+                };
                 for (i, w) in files {
                     if let Some(slot) = written.get_mut(i) {
                         *slot = Some(w);
                     }
                     if let Some(f) = fresh.get_mut(i) {
-                        *f = made;
+                        *f = is_new;
+                    }
+                    if let Some(f) = in_stage.get_mut(i) {
+                        *f = staged_dir;
                     }
                 }
             }
@@ -623,7 +716,7 @@ fn apply<'a>(
             }
         }
         let (tmp, sum) = match tmp {
-            Some(Ok((t, sum))) => (Some(t), sum),
+            Some(Ok((t, sum))) => (t, sum),
             None => (None, None),
             Some(Err(e)) => {
                 first_err.get_or_insert(e);
@@ -636,6 +729,7 @@ fn apply<'a>(
             sum,
             backup: None,
             applied: false,
+            in_stage: in_stage.get(i).copied().unwrap_or(false),
         });
     }
     if let Some(e) = first_err {
@@ -706,9 +800,9 @@ fn apply<'a>(
     // entries changed is flushed, or each file system once. Then the
     // record (one counted operation). From here a crash is finished by
     // `recover`.
-    let dirs: Vec<&Path> = changed_dirs(staged, created_dirs);
+    let dirs: Vec<&Path> = changed_dirs(staged, stages, created_dirs);
     flush(sync, &dirs)?;
-    let entries = record_entries(staged, journal_dir);
+    let entries = record_entries(staged, stages, journal_dir);
     if let Some(bad) = entries.iter().find(|e| {
         !super::journal::inside(&e.target)
             || !e.tmp.as_deref().is_none_or(super::journal::inside)
@@ -777,16 +871,186 @@ fn apply<'a>(
         })
         .collect();
     results.into_iter().collect::<Result<Vec<()>>>()?;
+    // Then every staged directory, on all cores, one counted operation
+    // each; never over a directory someone made meanwhile.
+    let base = ops.done;
+    ops.done += stages.len();
+    let results: Vec<Result<()>> = stages
+        .par_iter_mut()
+        .enumerate()
+        .map(|(j, d)| {
+            if Some(base + j) == fail_at {
+                return Err(injected(d.target));
+            }
+            let Some(tmp) = d.tmp.as_mut() else {
+                return Ok(());
+            };
+            rename_noreplace(tmp.path(), d.target)?;
+            // Renamed: its temporary name is gone, nothing to clean up.
+            tmp.disable_cleanup(true);
+            d.applied = true;
+            Ok(())
+        })
+        .collect();
+    results.into_iter().collect::<Result<Vec<()>>>()?;
     Ok(())
+}
+
+/// How a save's target directory came to be there.
+enum Made {
+    /// It was there.
+    Existing,
+    /// The save made it (removed again if the save fails).
+    Created,
+    /// The save wrote it under this temporary name, to rename it whole.
+    Staged(TempDir),
+}
+
+/// Whether nothing (not even a dangling link) is at `dir`.
+fn is_missing(dir: &Path) -> bool {
+    !dir.as_os_str().is_empty()
+        && matches!(fs::symlink_metadata(dir), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// Writes the files of a directory the save makes into a new temporary
+/// directory beside it, each under its own name (a counted operation each,
+/// as [`write_temp`] is).
+fn write_staged_dir(
+    dir: &Path,
+    members: &[usize],
+    changes: &[Change],
+    ops_of: &[Option<usize>],
+    fail_at: Option<usize>,
+    sync: Sync,
+) -> (Result<Made>, Vec<(usize, Result<Written>)>) {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".meshca-").suffix(".tmp");
+    // The mode a directory made with mkdir gets (0777 less the umask), not
+    // tempfile's 0700.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o777));
+    }
+    let tmp = match builder.tempdir_in(parent_dir(dir)) {
+        Ok(t) => t,
+        Err(e) => return (Err(Error::io(dir, e)), Vec::new()),
+    };
+    let files = members
+        .iter()
+        .filter_map(|&i| {
+            let Some(Change::Write {
+                path,
+                contents,
+                secret,
+            }) = changes.get(i)
+            else {
+                return None;
+            };
+            let op = ops_of.get(i).copied().flatten();
+            let w = if op.is_some() && op == fail_at {
+                Err(injected(path))
+            } else {
+                match path.file_name() {
+                    Some(name) => write_new(
+                        &tmp.path().join(name),
+                        contents,
+                        *secret,
+                        sync == Sync::PerFile,
+                    )
+                    .map(|sum| (None, Some(sum))),
+                    None => Err(Error::io(
+                        path,
+                        std::io::Error::other("a file name is needed"),
+                    )),
+                }
+            };
+            Some((i, w))
+        })
+        .collect();
+    (Ok(Made::Staged(tmp)), files)
+}
+
+/// Writes a new file (never one that is there: `create_new`), mode 0600
+/// when `secret`, else 0644; flushed when `sync`. Returns the SHA-256 (hex)
+/// of its bytes.
+fn write_new(path: &Path, contents: &[u8], secret: bool, sync: bool) -> Result<String> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(if secret { 0o600 } else { 0o644 });
+    }
+    let _ = secret;
+    let mut file = options.open(path).map_err(|e| Error::io(path, e))?;
+    #[cfg(unix)]
+    if !secret {
+        // 0644 whatever the umask, as every file meshca writes.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(0o644))
+            .map_err(|e| Error::io(path, e))?;
+    }
+    file.write_all(contents).map_err(|e| Error::io(path, e))?;
+    if sync {
+        file.sync_all().map_err(|e| Error::io(path, e))?;
+    }
+    Ok(super::journal::sum(contents))
+}
+
+/// Renames `from` to `to`, failing if anything is at `to` (a directory
+/// rename would otherwise replace an empty directory).
+pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE).map_err(|e| {
+            if e == rustix::io::Errno::EXIST {
+                Error::AlreadyExists {
+                    path: to.to_owned(),
+                }
+            } else {
+                Error::io(to, e.into())
+            }
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        if fs::symlink_metadata(to).is_ok() {
+            return Err(Error::AlreadyExists {
+                path: to.to_owned(),
+            });
+        }
+        fs::rename(from, to).map_err(|e| Error::io(to, e))
+    }
 }
 
 /// Every directory whose entries a save changes: those of its files and
 /// the ones it made, with their parents.
-fn changed_dirs<'p>(staged: &'p [Staged<'_>], created: &'p [PathBuf]) -> Vec<&'p Path> {
+fn changed_dirs<'p>(
+    staged: &'p [Staged<'_>],
+    stages: &'p [StagedDir<'_>],
+    created: &'p [PathBuf],
+) -> Vec<&'p Path> {
     // Sorted by bytes, not by `Path`'s component order: the order does not
     // matter here, and comparing components was a tenth of a fleet's save.
-    let mut dirs: Vec<&Path> = Vec::with_capacity(staged.len() + 2 * created.len());
-    dirs.extend(staged.iter().map(|s| parent_dir(s.change.path())));
+    let mut dirs: Vec<&Path> =
+        Vec::with_capacity(staged.len() + 2 * created.len() + 2 * stages.len());
+    dirs.extend(
+        staged
+            .iter()
+            .filter(|s| !s.in_stage)
+            .map(|s| parent_dir(s.change.path())),
+    );
+    // A staged directory's entries (before it is renamed; after, the
+    // target's), and its parent's.
+    for d in stages {
+        dirs.push(parent_dir(d.target));
+        match &d.tmp {
+            Some(t) if !d.applied => dirs.push(t.path()),
+            _ => dirs.push(d.target),
+        }
+    }
     for d in created {
         dirs.push(parent_dir(d));
         dirs.push(d.as_path());
@@ -798,8 +1062,19 @@ fn changed_dirs<'p>(staged: &'p [Staged<'_>], created: &'p [PathBuf]) -> Vec<&'p
 
 /// Undoes what `apply` did, newest first. Best effort: every step is
 /// tried; `false` when a file could not be put back.
-fn rollback(staged: Vec<Staged<'_>>, created_dirs: &[PathBuf]) -> bool {
+fn rollback(staged: Vec<Staged<'_>>, stages: Vec<StagedDir<'_>>, created_dirs: &[PathBuf]) -> bool {
     let mut ok = true;
+    // A directory renamed into place goes back under its temporary name,
+    // and is removed with its files on drop.
+    for mut d in stages.into_iter().rev() {
+        if d.applied {
+            ok &= d.tmp.as_mut().is_some_and(|t| {
+                let back = fs::rename(d.target, t.path()).is_ok();
+                t.disable_cleanup(!back);
+                back
+            });
+        }
+    }
     for s in staged.into_iter().rev() {
         let path = s.change.path();
         if s.applied {
@@ -816,10 +1091,16 @@ fn rollback(staged: Vec<Staged<'_>>, created_dirs: &[PathBuf]) -> bool {
     ok
 }
 
-/// A temporary file written, with the SHA-256 (hex) of its bytes.
-type Written = (TempPath, Option<String>);
+/// A file written: its temporary file (none when written under its own
+/// name in a staged directory), with the SHA-256 (hex) of its bytes.
+type Written = (Option<TempPath>, Option<String>);
 
-fn write_temp(dir: &Path, contents: &[u8], secret: bool, sync: bool) -> Result<Written> {
+fn write_temp(
+    dir: &Path,
+    contents: &[u8],
+    secret: bool,
+    sync: bool,
+) -> Result<(TempPath, Option<String>)> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".meshca-")
         .suffix(".tmp")
@@ -966,9 +1247,9 @@ pub fn is_temp_name(name: &str) -> bool {
     name.starts_with(".meshca-") && name.ends_with(".tmp")
 }
 
-/// The `.meshca-*.tmp` files under `dir` (in it and in its sub-directories,
-/// two levels deep: cluster directories and rotation stages): what an
-/// interrupted run left. They may hold private keys.
+/// The `.meshca-*.tmp` files and directories under `dir` (in it and in its
+/// sub-directories, two levels deep: cluster directories and rotation
+/// stages): what an interrupted run left. They may hold private keys.
 pub fn leftovers(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     scan(dir, 2, &mut out)?;
@@ -986,11 +1267,13 @@ fn scan(dir: &Path, depth: u32, out: &mut Vec<PathBuf>) -> Result<()> {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Ok(ft) = entry.file_type() else { continue };
-        if ft.is_dir() {
+        let temp = is_temp_name(&name.to_string_lossy());
+        if ft.is_dir() && !temp {
             if depth > 0 {
                 subdirs.push(entry.path());
             }
-        } else if is_temp_name(&name.to_string_lossy()) {
+        } else if temp {
+            // A file, or a directory a save was writing whole.
             out.push(entry.path());
         }
     }
@@ -1041,11 +1324,16 @@ mod tests {
     fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         snapshot(dir)
             .into_iter()
+            .map(|(p, v)| (p.strip_prefix(dir).unwrap().to_owned(), v))
             .filter(|(p, (_, mode))| {
+                // Not in a temporary file, nor in a directory a save was
+                // writing whole.
                 mode & 0o170000 != 0o040000
-                    && !is_temp_name(&p.file_name().unwrap().to_string_lossy())
+                    && !p
+                        .components()
+                        .any(|c| is_temp_name(&c.as_os_str().to_string_lossy()))
             })
-            .map(|(p, (b, _))| (p.strip_prefix(dir).unwrap().to_owned(), b))
+            .map(|(p, (b, _))| (p, b))
             .collect()
     }
 
@@ -1075,8 +1363,10 @@ mod tests {
         let after = files(done.path());
         assert_ne!(before, after);
         // Operations 0..=6 come before the commit record is on disk
-        // (3 writes, 3 links, the record itself).
-        for n in 0..11 {
+        // (3 writes, 3 links, the record itself); then 4 renames or
+        // removals (c2/deep/b.pem's is nothing: c2/deep is new, written
+        // whole under a temporary name) and the rename of c2/deep.
+        for n in 0..12 {
             let (dir, build) = crash_case();
             let mut tx = build(dir.path());
             tx.crash_at(n);
@@ -1100,7 +1390,7 @@ mod tests {
         }
         // A failure in the renames whose undoing is cut short by a crash:
         // recover finishes the undoing.
-        for n in 7..11 {
+        for n in 7..12 {
             for k in 0..4 {
                 let (dir, build) = crash_case();
                 let mut tx = build(dir.path());
@@ -1147,6 +1437,97 @@ mod tests {
     }
 
     #[test]
+    fn a_new_directory_is_written_whole_and_renamed_into_place() {
+        use std::os::unix::fs::PermissionsExt;
+        let build = |d: &Path| {
+            let mut tx = Transaction::new();
+            tx.journal_in(d);
+            tx.write(d.join("new/ca-key.pem"), b"key", true);
+            tx.write(d.join("new/ca-cert.pem"), b"cert", false);
+            tx
+        };
+        // Written under a temporary name (the leftover a crash before the
+        // record leaves, which verify reports), then renamed: same modes
+        // as a directory made with mkdir.
+        let dir = tempfile::tempdir().unwrap();
+        let mut tx = build(dir.path());
+        tx.crash_at(2); // the commit record
+        assert!(tx.commit().is_err());
+        let found = leftovers(dir.path()).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].is_dir());
+        assert_eq!(fs::read(found[0].join("ca-key.pem")).unwrap(), b"key");
+        assert!(!dir.path().join("new").exists());
+        fs::remove_dir_all(&found[0]).unwrap();
+        build(dir.path()).commit().unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        fs::create_dir(dir.path().join("by-mkdir")).unwrap();
+        assert_eq!(
+            mode(&dir.path().join("new")),
+            mode(&dir.path().join("by-mkdir"))
+        );
+        assert_eq!(mode(&dir.path().join("new/ca-key.pem")), 0o600);
+        assert_eq!(mode(&dir.path().join("new/ca-cert.pem")), 0o644);
+        assert!(leftovers(dir.path()).unwrap().is_empty());
+
+        // A directory that is there is written into, file by file.
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("new")).unwrap();
+        build(dir.path()).commit().unwrap();
+        assert_eq!(fs::read(dir.path().join("new/ca-key.pem")).unwrap(), b"key");
+        // One made at the target while a save runs (even an empty one) is
+        // never replaced by the staged directory's rename.
+        let staged = dir.path().join(".meshca-x.tmp");
+        fs::create_dir(&staged).unwrap();
+        fs::create_dir(dir.path().join("empty")).unwrap();
+        let err = rename_noreplace(&staged, &dir.path().join("empty")).unwrap_err();
+        assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+        assert!(staged.is_dir());
+
+        // After the record, the staged directory removed by hand: recover
+        // refuses and touches nothing.
+        let dir = tempfile::tempdir().unwrap();
+        let mut tx = build(dir.path());
+        tx.crash_at(3); // the rename of new/ca-key.pem (nothing: it is staged)
+        assert!(tx.commit().is_err());
+        let pending: Vec<PathBuf> = leftovers(dir.path())
+            .unwrap()
+            .into_iter()
+            .filter(|p| p.is_dir())
+            .collect();
+        assert_eq!(pending.len(), 1);
+        fs::remove_dir_all(&pending[0]).unwrap();
+        let before = snapshot(dir.path());
+        let err = super::super::recover(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("cannot be finished"), "{err}");
+        assert_eq!(snapshot(dir.path()), before);
+
+        // Two new directories; the second one's rename fails and the
+        // undoing stops at once, as a crash would: recover renames the
+        // first one back out and removes both.
+        for k in 0..2 {
+            let dir = tempfile::tempdir().unwrap();
+            let mut tx = build(dir.path());
+            tx.write(dir.path().join("other/ca-key.pem"), b"key 2", true);
+            tx.write(dir.path().join("other/ca-cert.pem"), b"cert 2", false);
+            // 4 writes, the record (4), 4 renames of staged files (5..=8),
+            // the two directories (9, 10).
+            tx.fail_at(10);
+            tx.crash_in_rollback(k);
+            assert!(tx.commit().is_err());
+            let recovered = super::super::recover(dir.path()).unwrap();
+            assert_eq!(
+                recovered,
+                Some(super::super::Recovered::Undone { files: 2 }),
+                "crash after {k} undone"
+            );
+            assert!(files(dir.path()).is_empty(), "crash after {k} undone");
+            assert!(leftovers(dir.path()).unwrap().is_empty());
+            assert!(!dir.path().join("new").exists() && !dir.path().join("other").exists());
+        }
+    }
+
+    #[test]
     fn a_record_of_relative_paths_names_files_beside_their_targets() {
         // tempfile makes a relative directory absolute: the record still
         // holds paths relative to its own directory.
@@ -1170,8 +1551,9 @@ mod tests {
             sum: None,
             backup: None,
             applied: false,
+            in_stage: false,
         }];
-        let entries = record_entries(&staged, dir.path());
+        let entries = record_entries(&staged, &[], dir.path());
         assert_eq!(entries[0].target, rel);
         let t = entries[0].tmp.as_ref().unwrap();
         assert!(super::super::journal::inside(t), "{}", t.display());
@@ -1198,9 +1580,9 @@ mod tests {
             tx
         };
         let before = snapshot(dir.path());
-        // 3 temp writes + 3 links + the commit record + 4 renames/removals
-        // = 11 operations.
-        for n in 0..11 {
+        // 3 writes + 3 links + the commit record + 4 renames/removals + the
+        // rename of the new directory c2/deep = 12 operations.
+        for n in 0..12 {
             let mut tx = build();
             tx.fail_at(n);
             let err = tx.commit().unwrap_err().to_string();
@@ -1233,7 +1615,20 @@ mod tests {
         };
         let before = snapshot(dir.path());
         // n temp writes, 1 link (c0/f0.pem), n renames.
-        for at in [0, 1, n / 2, n - 1, n, n + 1, n + n / 2, 2 * n] {
+        // Then one rename per new directory (c1..): the 4th and the last.
+        let new_dirs = n.div_ceil(5) - 1;
+        for at in [
+            0,
+            1,
+            n / 2,
+            n - 1,
+            n,
+            n + 1,
+            n + n / 2,
+            2 * n,
+            2 * n + 5,
+            2 * n + 1 + new_dirs,
+        ] {
             let mut tx = build();
             tx.fail_at(at);
             let err = tx.commit().unwrap_err().to_string();

@@ -75,6 +75,11 @@ fn cluster_entries(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
             continue;
         };
         let path = entry.path();
+        // A directory a save was writing whole (`.meshca-*.tmp`) is not a
+        // cluster: it is reported as a leftover.
+        if crate::store::is_temp_name(&entry.file_name().to_string_lossy()) {
+            continue;
+        }
         if kind.is_dir() && is_cluster_dir(&path) {
             dirs.push(path);
         } else if kind.is_symlink() && path.is_dir() && is_cluster_dir(&path) {
