@@ -5,6 +5,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let _ = meshca::SecretData::from_yaml("fuzz.yaml", data);
+    assert!(meshca::__fuzz::secret_readers_agree(data));
     let _ = meshca::RootCa::from_secret_yaml("fuzz.yaml", data, &|| {
         Ok(zeroize::Zeroizing::new("fuzz".to_owned()))
     });

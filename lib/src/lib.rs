@@ -126,6 +126,13 @@ pub mod __fuzz {
     pub fn go_parse_crl(der: &[u8]) -> Result<(), &'static str> {
         crate::goparse::check_crl(der).map_err(|e| e.reason())
     }
+
+    /// Whether the Secret reader's fast way (a document in meshca's own
+    /// layout) and its YAML reader agree on `text`: the fast way declines,
+    /// or both read the same Secret.
+    pub fn secret_readers_agree(text: &[u8]) -> bool {
+        crate::secret::readers_agree(text)
+    }
 }
 
 // The README's Rust examples are compiled and run as doc-tests.
