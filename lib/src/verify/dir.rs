@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::report::{err, join, warn, Code, Finding, Group, GroupKind, Report};
-use super::{verify_bundle, verify_mesh, verify_mesh_step, BundleFiles, MeshFiles, VerifyOptions};
+use super::{verify_bundle, verify_mesh_step, BundleFiles, MeshFiles, VerifyOptions};
 use crate::bundle::{CA_CERT, CA_CRL, CA_KEY, CERT_CHAIN, ROOT_CERT, ROOT_KEY, SECRET_YAML};
 use crate::error::{Error, Result};
 use crate::keyref::{Pkcs11Uri, ROOT_KEY_URI};
@@ -255,12 +255,13 @@ fn check_key_uri(dir: &Path, label: &str, has_key_file: bool, rf: &mut ReadFindi
     }
 }
 
-/// Reads a certs directory: its root files and every cluster directory.
-/// Returns the files, the mesh-level read findings and each cluster's.
-fn read_mesh_dir(
-    dir: &Path,
-    label: &str,
-) -> Result<(MeshFiles, ReadFindings, BTreeMap<String, ReadFindings>)> {
+/// Cluster directories by name.
+type ClusterDirs = Vec<(String, PathBuf)>;
+
+/// Reads a certs directory's root files and lists its cluster
+/// directories (by name, sorted). Returns the root files (no clusters),
+/// the mesh-level read findings and the cluster directories.
+fn read_mesh_roots(dir: &Path, label: &str) -> Result<(MeshFiles, ReadFindings, ClusterDirs)> {
     let mut rf = ReadFindings::default();
     let root_cert = rf.read(dir, label, ROOT_CERT);
     let root_key = rf.read(dir, label, ROOT_KEY).map(zeroize::Zeroizing::new);
@@ -269,8 +270,6 @@ fn read_mesh_dir(
     }
     let root_crl = rf.read(dir, label, crate::crl::ROOT_CRL);
     check_key_uri(dir, label, root_key.is_some(), &mut rf);
-    let mut clusters = BTreeMap::new();
-    let mut cluster_reads = BTreeMap::new();
     let (cdirs, links) = cluster_entries(dir)?;
     for link in links {
         let file = join(
@@ -283,58 +282,70 @@ fn read_mesh_dir(
             format!("{file} is a symbolic link to a directory: not followed, so that cluster was not checked; keep cluster directories inside the certs directory"),
         ));
     }
-    // Cluster directories are independent: read them on all cores.
-    let named: Vec<(String, PathBuf)> = cdirs
+    let mut named: Vec<(String, PathBuf)> = cdirs
         .into_iter()
         .filter_map(|cdir| {
             let name = cdir.file_name()?.to_string_lossy().into_owned();
             Some((name, cdir))
         })
         .collect();
+    named.sort();
+    let mesh = MeshFiles {
+        root_cert,
+        root_key,
+        root_crl,
+        clusters: BTreeMap::new(),
+    };
+    Ok((mesh, rf, named))
+}
+
+/// Reads a certs directory: its root files and every cluster directory.
+/// Returns the files and the mesh-level read findings.
+fn read_mesh_dir(dir: &Path, label: &str) -> Result<(MeshFiles, ReadFindings)> {
+    let (mut mesh, rf, named) = read_mesh_roots(dir, label)?;
+    // Cluster directories are independent: read them on all cores.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let read = crate::mesh::map_parallel(named, threads, &|(name, cdir): (String, PathBuf)| {
-        let (files, crf) = read_bundle_dir(&cdir, &join(label, &name));
-        (name, files, crf)
+        let (files, _) = read_bundle_dir(&cdir, &join(label, &name));
+        (name, files)
     });
-    for (name, files, crf) in read {
-        clusters.insert(name.clone(), files);
-        cluster_reads.insert(name, crf);
-    }
-    Ok((
-        MeshFiles {
-            root_cert,
-            root_key,
-            root_crl,
-            clusters,
-        },
-        rf,
-        cluster_reads,
-    ))
+    mesh.clusters.extend(read);
+    Ok((mesh, rf))
 }
 
 /// Verifies a certs directory: its root, every cluster under it, and the
-/// mesh as a whole (one root, no shared intermediate keys). Reads the
-/// directory, then runs [`verify_mesh`]; what only the file system shows
-/// (unreadable files, key file modes) is added to the groups.
+/// mesh as a whole (one root, no shared intermediate keys), as
+/// [`super::verify_mesh`] does, with what only the file system shows (unreadable
+/// files, key file modes) added to the groups. Each cluster's files are
+/// read, checked and dropped (keys wiped) in one job, on all cores.
 pub fn verify_certs_dir(dir: &Path, opts: &VerifyOptions) -> Result<Vec<Group>> {
     let label = label_for(dir);
-    let (mesh, mesh_reads, mut cluster_reads) = read_mesh_dir(dir, &label)?;
-    let mut groups = verify_mesh(&label, &mesh, opts).into_iter();
-    // The files (keys among them, wiped when dropped) go on all cores.
-    {
-        use rayon::prelude::*;
-        mesh.clusters.into_par_iter().for_each(drop);
-    }
+    let (mesh, mesh_reads, named) = read_mesh_roots(dir, &label)?;
+    let paths: BTreeMap<&str, &Path> = named
+        .iter()
+        .map(|(name, cdir)| (name.as_str(), cdir.as_path()))
+        .collect();
+    let names: Vec<&str> = named.iter().map(|(name, _)| name.as_str()).collect();
+    let mut groups = super::mesh::verify_mesh_with(&label, &mesh, &names, opts, &|name, clabel| {
+        let Some(cdir) = paths.get(name) else {
+            let (findings, ca) =
+                super::verify_bundle_and_ca(clabel, Some(name), &BundleFiles::default(), opts);
+            return (Group::new(name, clabel, GroupKind::Cluster, findings), ca);
+        };
+        let (files, crf) = read_bundle_dir(cdir, clabel);
+        let (findings, ca) = super::verify_bundle_and_ca(clabel, Some(name), &files, opts);
+        drop(files);
+        (
+            crf.merge_into(Group::new(name, clabel, GroupKind::Cluster, findings)),
+            ca,
+        )
+    })
+    .into_iter();
     let mut all = Vec::new();
     if let Some(first) = groups.next() {
         all.push(mesh_reads.merge_into(first));
     }
-    for group in groups {
-        match cluster_reads.remove(&group.name) {
-            Some(rf) => all.push(rf.merge_into(group)),
-            None => all.push(group),
-        }
-    }
+    all.extend(groups);
     Ok(all)
 }
 

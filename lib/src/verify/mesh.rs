@@ -133,6 +133,28 @@ fn superseded(root: &Loaded, roots: &[Loaded], opts: &VerifyOptions) -> bool {
 /// gives `cluster1/ca-cert.pem`). Returns the `mesh` group followed by one
 /// group per cluster, exactly as [`super::verify_certs_dir`] does.
 pub fn verify_mesh(label: &str, mesh_files: &MeshFiles, opts: &VerifyOptions) -> Vec<Group> {
+    let names: Vec<&str> = mesh_files.clusters.keys().map(String::as_str).collect();
+    verify_mesh_with(label, mesh_files, &names, opts, &|name, clabel| {
+        let empty = BundleFiles::default();
+        let files = mesh_files.clusters.get(name).unwrap_or(&empty);
+        let (findings, ca) = verify_bundle_and_ca(clabel, Some(name), files, opts);
+        (Group::new(name, clabel, GroupKind::Cluster, findings), ca)
+    })
+}
+
+/// [`verify_mesh`] with the clusters' files got by `check`: it is called
+/// once per name of `names` (on all cores, with the name and the cluster's
+/// label) and returns the cluster's group and loaded CA. The root files
+/// are `mesh_files`' (its `clusters` are not looked at). A reader of a
+/// certs directory reads, checks and drops each cluster's files in one
+/// job: a fleet's files are never all in memory at once.
+pub(super) fn verify_mesh_with(
+    label: &str,
+    mesh_files: &MeshFiles,
+    names: &[&str],
+    opts: &VerifyOptions,
+    check: &(dyn Fn(&str, &str) -> (Group, ClusterCa) + Sync),
+) -> Vec<Group> {
     let mut mesh = Vec::new();
     let root_file = join(label, ROOT_CERT);
     let mesh_roots: Option<Vec<Loaded>> = match &mesh_files.root_cert {
@@ -184,16 +206,10 @@ pub fn verify_mesh(label: &str, mesh_files: &MeshFiles, opts: &VerifyOptions) ->
         let roots = mesh_roots.as_deref().unwrap_or(&[]);
         super::crl::check_root_crl(&crl_file, roots, bytes, opts, &mut mesh);
     }
-    let entries: Vec<(&String, &BundleFiles)> = mesh_files.clusters.iter().collect();
     // Clusters are independent: check them on all cores.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let checked = crate::mesh::map_parallel(entries.clone(), threads, &|(name, files): (
-        &String,
-        &BundleFiles,
-    )| {
-        let clabel = join(label, name);
-        let (findings, ca) = verify_bundle_and_ca(&clabel, Some(name), files, opts);
-        (Group::new(name, &clabel, GroupKind::Cluster, findings), ca)
+    let checked = crate::mesh::map_parallel(names.to_vec(), threads, &|name: &str| {
+        check(name, &join(label, name))
     });
     let (groups, cas): (Vec<Group>, Vec<ClusterCa>) = checked.into_iter().unzip();
     // The mesh root file is what `bundle` hands out and every new cluster
@@ -275,7 +291,7 @@ pub fn verify_mesh(label: &str, mesh_files: &MeshFiles, opts: &VerifyOptions) ->
         }
     }
     mesh.extend(cross_trust(&cas, reference.as_ref(), opts));
-    if entries.is_empty() {
+    if names.is_empty() {
         mesh.push(warn(
             Code::NoClusters,
             if root_file.is_empty() {
