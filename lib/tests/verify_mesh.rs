@@ -108,6 +108,40 @@ fn verify_mesh_with_an_empty_label_names_files_relative() {
         .any(|f| f.file == "west/ca-key.pem"));
 }
 
+// Linux: some file systems elsewhere refuse names that are not UTF-8.
+#[cfg(target_os = "linux")]
+#[test]
+fn two_directories_whose_names_read_the_same_are_both_checked() {
+    use std::os::unix::ffi::OsStrExt;
+    let mesh = sample_mesh();
+    let tmp = tempfile::tempdir().unwrap();
+    write_mesh(tmp.path(), &mesh);
+    // Neither name is UTF-8: both show as U+FFFD. One is a good cluster
+    // (east's files), the other lacks its key.
+    for (raw, drop_key) in [(b"\xff".as_slice(), false), (b"\xfe".as_slice(), true)] {
+        let d = tmp.path().join(std::ffi::OsStr::from_bytes(raw));
+        std::fs::create_dir(&d).unwrap();
+        for f in [
+            "ca-cert.pem",
+            "ca-key.pem",
+            "cert-chain.pem",
+            "root-cert.pem",
+        ] {
+            if !(drop_key && f == "ca-key.pem") {
+                std::fs::copy(tmp.path().join("east").join(f), d.join(f)).unwrap();
+            }
+        }
+    }
+    let groups = verify_certs_dir(tmp.path(), &VerifyOptions::at(NOW)).unwrap();
+    let lossy: Vec<_> = groups.iter().filter(|g| g.name == "\u{FFFD}").collect();
+    assert_eq!(lossy.len(), 2, "{groups:?}");
+    let missing = lossy
+        .iter()
+        .filter(|g| g.findings.iter().any(|f| f.code == Code::MissingFile))
+        .count();
+    assert_eq!(missing, 1, "{lossy:?}");
+}
+
 #[test]
 fn key_file_modes_are_reported_by_the_directory_reader_only() {
     use std::os::unix::fs::PermissionsExt;

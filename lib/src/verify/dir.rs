@@ -321,26 +321,25 @@ fn read_mesh_dir(dir: &Path, label: &str) -> Result<(MeshFiles, ReadFindings)> {
 pub fn verify_certs_dir(dir: &Path, opts: &VerifyOptions) -> Result<Vec<Group>> {
     let label = label_for(dir);
     let (mesh, mesh_reads, named) = read_mesh_roots(dir, &label)?;
-    let paths: BTreeMap<&str, &Path> = named
-        .iter()
-        .map(|(name, cdir)| (name.as_str(), cdir.as_path()))
-        .collect();
     let names: Vec<&str> = named.iter().map(|(name, _)| name.as_str()).collect();
-    let mut groups = super::mesh::verify_mesh_with(&label, &mesh, &names, opts, &|name, clabel| {
-        let Some(cdir) = paths.get(name) else {
-            let (findings, ca) =
-                super::verify_bundle_and_ca(clabel, Some(name), &BundleFiles::default(), opts);
-            return (Group::new(name, clabel, GroupKind::Cluster, findings), ca);
-        };
-        let (files, crf) = read_bundle_dir(cdir, clabel);
-        let (findings, ca) = super::verify_bundle_and_ca(clabel, Some(name), &files, opts);
-        drop(files);
-        (
-            crf.merge_into(Group::new(name, clabel, GroupKind::Cluster, findings)),
-            ca,
-        )
-    })
-    .into_iter();
+    // By index: two directories whose names are not UTF-8 may show as the
+    // same name, and each is still checked.
+    let mut groups =
+        super::mesh::verify_mesh_with(&label, &mesh, &names, opts, &|i, name, clabel| {
+            let Some((_, cdir)) = named.get(i) else {
+                let (findings, ca) =
+                    super::verify_bundle_and_ca(clabel, Some(name), &BundleFiles::default(), opts);
+                return (Group::new(name, clabel, GroupKind::Cluster, findings), ca);
+            };
+            let (files, crf) = read_bundle_dir(cdir, clabel);
+            let (findings, ca) = super::verify_bundle_and_ca(clabel, Some(name), &files, opts);
+            drop(files);
+            (
+                crf.merge_into(Group::new(name, clabel, GroupKind::Cluster, findings)),
+                ca,
+            )
+        })
+        .into_iter();
     let mut all = Vec::new();
     if let Some(first) = groups.next() {
         all.push(mesh_reads.merge_into(first));

@@ -134,7 +134,7 @@ fn superseded(root: &Loaded, roots: &[Loaded], opts: &VerifyOptions) -> bool {
 /// group per cluster, exactly as [`super::verify_certs_dir`] does.
 pub fn verify_mesh(label: &str, mesh_files: &MeshFiles, opts: &VerifyOptions) -> Vec<Group> {
     let names: Vec<&str> = mesh_files.clusters.keys().map(String::as_str).collect();
-    verify_mesh_with(label, mesh_files, &names, opts, &|name, clabel| {
+    verify_mesh_with(label, mesh_files, &names, opts, &|_, name, clabel| {
         let empty = BundleFiles::default();
         let files = mesh_files.clusters.get(name).unwrap_or(&empty);
         let (findings, ca) = verify_bundle_and_ca(clabel, Some(name), files, opts);
@@ -143,8 +143,8 @@ pub fn verify_mesh(label: &str, mesh_files: &MeshFiles, opts: &VerifyOptions) ->
 }
 
 /// [`verify_mesh`] with the clusters' files got by `check`: it is called
-/// once per name of `names` (on all cores, with the name and the cluster's
-/// label) and returns the cluster's group and loaded CA. The root files
+/// once per name of `names` (on all cores, with its index in `names`, the
+/// name and the cluster's label) and returns the cluster's group and loaded CA. The root files
 /// are `mesh_files`' (its `clusters` are not looked at). A reader of a
 /// certs directory reads, checks and drops each cluster's files in one
 /// job: a fleet's files are never all in memory at once.
@@ -153,7 +153,7 @@ pub(super) fn verify_mesh_with(
     mesh_files: &MeshFiles,
     names: &[&str],
     opts: &VerifyOptions,
-    check: &(dyn Fn(&str, &str) -> (Group, ClusterCa) + Sync),
+    check: &(dyn Fn(usize, &str, &str) -> (Group, ClusterCa) + Sync),
 ) -> Vec<Group> {
     let mut mesh = Vec::new();
     let root_file = join(label, ROOT_CERT);
@@ -208,8 +208,9 @@ pub(super) fn verify_mesh_with(
     }
     // Clusters are independent: check them on all cores.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let checked = crate::mesh::map_parallel(names.to_vec(), threads, &|name: &str| {
-        check(name, &join(label, name))
+    let indexed: Vec<(usize, &str)> = names.iter().copied().enumerate().collect();
+    let checked = crate::mesh::map_parallel(indexed, threads, &|(i, name): (usize, &str)| {
+        check(i, name, &join(label, name))
     });
     let (groups, cas): (Vec<Group>, Vec<ClusterCa>) = checked.into_iter().unzip();
     // The mesh root file is what `bundle` hands out and every new cluster
