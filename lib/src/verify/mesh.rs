@@ -144,10 +144,11 @@ pub fn verify_mesh(label: &str, mesh_files: &MeshFiles, opts: &VerifyOptions) ->
 
 /// [`verify_mesh`] with the clusters' files got by `check`: it is called
 /// once per name of `names` (on all cores, with its index in `names`, the
-/// name and the cluster's label) and returns the cluster's group and loaded CA. The root files
-/// are `mesh_files`' (its `clusters` are not looked at). A reader of a
-/// certs directory reads, checks and drops each cluster's files in one
-/// job: a fleet's files are never all in memory at once.
+/// name and the cluster's label) and returns the cluster's group and
+/// loaded CA. The root files are `mesh_files`' (its `clusters` are not
+/// looked at). A reader of a certs directory reads, checks and drops each
+/// cluster's files in one job: a fleet's files are never all in memory at
+/// once.
 pub(super) fn verify_mesh_with(
     label: &str,
     mesh_files: &MeshFiles,
