@@ -152,9 +152,9 @@ impl std::fmt::Debug for Change {
 /// (`.meshca-*.tmp`, created 0600) in its target directory and flushes it
 /// to disk; only when every one is written does it rename them over their
 /// names, keeping a hard link to each file it replaces or removes (a
-/// directory it makes is written whole under a temporary name and renamed
-/// into place, see [`StagedDir`]). When
-/// anything fails, the files already renamed are put back from those links,
+/// directory it makes is written whole under a temporary name,
+/// `.meshca-*.tmp` beside it, and renamed into place). When anything
+/// fails, the files already renamed are put back from those links,
 /// the temporary files and the directories it created are removed, and the
 /// directory is as it was, byte for byte. Between the writes and the
 /// renames a commit record (see [`super::recover`]) is put on disk: a
