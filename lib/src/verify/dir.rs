@@ -315,9 +315,10 @@ fn read_mesh_dir(dir: &Path, label: &str) -> Result<(MeshFiles, ReadFindings)> {
 
 /// Verifies a certs directory: its root, every cluster under it, and the
 /// mesh as a whole (one root, no shared intermediate keys), as
-/// [`super::verify_mesh`] does, with what only the file system shows (unreadable
-/// files, key file modes) added to the groups. Each cluster's files are
-/// read, checked and dropped (keys wiped) in one job, on all cores.
+/// [`super::verify_mesh`] does, with what only the file system shows
+/// (unreadable files, key file modes) added to the groups. Each cluster's
+/// files are read, checked and dropped (keys wiped) in one job, on all
+/// cores.
 pub fn verify_certs_dir(dir: &Path, opts: &VerifyOptions) -> Result<Vec<Group>> {
     let label = label_for(dir);
     let (mesh, mesh_reads, named) = read_mesh_roots(dir, &label)?;
@@ -326,12 +327,10 @@ pub fn verify_certs_dir(dir: &Path, opts: &VerifyOptions) -> Result<Vec<Group>> 
     // same name, and each is still checked.
     let mut groups =
         super::mesh::verify_mesh_with(&label, &mesh, &names, opts, &|i, name, clabel| {
-            let Some((_, cdir)) = named.get(i) else {
-                let (findings, ca) =
-                    super::verify_bundle_and_ca(clabel, Some(name), &BundleFiles::default(), opts);
-                return (Group::new(name, clabel, GroupKind::Cluster, findings), ca);
-            };
-            let (files, crf) = read_bundle_dir(cdir, clabel);
+            let (files, crf) = named
+                .get(i)
+                .map(|(_, cdir)| read_bundle_dir(cdir, clabel))
+                .unwrap_or_default();
             let (findings, ca) = super::verify_bundle_and_ca(clabel, Some(name), &files, opts);
             drop(files);
             (

@@ -133,10 +133,14 @@ fn superseded(root: &Loaded, roots: &[Loaded], opts: &VerifyOptions) -> bool {
 /// gives `cluster1/ca-cert.pem`). Returns the `mesh` group followed by one
 /// group per cluster, exactly as [`super::verify_certs_dir`] does.
 pub fn verify_mesh(label: &str, mesh_files: &MeshFiles, opts: &VerifyOptions) -> Vec<Group> {
-    let names: Vec<&str> = mesh_files.clusters.keys().map(String::as_str).collect();
-    verify_mesh_with(label, mesh_files, &names, opts, &|_, name, clabel| {
+    let (names, files): (Vec<&str>, Vec<&BundleFiles>) = mesh_files
+        .clusters
+        .iter()
+        .map(|(name, files)| (name.as_str(), files))
+        .unzip();
+    verify_mesh_with(label, mesh_files, &names, opts, &|i, name, clabel| {
         let empty = BundleFiles::default();
-        let files = mesh_files.clusters.get(name).unwrap_or(&empty);
+        let files = files.get(i).copied().unwrap_or(&empty);
         let (findings, ca) = verify_bundle_and_ca(clabel, Some(name), files, opts);
         (Group::new(name, clabel, GroupKind::Cluster, findings), ca)
     })
