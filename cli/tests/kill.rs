@@ -23,6 +23,14 @@ fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
+/// Whether `rel` is a temporary file or lies in a temporary directory (a
+/// new cluster's directory the save was writing whole): what a kill may
+/// leave behind, cut short.
+fn in_temp(rel: &Path) -> bool {
+    rel.components()
+        .any(|c| c.as_os_str().to_string_lossy().starts_with(".meshca-"))
+}
+
 fn check_tree(dir: &Path) -> usize {
     let mut files = Vec::new();
     walk(dir, &mut files);
@@ -34,7 +42,7 @@ fn check_tree(dir: &Path) -> usize {
             // The directory's lock file: empty by design.
             continue;
         }
-        if name.starts_with(".meshca-") {
+        if in_temp(f.strip_prefix(dir).unwrap()) {
             // A temporary file the kill left behind: a certificate's may be
             // 0644 already, but one holding a key is never readable by others.
             let bytes = std::fs::read(&f).unwrap();
@@ -103,7 +111,7 @@ fn state(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         .into_iter()
         .filter(|f| {
             let name = f.file_name().unwrap().to_string_lossy();
-            name != meshca::store::LOCK_FILE && !name.starts_with(".meshca-")
+            name != meshca::store::LOCK_FILE && !in_temp(f.strip_prefix(dir).unwrap())
         })
         .map(|f| {
             let bytes = std::fs::read(&f).unwrap();
