@@ -574,9 +574,12 @@ fn meshca_reads_a_secret_only_as_kubectl_does() {
             failures.join("\n")
         );
     }
-    // The generator reaches both sides: most documents are read, some refused.
+    // The generator reaches both sides. Over 30 seeds of 160 cases, 37 to 59
+    // (mean 49, sd 5.5) were read by both and 90 to 112 refused by both: the
+    // bounds sit more than five deviations below, so a sound generator never
+    // trips them and a broken one (reading nothing, refusing nothing) does.
     assert!(
-        both_read > count / 4,
+        both_read > count / 10,
         "only {both_read} of {count} documents were read by both"
     );
     assert!(
