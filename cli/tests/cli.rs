@@ -496,6 +496,43 @@ fn keys_are_0600_and_certificates_0644() {
 }
 
 #[test]
+fn modes_are_the_same_whatever_the_umask() {
+    // A umask that takes read bits away (077, 027) or none (000): meshca
+    // sets 0644 itself where the umask would leave less, and 0600 keys
+    // never gain a bit.
+    for umask in ["077", "027", "000", "022"] {
+        let dir = Dir::new();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_meshca"))
+            .args(["init", "-q", "--key-type", "ecdsa-p256", "c1", "c2"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        util::assert_success(&format!("meshca init under umask {umask}"), &out);
+        for c in ["c1", "c2"] {
+            for key in ["ca-key.pem", "cacerts.yaml"] {
+                assert_eq!(
+                    mode(&dir, &format!("{c}/{key}")),
+                    0o600,
+                    "umask {umask}: {c}/{key}"
+                );
+            }
+            for cert in ["ca-cert.pem", "cert-chain.pem", "root-cert.pem"] {
+                assert_eq!(
+                    mode(&dir, &format!("{c}/{cert}")),
+                    0o644,
+                    "umask {umask}: {c}/{cert}"
+                );
+            }
+        }
+        assert_eq!(mode(&dir, "root-key.pem"), 0o600, "umask {umask}");
+        assert_eq!(mode(&dir, "root-cert.pem"), 0o644, "umask {umask}");
+    }
+}
+
+#[test]
 fn recipe_environment_variables_change_the_output() {
     let dir = Dir::new();
     let out = dir.meshca_env(

@@ -323,8 +323,10 @@ impl Status {
     /// missing or unreadable: see [`crate::store::load_replacing`]), as
     /// `invalid` with nothing known; the status is then not ok.
     pub fn with_unreadable(mut self, names: &[String]) -> Status {
+        let mut known: std::collections::HashSet<String> =
+            self.clusters.iter().map(|c| c.name.clone()).collect();
         for name in names {
-            if self.clusters.iter().any(|c| &c.name == name) {
+            if !known.insert(name.clone()) {
                 continue;
             }
             self.clusters.push(ClusterStatus {

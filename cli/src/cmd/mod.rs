@@ -104,9 +104,10 @@ pub(crate) fn secret_options(namespace: &str, tls: bool) -> SecretOptions {
 
 /// Refuses duplicate or invalid cluster names before any work.
 pub(crate) fn check_clusters(clusters: &[String]) -> Result<()> {
-    for (i, c) in clusters.iter().enumerate() {
+    let mut seen = std::collections::HashSet::with_capacity(clusters.len());
+    for c in clusters {
         meshca::validate_name("cluster name", c)?;
-        if clusters[..i].contains(c) {
+        if !seen.insert(c.as_str()) {
             return Err(meshca::Error::InvalidArgument {
                 what: "cluster name",
                 value: c.clone(),

@@ -105,6 +105,22 @@ impl fmt::Debug for Cluster {
 }
 
 impl Cluster {
+    /// The cluster's files as its directory holds them.
+    pub(crate) fn files(&self) -> BundleFiles {
+        let b = &self.bundle;
+        BundleFiles {
+            ca_cert: Some(b.ca_cert.as_bytes().to_vec()),
+            ca_key: Some(Zeroizing::new(b.ca_key.as_bytes().to_vec())),
+            cert_chain: Some(b.cert_chain.as_bytes().to_vec()),
+            root_cert: Some(b.root_cert.as_bytes().to_vec()),
+            ca_crl: b.ca_crl.as_ref().map(|s| s.as_bytes().to_vec()),
+            cacerts_yaml: self
+                .secret_yaml
+                .as_ref()
+                .map(|y| Zeroizing::new(y.as_bytes().to_vec())),
+        }
+    }
+
     /// A cluster from its bundle, its profile read from the bundle and
     /// the Secret (when `secret_yaml` is given).
     pub fn from_bundle(
@@ -371,17 +387,16 @@ impl Mesh {
         now: OffsetDateTime,
     ) -> Result<(Mesh, Vec<Added>)> {
         self.check_signer(signer)?;
-        let mut seen: Vec<&str> = Vec::new();
+        let mut seen = std::collections::HashSet::with_capacity(new.len());
         for c in &new {
             validate_name("cluster name", &c.name)?;
-            if seen.contains(&c.name.as_str()) {
+            if !seen.insert(c.name.as_str()) {
                 return Err(Error::InvalidArgument {
                     what: "cluster name",
                     value: c.name.clone(),
                     reason: "given twice".into(),
                 });
             }
-            seen.push(&c.name);
             if self.clusters.contains_key(&c.name) && !replace {
                 return Err(Error::AlreadyExists {
                     path: PathBuf::from(&c.name).join(CA_CERT),
@@ -761,22 +776,17 @@ impl Mesh {
         let clusters: BTreeMap<String, BundleFiles> = self
             .clusters
             .par_iter()
-            .map(|(name, c)| {
-                let b = &c.bundle;
-                let f = BundleFiles {
-                    ca_cert: Some(b.ca_cert.as_bytes().to_vec()),
-                    ca_key: Some(Zeroizing::new(b.ca_key.as_bytes().to_vec())),
-                    cert_chain: Some(b.cert_chain.as_bytes().to_vec()),
-                    root_cert: Some(b.root_cert.as_bytes().to_vec()),
-                    ca_crl: b.ca_crl.as_ref().map(|s| s.as_bytes().to_vec()),
-                    cacerts_yaml: c
-                        .secret_yaml
-                        .as_ref()
-                        .map(|y| Zeroizing::new(y.as_bytes().to_vec())),
-                };
-                (name.clone(), f)
-            })
+            .map(|(name, c)| (name.clone(), c.files()))
             .collect();
+        MeshFiles {
+            clusters,
+            ..self.root_files()
+        }
+    }
+
+    /// The mesh's files at the top of its certs directory (its `clusters`
+    /// left empty).
+    fn root_files(&self) -> MeshFiles {
         MeshFiles {
             root_cert: self.root.as_ref().map(|r| r.cert.as_bytes().to_vec()),
             root_key: self
@@ -785,7 +795,7 @@ impl Mesh {
                 .and_then(|r| r.key.as_ref())
                 .map(|k| Zeroizing::new(k.as_bytes().to_vec())),
             root_crl: self.root_crl.as_ref().map(|c| c.as_bytes().to_vec()),
-            clusters,
+            clusters: BTreeMap::new(),
         }
     }
 
@@ -865,7 +875,15 @@ impl Mesh {
     /// Verifies the mesh as `meshca verify` verifies a certs directory
     /// (`label` prefixes the file names of findings).
     pub fn verify(&self, label: &str, opts: &VerifyOptions) -> Report {
-        Report::new(crate::verify::verify_mesh(label, &self.files(), opts), opts)
+        // The report `verify_mesh(label, &self.files(), opts)` gives, with
+        // each cluster's files copied in the job that checks them: a fleet
+        // is never in memory twice.
+        let (names, clusters): (Vec<&str>, Vec<&Cluster>) =
+            self.clusters.iter().map(|(n, c)| (n.as_str(), c)).unzip();
+        let groups = crate::verify::verify_mesh_by(label, &self.root_files(), &names, opts, &|i| {
+            clusters.get(i).map(|c| c.files()).unwrap_or_default()
+        });
+        Report::new(groups, opts)
     }
 
     /// Verify before write: fails with [`Error::WouldNotVerify`] when

@@ -358,17 +358,17 @@ pub fn plan(file: &MeshFile, mesh: &Mesh, at: OffsetDateTime) -> Result<Plan> {
     let mut crl_actions = Vec::new();
     // Clusters issued anew (added or re-issued): their ca-crl.pem comes
     // with the new bundle. Renewed ones keep theirs and are not listed.
-    let mut issued: Vec<String> = Vec::new();
+    let mut issued: std::collections::HashSet<String> = std::collections::HashSet::new();
     for spec in &file.clusters {
         let want = file.desired(spec);
         let Some(have) = mesh.clusters.get(&spec.name) else {
-            issued.push(want.name.clone());
+            issued.insert(want.name.clone());
             plan.actions.push(Action::AddCluster { cluster: want });
             continue;
         };
         let drift = drift(have, &want);
         if !drift.is_empty() {
-            issued.push(want.name.clone());
+            issued.insert(want.name.clone());
             plan.actions.push(Action::Reissue {
                 cluster: want,
                 drift,
@@ -415,7 +415,7 @@ pub fn plan(file: &MeshFile, mesh: &Mesh, at: OffsetDateTime) -> Result<Plan> {
             let clusters: Vec<String> = mesh
                 .clusters
                 .iter()
-                .filter(|(n, c)| c.bundle.ca_crl.is_some() && !issued.contains(n))
+                .filter(|(n, c)| c.bundle.ca_crl.is_some() && !issued.contains(n.as_str()))
                 .map(|(n, _)| n.clone())
                 .collect();
             crl_actions.retain(|a| !matches!(a, Action::RefreshCrl { .. }));
@@ -426,10 +426,12 @@ pub fn plan(file: &MeshFile, mesh: &Mesh, at: OffsetDateTime) -> Result<Plan> {
         }
     }
     plan.actions.extend(crl_actions);
+    let managed: std::collections::HashSet<&str> =
+        file.clusters.iter().map(|c| c.name.as_str()).collect();
     plan.unmanaged = mesh
         .clusters
         .keys()
-        .filter(|n| !file.clusters.iter().any(|c| &c.name == *n))
+        .filter(|n| !managed.contains(n.as_str()))
         .cloned()
         .collect();
     Ok(plan)

@@ -147,6 +147,7 @@ pub fn load_replacing(dir: &Path, replaced: &[String]) -> Result<(Mesh, Vec<Path
     };
     mesh.root_crl = read_text(&dir.join(ROOT_CRL))?;
     let mut stale = Vec::new();
+    let replaced: std::collections::HashSet<&str> = replaced.iter().map(String::as_str).collect();
     // Clusters are independent: read (and parse) them on all cores, then
     // take the results in name order, so the first error is the same one
     // whatever the scheduling.
@@ -160,7 +161,7 @@ pub fn load_replacing(dir: &Path, replaced: &[String]) -> Result<(Mesh, Vec<Path
             Ok(cluster) => {
                 mesh.clusters.insert(name, cluster);
             }
-            Err(_) if replaced.contains(&name) => {
+            Err(_) if replaced.contains(name.as_str()) => {
                 let cdir = dir.join(&name);
                 stale.extend(
                     CLUSTER_FILES
@@ -274,6 +275,7 @@ pub fn plan(
         .filter(|p| fs::symlink_metadata(dir.join(p)).is_ok())
         .copied()
         .collect();
+    let mut writes: Vec<(PathBuf, &[u8], bool)> = Vec::with_capacity(after.len());
     for (path, file) in &after {
         match before.get(path) {
             Some(prev) if prev == file => continue,
@@ -292,8 +294,9 @@ pub fn plan(
                 }
             }
         }
-        tx.write(dir.join(path), &file.contents, file.secret);
+        writes.push((dir.join(path), &file.contents, file.secret));
     }
+    tx.write_all(&writes);
     for path in before.keys() {
         if !after.contains_key(path) {
             tx.remove(dir.join(path));

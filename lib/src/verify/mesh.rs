@@ -146,6 +146,23 @@ pub fn verify_mesh(label: &str, mesh_files: &MeshFiles, opts: &VerifyOptions) ->
     })
 }
 
+/// [`verify_mesh`] of the clusters `names`, the files of the `i`th got by
+/// `files_of(i)` in the job that checks them (the root files are
+/// `mesh_files`', its `clusters` are not looked at).
+pub(crate) fn verify_mesh_by(
+    label: &str,
+    mesh_files: &MeshFiles,
+    names: &[&str],
+    opts: &VerifyOptions,
+    files_of: &(dyn Fn(usize) -> BundleFiles + Sync),
+) -> Vec<Group> {
+    verify_mesh_with(label, mesh_files, names, opts, &|i, name, clabel| {
+        let files = files_of(i);
+        let (findings, ca) = verify_bundle_and_ca(clabel, Some(name), &files, opts);
+        (Group::new(name, clabel, GroupKind::Cluster, findings), ca)
+    })
+}
+
 /// [`verify_mesh`] with the clusters' files got by `check`: it is called
 /// once per name of `names` (on all cores, with its index in `names`, the
 /// name and the cluster's label) and returns the cluster's group and

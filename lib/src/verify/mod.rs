@@ -29,6 +29,7 @@ mod step;
 
 pub use dir::{verify_certs_dir, verify_cluster_dir, verify_paths, verify_step};
 pub use mesh::verify_mesh;
+pub(crate) use mesh::verify_mesh_by;
 pub use report::{Code, Finding, Group, GroupKind, Report, Severity};
 pub use step::verify_mesh_step;
 
