@@ -2,7 +2,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::pemutil::MAX_PEM_BYTES;
@@ -42,7 +42,81 @@ pub(crate) fn read_limited_meta(path: &Path) -> Result<(Vec<u8>, fs::Metadata)> 
 }
 
 fn read_file(path: &Path, no_follow: bool, cap: usize) -> Result<(Vec<u8>, fs::Metadata)> {
-    let file = open_untrusted(path, no_follow)?;
+    read_opened(open_untrusted(path, no_follow)?, path, cap)
+}
+
+/// A directory whose files are read by name, each opened relative to the
+/// directory (one path lookup for the directory, not one per file: a
+/// fleet's verify reads 60,000 files). The directory itself is opened
+/// without following a symbolic link, so the files read are the ones of
+/// the directory listed, even if a link is put in its place meanwhile.
+pub(crate) struct OpenDir {
+    path: PathBuf,
+    #[cfg(target_os = "linux")]
+    fd: Option<rustix::fd::OwnedFd>,
+}
+
+impl OpenDir {
+    /// `path`, opened when it can be; else its files are read by path
+    /// (with the same checks and errors).
+    pub(crate) fn open(path: &Path) -> OpenDir {
+        #[cfg(target_os = "linux")]
+        {
+            use rustix::fs::{Mode, OFlags, CWD};
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            OpenDir {
+                path: path.to_owned(),
+                fd: rustix::fs::openat(CWD, path, flags, Mode::empty()).ok(),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        OpenDir {
+            path: path.to_owned(),
+        }
+    }
+
+    /// The path of the file `name` in the directory.
+    pub(crate) fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// [`read_limited_meta`] of the file `name` in the directory.
+    pub(crate) fn read_limited_meta(&self, name: &str) -> Result<(Vec<u8>, fs::Metadata)> {
+        let path = self.join(name);
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &self.fd {
+            use rustix::fs::{Mode, OFlags};
+            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+            match rustix::fs::openat(fd, name, flags, Mode::empty()) {
+                Ok(file) => return read_opened(fs::File::from(file), &path, MAX_PEM_BYTES),
+                Err(rustix::io::Errno::NOENT) => {
+                    return Err(Error::MissingFile {
+                        path,
+                        hint: String::new(),
+                    })
+                }
+                // Anything else (a link, no permission) is told as a read
+                // by path tells it.
+                Err(_) => {}
+            }
+        }
+        read_file(&path, true, MAX_PEM_BYTES)
+    }
+
+    /// Whether anything (a link included, not followed) is at `name`.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &self.fd {
+            use rustix::fs::AtFlags;
+            return rustix::fs::statat(fd, name, AtFlags::SYMLINK_NOFOLLOW).is_ok();
+        }
+        fs::symlink_metadata(self.join(name)).is_ok()
+    }
+}
+
+/// The checks and the read of [`read_file`], on the file opened from
+/// `path`.
+fn read_opened(file: fs::File, path: &Path, cap: usize) -> Result<(Vec<u8>, fs::Metadata)> {
     let meta = file.metadata().map_err(|e| Error::io(path, e))?;
     if meta.is_dir() {
         return Err(Error::Pem {

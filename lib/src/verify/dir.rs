@@ -3,6 +3,7 @@
 //! shows (files that cannot be read, key file modes) is reported here, not
 //! by the byte checks.
 
+use crate::files::OpenDir;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -122,10 +123,9 @@ struct ReadFindings {
 
 impl ReadFindings {
     /// Reads one file, `None` when absent; other failures become findings.
-    fn read(&mut self, dir: &Path, label: &str, name: &str) -> Option<Vec<u8>> {
-        let path = dir.join(name);
+    fn read(&mut self, dir: &OpenDir, label: &str, name: &str) -> Option<Vec<u8>> {
         let file = join(label, name);
-        match crate::files::read_limited_meta(&path) {
+        match dir.read_limited_meta(name) {
             Ok((b, meta)) => {
                 if name == CA_KEY || name == SECRET_YAML || name == ROOT_KEY {
                     self.modes.push((file, meta));
@@ -169,6 +169,7 @@ impl ReadFindings {
 /// Reads a cluster directory's files, with what the file system says.
 fn read_bundle_dir(dir: &Path, label: &str) -> (BundleFiles, ReadFindings) {
     let mut rf = ReadFindings::default();
+    let dir = &OpenDir::open(dir);
     let files = BundleFiles {
         ca_cert: rf.read(dir, label, CA_CERT),
         ca_key: rf.read(dir, label, CA_KEY).map(zeroize::Zeroizing::new),
@@ -192,9 +193,9 @@ fn read_bundle_dir(dir: &Path, label: &str) -> (BundleFiles, ReadFindings) {
 /// `ca.crt` (chain: `tls.crt` + `ca.crt`) and never reads the istiod files
 /// or `ca-crl.pem`. What meshca verified is only what istiod loads when
 /// those files are the same as `ca-cert.pem`, `ca-key.pem`, `root-cert.pem`.
-fn check_tls_layout(dir: &Path, label: &str, files: &BundleFiles, rf: &mut ReadFindings) {
+fn check_tls_layout(dir: &OpenDir, label: &str, files: &BundleFiles, rf: &mut ReadFindings) {
     const TLS_CERT: &str = "tls.crt";
-    if std::fs::symlink_metadata(dir.join(TLS_CERT)).is_err() {
+    if !dir.has(TLS_CERT) {
         return;
     }
     let tls_cert = rf.read(dir, label, TLS_CERT);
@@ -224,7 +225,7 @@ fn check_tls_layout(dir: &Path, label: &str, files: &BundleFiles, rf: &mut ReadF
 /// signing commands accept: one `pkcs11:` URI that records no PIN, and no
 /// `root-key.pem` beside it (see [`crate::store::load`]). Otherwise every
 /// command that loads the directory refuses it, so verify does too.
-fn check_key_uri(dir: &Path, label: &str, has_key_file: bool, rf: &mut ReadFindings) {
+fn check_key_uri(dir: &OpenDir, label: &str, has_key_file: bool, rf: &mut ReadFindings) {
     let Some(bytes) = rf
         .read(dir, label, ROOT_KEY_URI)
         .map(zeroize::Zeroizing::new)
@@ -263,13 +264,14 @@ type ClusterDirs = Vec<(String, PathBuf)>;
 /// the mesh-level read findings and the cluster directories.
 fn read_mesh_roots(dir: &Path, label: &str) -> Result<(MeshFiles, ReadFindings, ClusterDirs)> {
     let mut rf = ReadFindings::default();
-    let root_cert = rf.read(dir, label, ROOT_CERT);
-    let root_key = rf.read(dir, label, ROOT_KEY).map(zeroize::Zeroizing::new);
+    let top = &OpenDir::open(dir);
+    let root_cert = rf.read(top, label, ROOT_CERT);
+    let root_key = rf.read(top, label, ROOT_KEY).map(zeroize::Zeroizing::new);
     if root_key.is_some() {
         check_key_mode(&dir.join(ROOT_KEY), &join(label, ROOT_KEY), &mut rf);
     }
-    let root_crl = rf.read(dir, label, crate::crl::ROOT_CRL);
-    check_key_uri(dir, label, root_key.is_some(), &mut rf);
+    let root_crl = rf.read(top, label, crate::crl::ROOT_CRL);
+    check_key_uri(top, label, root_key.is_some(), &mut rf);
     let (cdirs, links) = cluster_entries(dir)?;
     for link in links {
         let file = join(
