@@ -67,26 +67,32 @@ fn cluster_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
 /// links there that point at one: an untrusted certs directory is never
 /// followed out of (a link could lead verify to the operator's keys).
 fn cluster_entries(dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
-    let mut dirs = Vec::new();
-    let mut links = Vec::new();
+    use rayon::prelude::*;
+    let mut candidates = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let Ok(entry) = entry else { continue };
         // DirEntry::file_type does not follow a symbolic link.
         let Ok(kind) = entry.file_type() else {
             continue;
         };
-        let path = entry.path();
         // A directory a save was writing whole (`.meshca-*.tmp`) is not a
         // cluster: it is reported as a leftover.
         if crate::store::is_temp_name(&entry.file_name().to_string_lossy()) {
             continue;
         }
-        if kind.is_dir() && is_cluster_dir(&path) {
-            dirs.push(path);
-        } else if kind.is_symlink() && path.is_dir() && is_cluster_dir(&path) {
-            links.push(path);
+        if kind.is_dir() || kind.is_symlink() {
+            candidates.push((entry.path(), kind.is_symlink()));
         }
     }
+    // Whether each holds a cluster's file: one look per directory, on all
+    // cores (the inodes of a fleet not in the page cache come off disk).
+    let found: Vec<(PathBuf, bool)> = candidates
+        .into_par_iter()
+        .filter(|(path, link)| (!link || path.is_dir()) && is_cluster_dir(path))
+        .collect();
+    let (links, dirs): (Vec<_>, Vec<_>) = found.into_iter().partition(|(_, link)| *link);
+    let mut dirs: Vec<PathBuf> = dirs.into_iter().map(|(p, _)| p).collect();
+    let mut links: Vec<PathBuf> = links.into_iter().map(|(p, _)| p).collect();
     dirs.sort();
     links.sort();
     Ok((dirs, links))
