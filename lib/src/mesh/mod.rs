@@ -1102,6 +1102,50 @@ mod tests {
         assert_eq!(read.profile.name_constraints, None);
     }
 
+    /// `Mesh::verify` copies each cluster's files in the job that checks
+    /// them: its report is the one of the whole mesh's files copied first,
+    /// findings and order included.
+    #[test]
+    fn verify_in_memory_is_verify_of_the_mesh_files() {
+        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+        let rp = crate::profile::RootParams {
+            key_type: KeyType::EcdsaP256,
+            ..Default::default()
+        };
+        let root = RootCa::generate(&rp, now).unwrap();
+        let new: Vec<NewCluster> = ["c1", "c2", "c3", "c4"]
+            .iter()
+            .map(|n| {
+                let params = IntermediateParams {
+                    key_type: KeyType::EcdsaP256,
+                    ..Default::default()
+                };
+                NewCluster::new(n, params, PrivateKey::generate(KeyType::EcdsaP256).unwrap())
+            })
+            .collect();
+        let (mut mesh, _) = Mesh::new().add_clusters(&root, new, false, now).unwrap();
+        // c2 holds c3's key; c4 lost its Secret.
+        let c3_key = mesh.clusters["c3"].bundle.ca_key.clone();
+        mesh.clusters.get_mut("c2").unwrap().bundle.ca_key = c3_key;
+        mesh.clusters.get_mut("c4").unwrap().secret_yaml = None;
+        let opts = VerifyOptions::at(now);
+        let streamed = mesh.verify("certs", &opts);
+        let copied = Report::new(
+            crate::verify::verify_mesh("certs", &mesh.files(), &opts),
+            &opts,
+        );
+        assert_eq!(streamed, copied);
+        assert!(!streamed.ok);
+        assert_eq!(streamed.groups.len(), 5);
+        assert!(
+            streamed.groups[2]
+                .findings
+                .iter()
+                .any(|f| f.code == crate::verify::Code::KeyMismatch
+                    && f.file == "certs/c2/ca-key.pem")
+        );
+    }
+
     /// Regression: constraints meshca does not write (here DNS-only with
     /// an excluded subtree) must not be re-issued narrowed to what meshca
     /// understands, which would widen them.
