@@ -46,32 +46,48 @@ fn read_file(path: &Path, no_follow: bool, cap: usize) -> Result<(Vec<u8>, fs::M
 }
 
 /// A directory whose files are read by name, each opened relative to the
-/// directory (one path lookup for the directory, not one per file: a
-/// fleet's verify reads 60,000 files). The directory itself is opened
-/// without following a symbolic link, so the files read are the ones of
-/// the directory listed, even if a link is put in its place meanwhile.
+/// directory (one path lookup for the directory, not one per file), so
+/// the files read are the ones of the directory opened, whatever is put
+/// at its path meanwhile.
 pub(crate) struct OpenDir {
     path: PathBuf,
     #[cfg(target_os = "linux")]
     fd: Option<rustix::fd::OwnedFd>,
+    /// Opened without following a link, and a link was there: no file
+    /// of it is read.
+    #[cfg(target_os = "linux")]
+    link: bool,
 }
 
 impl OpenDir {
     /// `path`, opened when it can be; else its files are read by path
-    /// (with the same checks and errors).
-    pub(crate) fn open(path: &Path) -> OpenDir {
+    /// (with the same checks and errors). Unless `follow`, a symbolic
+    /// link at `path` is not followed (a directory found in a listing
+    /// that became a link since): reading its files fails.
+    pub(crate) fn open(path: &Path, follow: bool) -> OpenDir {
         #[cfg(target_os = "linux")]
         {
             use rustix::fs::{Mode, OFlags, CWD};
-            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let mut flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            if !follow {
+                flags |= OFlags::NOFOLLOW;
+            }
+            let opened = rustix::fs::openat(CWD, path, flags, Mode::empty());
+            let link = !follow
+                && opened.is_err()
+                && fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
             OpenDir {
                 path: path.to_owned(),
-                fd: rustix::fs::openat(CWD, path, flags, Mode::empty()).ok(),
+                fd: opened.ok(),
+                link,
             }
         }
         #[cfg(not(target_os = "linux"))]
-        OpenDir {
-            path: path.to_owned(),
+        {
+            let _ = follow;
+            OpenDir {
+                path: path.to_owned(),
+            }
         }
     }
 
@@ -83,6 +99,13 @@ impl OpenDir {
     /// [`read_limited_meta`] of the file `name` in the directory.
     pub(crate) fn read_limited_meta(&self, name: &str) -> Result<(Vec<u8>, fs::Metadata)> {
         let path = self.join(name);
+        #[cfg(target_os = "linux")]
+        if self.link {
+            return Err(Error::NotRegularFile {
+                path: self.path.clone(),
+                kind: "a symbolic link (not followed)",
+            });
+        }
         #[cfg(target_os = "linux")]
         if let Some(fd) = &self.fd {
             use rustix::fs::{Mode, OFlags};
@@ -105,6 +128,10 @@ impl OpenDir {
 
     /// Whether anything (a link included, not followed) is at `name`.
     pub(crate) fn has(&self, name: &str) -> bool {
+        #[cfg(target_os = "linux")]
+        if self.link {
+            return false;
+        }
         #[cfg(target_os = "linux")]
         if let Some(fd) = &self.fd {
             use rustix::fs::AtFlags;
@@ -271,5 +298,47 @@ mod tests {
         let err = read_limited(&link).unwrap_err().to_string();
         assert!(err.contains("symbolic link"), "{err}");
         assert!(!err.contains("SECRET"), "{err}");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_open_directory_is_read_whatever_is_put_at_its_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, other) = (tmp.path().join("c1"), tmp.path().join("elsewhere"));
+        fs::create_dir(&dir).unwrap();
+        fs::create_dir(&other).unwrap();
+        fs::write(dir.join("ca-cert.pem"), "listed").unwrap();
+        fs::write(other.join("ca-cert.pem"), "SECRET elsewhere").unwrap();
+        let opened = OpenDir::open(&dir, false);
+        // The directory is moved away and a link to another put in its place.
+        fs::rename(&dir, tmp.path().join("moved")).unwrap();
+        std::os::unix::fs::symlink(&other, &dir).unwrap();
+        let (bytes, _) = opened.read_limited_meta("ca-cert.pem").unwrap();
+        assert_eq!(bytes, b"listed");
+        assert!(opened.has("ca-cert.pem") && !opened.has("ca-key.pem"));
+        // Opened now, the link is not followed unless asked.
+        let err = OpenDir::open(&dir, false)
+            .read_limited_meta("ca-cert.pem")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("symbolic link"), "{err}");
+        assert!(!err.contains("SECRET"), "{err}");
+        assert!(!OpenDir::open(&dir, false).has("ca-cert.pem"));
+        let (bytes, _) = OpenDir::open(&dir, true)
+            .read_limited_meta("ca-cert.pem")
+            .unwrap();
+        assert_eq!(bytes, b"SECRET elsewhere");
+        // A missing file is missing, a file that is a link is refused.
+        let opened = OpenDir::open(&other, false);
+        assert!(matches!(
+            opened.read_limited_meta("nothing.pem"),
+            Err(Error::MissingFile { .. })
+        ));
+        std::os::unix::fs::symlink(other.join("ca-cert.pem"), other.join("link.pem")).unwrap();
+        let err = opened
+            .read_limited_meta("link.pem")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("symbolic link"), "{err}");
     }
 }

@@ -110,7 +110,7 @@ fn check_cluster_dir(dir: &Path, opts: &VerifyOptions) -> Group {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| label.clone());
-    let (files, rf) = read_bundle_dir(dir, &label);
+    let (files, rf) = read_bundle_dir(dir, &label, false);
     let findings = verify_bundle(&label, Some(&name), &files, opts);
     rf.merge_into(Group::new(&name, &label, GroupKind::Cluster, findings))
 }
@@ -173,9 +173,11 @@ impl ReadFindings {
 }
 
 /// Reads a cluster directory's files, with what the file system says.
-fn read_bundle_dir(dir: &Path, label: &str) -> (BundleFiles, ReadFindings) {
+/// `listed`: `dir` was found in a listing of the certs directory (a link
+/// put there since is not followed); else the operator named it.
+fn read_bundle_dir(dir: &Path, label: &str, listed: bool) -> (BundleFiles, ReadFindings) {
     let mut rf = ReadFindings::default();
-    let dir = &OpenDir::open(dir);
+    let dir = &OpenDir::open(dir, !listed);
     let files = BundleFiles {
         ca_cert: rf.read(dir, label, CA_CERT),
         ca_key: rf.read(dir, label, CA_KEY).map(zeroize::Zeroizing::new),
@@ -270,7 +272,7 @@ type ClusterDirs = Vec<(String, PathBuf)>;
 /// the mesh-level read findings and the cluster directories.
 fn read_mesh_roots(dir: &Path, label: &str) -> Result<(MeshFiles, ReadFindings, ClusterDirs)> {
     let mut rf = ReadFindings::default();
-    let top = &OpenDir::open(dir);
+    let top = &OpenDir::open(dir, true);
     let root_cert = rf.read(top, label, ROOT_CERT);
     let root_key = rf.read(top, label, ROOT_KEY).map(zeroize::Zeroizing::new);
     if root_key.is_some() {
@@ -314,7 +316,7 @@ fn read_mesh_dir(dir: &Path, label: &str) -> Result<(MeshFiles, ReadFindings)> {
     // Cluster directories are independent: read them on all cores.
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let read = crate::mesh::map_parallel(named, threads, &|(name, cdir): (String, PathBuf)| {
-        let (files, _) = read_bundle_dir(&cdir, &join(label, &name));
+        let (files, _) = read_bundle_dir(&cdir, &join(label, &name), true);
         (name, files)
     });
     mesh.clusters.extend(read);
@@ -337,7 +339,7 @@ pub fn verify_certs_dir(dir: &Path, opts: &VerifyOptions) -> Result<Vec<Group>> 
         super::mesh::verify_mesh_with(&label, &mesh, &names, opts, &|i, name, clabel| {
             let (files, crf) = named
                 .get(i)
-                .map(|(_, cdir)| read_bundle_dir(cdir, clabel))
+                .map(|(_, cdir)| read_bundle_dir(cdir, clabel, true))
                 .unwrap_or_default();
             let (findings, ca) = super::verify_bundle_and_ca(clabel, Some(name), &files, opts);
             drop(files);
