@@ -1057,14 +1057,19 @@ mod tests {
         assert_eq!(count.load(Ordering::Relaxed), 3);
     }
 
-    #[test]
-    fn name_constraints_are_read_back_into_the_profile() {
+    /// A fixed time and an ECDSA P-256 root made at it.
+    fn p256_root() -> (OffsetDateTime, RootCa) {
         let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
         let rp = crate::profile::RootParams {
             key_type: KeyType::EcdsaP256,
             ..Default::default()
         };
-        let root = RootCa::generate(&rp, now).unwrap();
+        (now, RootCa::generate(&rp, now).unwrap())
+    }
+
+    #[test]
+    fn name_constraints_are_read_back_into_the_profile() {
+        let (now, root) = p256_root();
         let nc = NameConstraints::new(
             vec!["cluster.local".into(), "east.example".into()],
             vec![".mesh.example.com".into(), "ISTIOD.mesh.svc".into()],
@@ -1107,12 +1112,7 @@ mod tests {
     /// findings and order included.
     #[test]
     fn verify_in_memory_is_verify_of_the_mesh_files() {
-        let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
-        let rp = crate::profile::RootParams {
-            key_type: KeyType::EcdsaP256,
-            ..Default::default()
-        };
-        let root = RootCa::generate(&rp, now).unwrap();
+        let (now, root) = p256_root();
         let new: Vec<NewCluster> = ["c1", "c2", "c3", "c4"]
             .iter()
             .map(|n| {
