@@ -102,6 +102,11 @@ impl PrivateKey {
             KeyType::EcdsaP256 | KeyType::EcdsaP384 => KeyPair::generate_for(alg),
         }
         .map_err(|e| Error::signing(format!("generating a {key_type} key"), e))?;
+        crate::verify::memo::remember_key_pair(
+            KeyFormat::Pkcs8.pem_tag(),
+            pair.serialized_der(),
+            &pair.subject_public_key_info(),
+        );
         Ok(PrivateKey {
             held: Held::Local(pair),
             key_type,
@@ -301,6 +306,7 @@ impl PrivateKey {
                 reason: format!("cannot use the private key: {e}"),
             })?
         };
+        crate::verify::memo::remember_key_pair(format.pem_tag(), der, &spki);
         Ok(PrivateKey {
             held: Held::Local(pair),
             key_type,

@@ -217,14 +217,12 @@ impl Session {
         namespace: &str,
         trust_domain: Option<&str>,
     ) -> Result<Vec<PathBuf>> {
-        check_new_for(
-            Some(&self.mesh),
-            new,
-            namespace,
-            trust_domain,
-            self.existing,
-        )?;
-        self.save(new, force)
+        let opts = check_options(new, namespace, trust_domain);
+        let (paths, report) = self.save_checked(new, force, || {
+            new.check_against_with(Some(&self.mesh), &opts, self.existing)
+        })?;
+        warn_kept_errors(&report);
+        Ok(paths)
     }
 
     /// Like [`Session::commit`], checking `new` with `opts` (a pinned time,
@@ -235,21 +233,31 @@ impl Session {
         force: bool,
         opts: &VerifyOptions,
     ) -> Result<Vec<PathBuf>> {
-        let report = new.check_against_with(Some(&self.mesh), opts, self.existing)?;
+        let (paths, report) = self.save_checked(new, force, || {
+            new.check_against_with(Some(&self.mesh), opts, self.existing)
+        })?;
         warn_kept_errors(&report);
-        self.save(new, force)
+        Ok(paths)
     }
 
-    fn save(&self, new: &Mesh, force: bool) -> Result<Vec<PathBuf>> {
-        meshca::store::save_replacing(&self.dir, Some(&self.mesh), new, force, &self.stale).map_err(
-            |e| match e {
+    /// Saves `new` if `check` (verify before write) succeeds; the check
+    /// runs while the written files are flushed, before the commit point.
+    fn save_checked<T>(
+        &self,
+        new: &Mesh,
+        force: bool,
+        check: impl FnOnce() -> meshca::Result<T>,
+    ) -> Result<(Vec<PathBuf>, T)> {
+        meshca::store::save_checked(&self.dir, Some(&self.mesh), new, force, &self.stale, check)
+            .map_err(|e| match e {
                 // Saved, not flushed: not "nothing was changed".
                 e @ meshca::Error::NotFlushed { .. } => anyhow::Error::new(e),
+                // The check refused the new mesh: nothing was written.
+                e @ meshca::Error::WouldNotVerify { .. } => anyhow::Error::new(e),
                 e => anyhow::Error::new(e).context(SaveFailed {
                     dir: self.dir.clone(),
                 }),
-            },
-        )
+            })
     }
 }
 
@@ -320,6 +328,15 @@ pub(crate) fn check_new_for(
     trust_domain: Option<&str>,
     existing: meshca::ExistingErrors,
 ) -> Result<()> {
+    let opts = check_options(new, namespace, trust_domain);
+    let report = new.check_against_with(old, &opts, existing)?;
+    warn_kept_errors(&report);
+    Ok(())
+}
+
+/// The options of the verify-before-write check of `new`, for an istiod
+/// in `namespace`.
+fn check_options(new: &Mesh, namespace: &str, trust_domain: Option<&str>) -> VerifyOptions {
     let mut opts = VerifyOptions::at(time::OffsetDateTime::now_utc());
     opts.namespace = namespace.to_owned();
     // The trust domain the command was given, else the one the mesh's
@@ -330,9 +347,7 @@ pub(crate) fn check_new_for(
     {
         opts.trust_domain = td;
     }
-    let report = new.check_against_with(old, &opts, existing)?;
-    warn_kept_errors(&report);
-    Ok(())
+    opts
 }
 
 /// Shared locks on the certs directories among `dirs` (and their parents,

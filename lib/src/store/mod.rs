@@ -325,6 +325,32 @@ pub fn save_replacing(
     force: bool,
     stale: &[PathBuf],
 ) -> Result<Vec<PathBuf>> {
+    save_checked(dir, old, new, force, stale, || Ok(())).map(|(paths, ())| paths)
+}
+
+/// [`save_replacing`], saving only if `check` succeeds (see
+/// [`Transaction::commit_checked`]: it runs while the written files are
+/// flushed, before the commit point). A failed check changes nothing and
+/// is returned as it is. Gives the paths and the check's result.
+///
+/// ```no_run
+/// # fn demo(dir: &std::path::Path, old: &meshca::Mesh, new: &meshca::Mesh) -> meshca::Result<()> {
+/// let opts = meshca::VerifyOptions::at(time::OffsetDateTime::now_utc());
+/// let (written, report) = meshca::store::save_checked(dir, Some(old), new, false, &[], || {
+///     new.check_against(Some(old), &opts)
+/// })?;
+/// # let _ = (written, report);
+/// # Ok(())
+/// # }
+/// ```
+pub fn save_checked<T>(
+    dir: &Path,
+    old: Option<&Mesh>,
+    new: &Mesh,
+    force: bool,
+    stale: &[PathBuf],
+    check: impl FnOnce() -> Result<T>,
+) -> Result<(Vec<PathBuf>, T)> {
     let mut tx = Transaction::new();
     tx.journal_in(dir);
     plan(&mut tx, dir, old, new, force)?;
@@ -342,8 +368,8 @@ pub fn save_replacing(
         }
     }
     let paths: Vec<PathBuf> = tx.paths().map(Path::to_owned).collect();
-    tx.commit()?;
-    Ok(paths)
+    let checked = tx.commit_checked(check)?;
+    Ok((paths, checked))
 }
 
 /// The bytes of every regular file under `dir` (recursively), by path

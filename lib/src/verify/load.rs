@@ -377,12 +377,16 @@ pub(super) fn check_chain_blocks(
 /// Key block types istiod's `ParsePemEncodedKey` accepts as the first block.
 const KEY_TAGS: &[&str] = &["EC PRIVATE KEY", "RSA PRIVATE KEY", "PRIVATE KEY"];
 
-/// Loads `ca-key.pem` as istiod does: its first PEM block only.
+/// Loads `ca-key.pem` as istiod does (its first PEM block only) and gives
+/// the SubjectPublicKeyInfo of its public half. `cert_spki` is the public
+/// key of the certificate the key goes with, when known: a key this
+/// process made or read for that certificate is not parsed again.
 pub(super) fn load_key(
     file: &str,
     bytes: Option<&[u8]>,
+    cert_spki: Option<&[u8]>,
     out: &mut Vec<Finding>,
-) -> Option<PrivateKey> {
+) -> Option<Vec<u8>> {
     let bytes = bytes?;
     let first = {
         let mut scratch = Vec::new();
@@ -463,6 +467,11 @@ pub(super) fn load_key(
             return None;
         }
     }
+    if let (Some(spki), Some((_, tag, _, _, der))) = (cert_spki, &first) {
+        if super::memo::known_key_pair(tag, der, spki) {
+            return Some(spki.to_vec());
+        }
+    }
     // Parse the first block alone, as istiod does.
     let parsed = first.as_ref().and_then(|(_, tag, _, _, der)| {
         crate::key::KeyFormat::from_pem_tag(tag)
@@ -479,7 +488,7 @@ pub(super) fn load_key(
         None => zeroize::Zeroizing::new(String::from_utf8_lossy(bytes).into_owned()),
     };
     match parsed.unwrap_or_else(|| PrivateKey::from_pem(file, text.as_bytes())) {
-        Ok(k) => Some(k),
+        Ok(k) => Some(k.public_key_der()),
         Err(e) => {
             let (code, msg) = match &e {
                 Error::EncryptedKey { .. } => (
@@ -615,6 +624,29 @@ pub(super) fn go_is_ca(c: &X509Certificate<'_>) -> bool {
 mod tests {
     use super::*;
 
+    /// A key this process made is matched with its certificate's public
+    /// key without a second parse, and with no other: asked about another
+    /// public key, the key is parsed and gives its own.
+    #[test]
+    fn a_key_made_here_is_known_only_with_its_own_public_key() {
+        use crate::profile::KeyType;
+        let a = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        let b = PrivateKey::generate(KeyType::EcdsaP256).unwrap();
+        let (a_spki, b_spki) = (a.public_key_der(), b.public_key_der());
+        let a_pem = a.to_pem();
+        let der = pem::parse(a_pem.as_bytes()).unwrap().into_contents();
+        use super::super::memo::known_key_pair as known;
+        assert!(known("PRIVATE KEY", &der, &a_spki));
+        assert!(!known("PRIVATE KEY", &der, &b_spki));
+        assert!(!known("EC PRIVATE KEY", &der, &a_spki));
+        for expected in [Some(a_spki.as_slice()), Some(b_spki.as_slice()), None] {
+            let mut out = Vec::new();
+            let got = load_key("ca-key.pem", Some(a_pem.as_bytes()), expected, &mut out);
+            assert_eq!(got.as_deref(), Some(a_spki.as_slice()), "{out:?}");
+            assert!(out.is_empty(), "{out:?}");
+        }
+    }
+
     /// Runs openssl (required: the test fails when it is missing).
     fn openssl(dir: &std::path::Path, args: &[&str]) {
         let out = std::process::Command::new("openssl")
@@ -694,7 +726,7 @@ mod tests {
             assert_eq!(explicit_curve_key(&tag, &der), explicit, "{file}");
             let mut out = Vec::new();
             let bytes = std::fs::read(d.join(file)).unwrap();
-            let key = load_key("ca-key.pem", Some(&bytes), &mut out);
+            let key = load_key("ca-key.pem", Some(&bytes), None, &mut out);
             assert_eq!(key.is_some(), !explicit, "{file}: {out:?}");
             assert_eq!(
                 out.iter().any(|f| f.code == Code::ExplicitCurve),

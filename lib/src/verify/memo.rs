@@ -26,6 +26,11 @@ pub(crate) enum Kind {
     CleanRoot = 3,
     /// The same, as a CA or intermediate.
     CleanCert = 4,
+    /// A private key (PEM label, then DER) whose public half is a given
+    /// SubjectPublicKeyInfo: remembered when the key is made or read, so
+    /// the check of a mesh before it is saved does not parse again the
+    /// keys the command just made.
+    KeyPair = 5,
 }
 
 /// The memo's key for `kind` and `parts`.
@@ -61,6 +66,18 @@ pub(super) fn put(key: [u8; 32], answer: bool) {
         }
         m.insert(key, answer);
     }
+}
+
+/// Remembers that the private key `der`, read under the PEM label `tag`,
+/// has the public half `spki`.
+pub(crate) fn remember_key_pair(tag: &str, der: &[u8], spki: &[u8]) {
+    put(key(Kind::KeyPair, &[tag.as_bytes(), der, spki]), true);
+}
+
+/// Whether the private key `der` (PEM label `tag`) is known to have the
+/// public half `spki`. `false` means not known, not a mismatch.
+pub(crate) fn known_key_pair(tag: &str, der: &[u8], spki: &[u8]) -> bool {
+    get(&key(Kind::KeyPair, &[tag.as_bytes(), der, spki])) == Some(true)
 }
 
 /// `check()`, or the answer it gave before for the same `kind` and `parts`.

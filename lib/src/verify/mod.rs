@@ -271,9 +271,11 @@ fn verify_bundle_and_ca(
             format!("{key_file} is missing"),
         ));
     }
+    let ca = ca_certs.as_ref().and_then(|v| v.first());
     let key = load_key(
         &key_file,
         files.ca_key.as_deref().map(|k| k.as_slice()),
+        ca.and_then(|c| c.cert()).map(|c| c.public_key().raw),
         &mut out,
     );
 
@@ -284,7 +286,6 @@ fn verify_bundle_and_ca(
             check_root(r, &root_file, &mut out);
         }
     }
-    let ca = ca_certs.as_ref().and_then(|v| v.first());
     if let Some(v) = &ca_certs {
         if v.len() > 1 {
             out.push(warn(
@@ -299,7 +300,7 @@ fn verify_bundle_and_ca(
     }
     if let (Some(k), Some(ca)) = (&key, ca) {
         if let Some(c) = ca.cert() {
-            if c.public_key().raw != k.public_key_der().as_slice() {
+            if c.public_key().raw != k.as_slice() {
                 out.push(err(
                     Code::KeyMismatch,
                     &key_file,
