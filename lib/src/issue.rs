@@ -112,7 +112,7 @@ impl Signer {
         // it is saved meets the same (certificate, signer key) pair.
         let ok = crate::verify::memo::remembered(
             crate::verify::memo::Kind::Signature,
-            &[der, &self.spki_der],
+            &[&crate::verify::memo::der_digest(der), &self.spki_der],
             || issued.verify_signature(Some(&spki)).is_ok(),
         );
         if ok {

@@ -34,6 +34,9 @@ pub(super) struct Loaded {
     /// The DER parsed, once: every stage reads the same parse, and every
     /// copy of the same certificate alive at the same time shares it.
     parsed: Arc<ParsedCert>,
+    /// SHA-256 of the DER: what the memo's keys are made of (see
+    /// [`super::memo::der_digest`]).
+    pub(super) digest: [u8; 32],
 }
 
 /// Why a DER is not a certificate.
@@ -59,11 +62,9 @@ self_cell::self_cell!(
 /// the same root in every cluster (three times in each), and a rotation
 /// step loads the same intermediates on both sides. Entries are weak, so
 /// nothing outlives the checks that loaded it.
-fn interned(der: Vec<u8>) -> Arc<ParsedCert> {
+fn interned(der: Vec<u8>, key: [u8; 32]) -> Arc<ParsedCert> {
     type Table = HashMap<[u8; 32], Weak<ParsedCert>>;
     static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
-    let mut key = [0u8; 32];
-    key.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &der).as_ref());
     let table = TABLE.get_or_init(|| Mutex::new(HashMap::new()));
     if let Some(found) = table
         .lock()
@@ -92,10 +93,12 @@ fn interned(der: Vec<u8>) -> Arc<ParsedCert> {
 impl Loaded {
     /// A certificate named `name` in findings.
     pub(super) fn new(der: Vec<u8>, name: String) -> Self {
+        let digest = super::memo::der_digest(&der);
         Loaded {
-            parsed: interned(der.clone()),
+            parsed: interned(der.clone(), digest),
             der,
             name,
+            digest,
         }
     }
 

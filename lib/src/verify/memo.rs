@@ -18,11 +18,13 @@ const MEMO_ENTRIES: usize = 1 << 17;
 /// What was checked.
 #[derive(Clone, Copy)]
 pub(crate) enum Kind {
-    /// A certificate's signature by its own key.
+    /// A certificate's signature by its own key (the DER's digest).
     SelfSignature = 1,
-    /// A certificate's signature by a given key (DER, then SPKI).
+    /// A certificate's signature by a given key (the DER's digest, then
+    /// the key's SPKI).
     Signature = 2,
-    /// A certificate has no finding of its own (parse stage), as a root.
+    /// A certificate (the DER's digest) has no finding of its own (parse
+    /// stage), as a root.
     CleanRoot = 3,
     /// The same, as a CA or intermediate.
     CleanCert = 4,
@@ -31,6 +33,15 @@ pub(crate) enum Kind {
     /// the check of a mesh before it is saved does not parse again the
     /// keys the command just made.
     KeyPair = 5,
+}
+
+/// SHA-256 of a certificate's DER: the memo's keys name a certificate by
+/// it (a key is a hash of short parts, not of the whole DER again for
+/// every check of every copy).
+pub(crate) fn der_digest(der: &[u8]) -> [u8; 32] {
+    let mut d = [0u8; 32];
+    d.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref());
+    d
 }
 
 /// The memo's key for `kind` and `parts`.

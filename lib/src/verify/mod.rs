@@ -468,7 +468,7 @@ fn finish(
 fn check_root(r: &Loaded, root_file: &str, out: &mut Vec<Finding>) {
     let Some(c) = r.cert() else { return };
     let self_signed =
-        c.subject().as_raw() == c.issuer().as_raw() && path::self_signature_ok(&r.der, c);
+        c.subject().as_raw() == c.issuer().as_raw() && path::self_signature_ok(&r.digest, c);
     let ca = load::go_is_ca(c);
     if !self_signed || !ca {
         out.push(err(

@@ -168,7 +168,7 @@ pub(super) fn check_cert_alone(l: &Loaded, file: &str, is_root: bool, out: &mut 
     } else {
         memo::Kind::CleanCert
     };
-    let key = memo::key(kind, &[&l.der]);
+    let key = memo::key(kind, &[&l.digest]);
     if memo::get(&key) == Some(true) {
         return;
     }

@@ -90,20 +90,21 @@ fn validity_of(
     }
 }
 
-/// Whether a certificate's own key verifies its signature.
-pub(super) fn self_signature_ok(der: &[u8], c: &X509Certificate<'_>) -> bool {
-    super::memo::remembered(super::memo::Kind::SelfSignature, &[der], || {
+/// Whether a certificate's own key verifies its signature (`digest`: its
+/// DER's, [`super::memo::der_digest`]).
+pub(super) fn self_signature_ok(digest: &[u8; 32], c: &X509Certificate<'_>) -> bool {
+    super::memo::remembered(super::memo::Kind::SelfSignature, &[digest], || {
         c.verify_signature(None).is_ok()
     })
 }
 
-/// Whether `c` (DER `der`) is signed by the key `parent`.
+/// Whether `c` (of DER digest `digest`) is signed by the key `parent`.
 fn issuer_signature_ok(
-    der: &[u8],
+    digest: &[u8; 32],
     c: &X509Certificate<'_>,
     parent: &SubjectPublicKeyInfo<'_>,
 ) -> bool {
-    super::memo::remembered(super::memo::Kind::Signature, &[der, parent.raw], || {
+    super::memo::remembered(super::memo::Kind::Signature, &[digest, parent.raw], || {
         c.verify_signature(Some(parent)).is_ok()
     })
 }
@@ -212,9 +213,9 @@ impl Search<'_, '_> {
         }
         let (c, p) = (self.nodes.get(child)?, self.nodes.get(parent)?);
         let ok = if child == parent {
-            self_signature_ok(&c.loaded.der, c.cert)
+            self_signature_ok(&c.loaded.digest, c.cert)
         } else {
-            issuer_signature_ok(&c.loaded.der, c.cert, p.cert.public_key())
+            issuer_signature_ok(&c.loaded.digest, c.cert, p.cert.public_key())
         };
         self.sigs.insert((child, parent), ok);
         Some(ok)
