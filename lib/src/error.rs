@@ -76,8 +76,8 @@ pub enum Error {
         reason: String,
     },
 
-    /// The mesh a command would write does not verify: nothing was written.
-    #[error("the result would not verify, nothing was written:{}", bullet_list(.errors))]
+    /// The mesh a command would write does not verify: nothing was changed.
+    #[error("the result would not verify, nothing was changed:{}", bullet_list(.errors))]
     WouldNotVerify {
         /// The error findings of the new mesh (file and problem).
         errors: Vec<String>,

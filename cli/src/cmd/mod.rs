@@ -252,7 +252,7 @@ impl Session {
             .map_err(|e| match e {
                 // Saved, not flushed: not "nothing was changed".
                 e @ meshca::Error::NotFlushed { .. } => anyhow::Error::new(e),
-                // The check refused the new mesh: nothing was written.
+                // The check refused the new mesh: nothing was changed.
                 e @ meshca::Error::WouldNotVerify { .. } => anyhow::Error::new(e),
                 e => anyhow::Error::new(e).context(SaveFailed {
                     dir: self.dir.clone(),
